@@ -1,0 +1,150 @@
+//! Roles and the one permission table that decides who may do what.
+//!
+//! The API maps every route to a [`Permission`]; this module decides which roles hold it.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+
+/// A role a user (or an API token) can hold. The five roles of the original system.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Approver,
+    Engineer,
+    Growth,
+    Viewer,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Approver,
+        Role::Engineer,
+        Role::Growth,
+        Role::Viewer,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Approver => "approver",
+            Role::Engineer => "engineer",
+            Role::Growth => "growth",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error for a role name that is not one of [`Role::ALL`].
+#[derive(Debug, thiserror::Error)]
+#[error("unknown role {0:?}: expected one of admin, approver, engineer, growth, viewer")]
+pub struct UnknownRole(pub String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownRole(s.to_owned()))
+    }
+}
+
+/// Something a caller may be allowed to do. Each route needs exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// Read one's own account and the permission table.
+    ViewSelf,
+    /// Create, list and revoke one's own API tokens.
+    ManageOwnTokens,
+    /// List users, grant and revoke roles.
+    ManageUsers,
+    /// Read the audit log.
+    ViewAudit,
+    /// Scrape `/metrics` (unless metrics are configured public).
+    ViewMetrics,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 5] = [
+        Permission::ViewSelf,
+        Permission::ManageOwnTokens,
+        Permission::ManageUsers,
+        Permission::ViewAudit,
+        Permission::ViewMetrics,
+    ];
+
+    /// The table: which roles hold this permission.
+    pub fn roles(self) -> &'static [Role] {
+        use Role::*;
+        match self {
+            Permission::ViewSelf | Permission::ManageOwnTokens => &Role::ALL,
+            Permission::ManageUsers | Permission::ViewAudit | Permission::ViewMetrics => &[Admin],
+        }
+    }
+
+    /// Whether a holder of `roles` has this permission.
+    pub fn granted_to(self, roles: &[Role]) -> bool {
+        roles.iter().any(|r| self.roles().contains(r))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::ViewSelf => "view_self",
+            Permission::ManageOwnTokens => "manage_own_tokens",
+            Permission::ManageUsers => "manage_users",
+            Permission::ViewAudit => "view_audit",
+            Permission::ViewMetrics => "view_metrics",
+        }
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_role_round_trips_through_its_name() {
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>().unwrap(), role);
+        }
+        assert!("root".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn admin_holds_every_permission_and_viewer_only_self_service() {
+        for p in Permission::ALL {
+            assert!(p.granted_to(&[Role::Admin]), "{p}");
+        }
+        assert!(Permission::ViewSelf.granted_to(&[Role::Viewer]));
+        assert!(!Permission::ManageUsers.granted_to(&[Role::Viewer, Role::Approver]));
+    }
+}

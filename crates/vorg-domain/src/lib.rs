@@ -1,0 +1,10 @@
+//! vorg's domain vocabulary: roles, permissions and validated input types.
+//!
+//! Nothing here does I/O. Values are parsed once at the boundary (`Email::parse`,
+//! `Password::parse`, `Role::from_str`) and trusted afterwards.
+
+mod access;
+mod input;
+
+pub use access::{Permission, Role};
+pub use input::{Email, InputError, Password};

@@ -1,0 +1,146 @@
+//! vorg's store: one schema and one query set on SQLite and on PostgreSQL.
+//!
+//! [`Store`] wraps a typed pool per backend; [`with_pool!`] runs the same portable SQL
+//! (`$N` placeholders, `RETURNING`) on whichever pool the URL chose. Only the few
+//! dialect-specific statements fork (see ADR 0002). Higher layers never see sqlx.
+
+mod audit;
+mod error;
+pub mod testing;
+mod tokens;
+mod users;
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    PgPool, SqlitePool,
+    postgres::PgPoolOptions,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+pub use audit::{AuditEntry, NewAuditEntry};
+pub use error::StoreError;
+pub use tokens::{ApiToken, NewApiToken, TokenOwner};
+pub use users::{User, UserWithRoles};
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The id of the one organization that exists today.
+pub const DEFAULT_ORG: i64 = 1;
+
+/// Runs `$body` with `$p` bound to whichever typed pool backs the store.
+macro_rules! with_pool {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match &$store.db {
+            $crate::Db::Sqlite($p) => $body,
+            $crate::Db::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+#[derive(Clone, Debug)]
+pub(crate) enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Which database a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The handle every layer above uses to reach the database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Db,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path` or `postgres://…`) without migrating.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            Db::Postgres(pool)
+        } else if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await?;
+            Db::Sqlite(pool)
+        } else {
+            return Err(StoreError::Config(format!(
+                "DATABASE_URL must start with sqlite:, postgres:// or postgresql://, got {:?}",
+                url.split(':').next().unwrap_or_default()
+            )));
+        };
+        Ok(Store { db })
+    }
+
+    /// Connects and applies every pending migration.
+    pub async fn connect_and_migrate(url: &str) -> Result<Self> {
+        let store = Self::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the pending migrations of this backend. Safe to run concurrently from
+    /// several processes (sqlx takes an advisory lock on PostgreSQL).
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.db {
+            Db::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await?,
+            Db::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Answers whether the database takes a query right now.
+    pub async fn ping(&self) -> Result<()> {
+        with_pool!(self, |p| sqlx::query("SELECT 1")
+            .execute(p)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        with_pool!(self, |p| p.close().await)
+    }
+}
+
+/// Keyset pagination: at most `limit` rows with an id below `before`, newest first.
+#[derive(Clone, Copy, Debug)]
+pub struct Page {
+    pub limit: i64,
+    pub before: Option<i64>,
+}
+
+impl Page {
+    pub(crate) fn before_or_max(&self) -> i64 {
+        self.before.unwrap_or(i64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,154 @@
+//! API tokens for agents and scripts: stored as a hash, never as the secret.
+
+use chrono::{DateTime, Duration, Utc};
+use vorg_domain::Role;
+
+use crate::{DEFAULT_ORG, Result, Store, StoreError, with_pool};
+
+/// A token as listed to its owner (the secret itself is never stored).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiToken {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub prefix: String,
+    /// Comma-separated role names, a subset of the owner's roles when created.
+    pub roles: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl ApiToken {
+    pub fn role_list(&self) -> Vec<Role> {
+        self.roles
+            .split(',')
+            .filter_map(|r| r.parse().ok())
+            .collect()
+    }
+}
+
+/// What is needed to store a new token.
+pub struct NewApiToken<'a> {
+    pub user_id: i64,
+    pub name: &'a str,
+    pub token_hash: &'a str,
+    pub prefix: &'a str,
+    pub roles: &'a [Role],
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The owner of a presented token and the roles the token carries now: the token's roles
+/// narrowed to those the owner still holds.
+#[derive(Debug, Clone)]
+pub struct TokenOwner {
+    pub token_id: i64,
+    pub user_id: i64,
+    pub email: String,
+    pub roles: Vec<Role>,
+}
+
+macro_rules! token_columns {
+    () => {
+        "id, user_id, name, prefix, roles, created_at, expires_at, last_used_at, revoked_at"
+    };
+}
+
+/// `last_used_at` is written at most this often per token, to keep reads read-only.
+const LAST_USED_GRANULARITY: Duration = Duration::seconds(60);
+
+impl Store {
+    pub async fn create_token(&self, new: NewApiToken<'_>) -> Result<ApiToken> {
+        let roles: Vec<&str> = new.roles.iter().map(|r| r.as_str()).collect();
+        let sql = concat!(
+            "INSERT INTO api_tokens (org_id, user_id, name, token_hash, prefix, roles, created_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+            token_columns!()
+        );
+        let token = with_pool!(self, |p| sqlx::query_as(sql)
+            .bind(DEFAULT_ORG)
+            .bind(new.user_id)
+            .bind(new.name)
+            .bind(new.token_hash)
+            .bind(new.prefix)
+            .bind(roles.join(","))
+            .bind(Utc::now())
+            .bind(new.expires_at)
+            .fetch_one(p)
+            .await)?;
+        Ok(token)
+    }
+
+    pub async fn list_tokens(&self, user_id: i64) -> Result<Vec<ApiToken>> {
+        let sql = concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM api_tokens WHERE user_id = $1 ORDER BY id DESC"
+        );
+        let tokens = with_pool!(self, |p| sqlx::query_as(sql)
+            .bind(user_id)
+            .fetch_all(p)
+            .await)?;
+        Ok(tokens)
+    }
+
+    /// Revokes a token of `user_id` (or of anyone when `user_id` is `None`).
+    /// `NotFound` when no such live token exists.
+    pub async fn revoke_token(&self, token_id: i64, user_id: Option<i64>) -> Result<ApiToken> {
+        let sql = concat!(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND ($3 = 0 OR user_id = $3) \
+             AND revoked_at IS NULL RETURNING ",
+            token_columns!()
+        );
+        let token: Option<ApiToken> = with_pool!(self, |p| sqlx::query_as(sql)
+            .bind(Utc::now())
+            .bind(token_id)
+            .bind(user_id.unwrap_or(0))
+            .fetch_optional(p)
+            .await)?;
+        token.ok_or(StoreError::NotFound)
+    }
+
+    /// Looks up a live (not revoked, not expired) token by the hash of its secret and
+    /// notes its use. `None` when there is no such token.
+    pub async fn authenticate_token(&self, token_hash: &str) -> Result<Option<TokenOwner>> {
+        let now = Utc::now();
+        let row: Option<(i64, i64, String, String, Option<DateTime<Utc>>)> =
+            with_pool!(self, |p| sqlx::query_as(
+                "SELECT t.id, t.user_id, u.email, t.roles, t.last_used_at FROM api_tokens t \
+                 JOIN users u ON u.id = t.user_id \
+                 WHERE t.token_hash = $1 AND t.revoked_at IS NULL \
+                 AND (t.expires_at IS NULL OR t.expires_at > $2)"
+            )
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(p)
+            .await)?;
+        let Some((token_id, user_id, email, token_roles, last_used)) = row else {
+            return Ok(None);
+        };
+        if last_used.is_none_or(|t| now - t > LAST_USED_GRANULARITY) {
+            with_pool!(self, |p| sqlx::query(
+                "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2"
+            )
+            .bind(now)
+            .bind(token_id)
+            .execute(p)
+            .await
+            .map(|_| ()))?;
+        }
+        let held = self.user_roles(user_id).await?;
+        let roles = token_roles
+            .split(',')
+            .filter_map(|r| r.parse::<Role>().ok())
+            .filter(|r| held.contains(r))
+            .collect();
+        Ok(Some(TokenOwner {
+            token_id,
+            user_id,
+            email,
+            roles,
+        }))
+    }
+}
