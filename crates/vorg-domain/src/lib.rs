@@ -6,5 +6,5 @@
 mod access;
 mod input;
 
-pub use access::{Permission, Role};
-pub use input::{Email, InputError, Password};
+pub use access::{Permission, Role, UnknownRole};
+pub use input::{Email, InputError, Password, Secret};

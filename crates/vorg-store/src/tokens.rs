@@ -58,6 +58,15 @@ macro_rules! token_columns {
 /// `last_used_at` is written at most this often per token, to keep reads read-only.
 const LAST_USED_GRANULARITY: Duration = Duration::seconds(60);
 
+#[derive(sqlx::FromRow)]
+struct LiveToken {
+    token_id: i64,
+    user_id: i64,
+    email: String,
+    token_roles: String,
+    last_used: Option<DateTime<Utc>>,
+}
+
 impl Store {
     pub async fn create_token(&self, new: NewApiToken<'_>) -> Result<ApiToken> {
         let roles: Vec<&str> = new.roles.iter().map(|r| r.as_str()).collect();
@@ -114,18 +123,25 @@ impl Store {
     /// notes its use. `None` when there is no such token.
     pub async fn authenticate_token(&self, token_hash: &str) -> Result<Option<TokenOwner>> {
         let now = Utc::now();
-        let row: Option<(i64, i64, String, String, Option<DateTime<Utc>>)> =
-            with_pool!(self, |p| sqlx::query_as(
-                "SELECT t.id, t.user_id, u.email, t.roles, t.last_used_at FROM api_tokens t \
+        let row: Option<LiveToken> = with_pool!(self, |p| sqlx::query_as(
+            "SELECT t.id AS token_id, t.user_id, u.email, t.roles AS token_roles, \
+                 t.last_used_at AS last_used FROM api_tokens t \
                  JOIN users u ON u.id = t.user_id \
                  WHERE t.token_hash = $1 AND t.revoked_at IS NULL \
                  AND (t.expires_at IS NULL OR t.expires_at > $2)"
-            )
-            .bind(token_hash)
-            .bind(now)
-            .fetch_optional(p)
-            .await)?;
-        let Some((token_id, user_id, email, token_roles, last_used)) = row else {
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(p)
+        .await)?;
+        let Some(LiveToken {
+            token_id,
+            user_id,
+            email,
+            token_roles,
+            last_used,
+        }) = row
+        else {
             return Ok(None);
         };
         if last_used.is_none_or(|t| now - t > LAST_USED_GRANULARITY) {

@@ -1,0 +1,134 @@
+//! Authentication: who is calling. JWTs from `/auth/login`, API tokens from `/auth/tokens`,
+//! both as `Authorization: Bearer …`. Authorization (what they may do) is in `access`.
+
+mod jwt;
+mod password;
+mod ratelimit;
+pub(crate) mod routes;
+pub(crate) mod tokens;
+
+use axum::{
+    extract::FromRequestParts,
+    http::{HeaderMap, header, request::Parts},
+};
+use sha2::{Digest, Sha256};
+use vorg_domain::Role;
+use vorg_store::StoreError;
+
+pub use jwt::{Claims, JwtKeys};
+pub use password::PasswordHasher;
+pub use ratelimit::AuthLimiter;
+pub use tokens::generate_api_token;
+
+use crate::{AppState, error::ApiError};
+
+/// The prefix of every API token, so a token is recognisable (and scannable) as vorg's.
+pub const API_TOKEN_PREFIX: &str = "vorg_";
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    Jwt,
+    ApiToken { token_id: i64 },
+}
+
+/// The authenticated caller, put in the request by the `authorize` middleware.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub id: i64,
+    pub email: String,
+    /// The roles in force for this request (a token's roles narrowed to the owner's).
+    pub roles: Vec<Role>,
+    pub credential: Credential,
+    pub request_id: Option<String>,
+}
+
+impl CurrentUser {
+    pub fn is_admin(&self) -> bool {
+        self.roles.contains(&Role::Admin)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<CurrentUser>()
+            .cloned()
+            .ok_or(ApiError::Unauthenticated("authentication required"))
+    }
+}
+
+/// The hex SHA-256 of an API token secret: what the store keeps and looks up.
+pub fn hash_api_token(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Resolves the bearer credential in `headers` to a user with their current roles.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<CurrentUser, ApiError> {
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::Unauthenticated(
+            "missing Authorization header (expected: Bearer <token>)",
+        ));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(ApiError::Unauthenticated(
+            "malformed Authorization header (expected: Bearer <token>)",
+        ))?;
+
+    if token.starts_with(API_TOKEN_PREFIX) {
+        let owner = state
+            .store
+            .authenticate_token(&hash_api_token(token))
+            .await?
+            .ok_or(ApiError::Unauthenticated(
+                "invalid, expired or revoked API token",
+            ))?;
+        return Ok(CurrentUser {
+            id: owner.user_id,
+            email: owner.email,
+            roles: owner.roles,
+            credential: Credential::ApiToken {
+                token_id: owner.token_id,
+            },
+            request_id,
+        });
+    }
+
+    let claims = state.jwt.verify(token)?;
+    let id: i64 = claims
+        .sub
+        .parse()
+        .map_err(|_| ApiError::Unauthenticated("invalid token subject"))?;
+    let roles = match state.store.user_roles(id).await {
+        Ok(roles) => roles,
+        Err(StoreError::NotFound) => {
+            return Err(ApiError::Unauthenticated(
+                "the token's user no longer exists",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(CurrentUser {
+        id,
+        email: claims.email.unwrap_or_default(),
+        roles,
+        credential: Credential::Jwt,
+        request_id,
+    })
+}

@@ -1,0 +1,97 @@
+//! Our own extractors: their rejections are [`ApiError`] problems that name the field,
+//! never the framework's plain-text errors.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
+
+use crate::error::{ApiError, FieldError};
+
+/// JSON body extractor with problem rejections.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// Path parameters extractor with problem rejections.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// Query string extractor with problem rejections.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// Splits serde's "field: reason at line 1 column 9" into a field error.
+fn serde_field_error(text: &str, fallback_field: &str) -> FieldError {
+    // axum prefixes "Failed to deserialize the JSON body into the target type: ".
+    let body = text.split_once(": ").map(|(_, rest)| rest).unwrap_or(text);
+    let body = body.split(" at line ").next().unwrap_or(body);
+    match body.split_once(": ") {
+        Some((path, reason)) if !path.contains(' ') => FieldError::new(path, reason),
+        _ => {
+            // serde names missing and unknown fields inside the message itself.
+            let field = body
+                .split('`')
+                .nth(1)
+                .map(str::to_owned)
+                .unwrap_or_else(|| fallback_field.to_owned());
+            FieldError::new(field, body)
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::JsonDataError(e) => {
+                ApiError::Invalid(vec![serde_field_error(&e.body_text(), "body")])
+            }
+            JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest(format!(
+                "body: malformed JSON ({})",
+                e.body_text()
+                    .split_once(": ")
+                    .map(|(_, r)| r.to_owned())
+                    .unwrap_or_else(|| e.body_text())
+            )),
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
+                "body: expected Content-Type: application/json".into(),
+            ),
+            JsonRejection::BytesRejection(e) => {
+                let text = e.body_text();
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest(format!("body: {text}"))
+                }
+            }
+            other => ApiError::BadRequest(format!("body: {}", other.body_text())),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        match rejection {
+            PathRejection::FailedToDeserializePathParams(e) => {
+                let text = e.body_text();
+                // axum: "Cannot parse `id` with value `abc` to a `i64`" and similar.
+                let field = text.split('`').nth(1).unwrap_or("path").to_owned();
+                ApiError::BadRequest(format!("path parameter {field}: {}", e.body_text()))
+            }
+            other => ApiError::BadRequest(format!("path: {}", other.body_text())),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        let text = rejection.body_text();
+        let body = text.split_once(": ").map(|(_, r)| r).unwrap_or(&text);
+        let field = body
+            .split('`')
+            .nth(1)
+            .or_else(|| body.split_once(':').map(|(f, _)| f))
+            .unwrap_or("query");
+        ApiError::invalid(format!("query.{field}"), body)
+    }
+}

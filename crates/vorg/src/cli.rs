@@ -1,0 +1,368 @@
+//! The command line: `vorg serve | migrate | user … | token …`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use vorg_domain::{Email, Password, Role};
+use vorg_store::{NewApiToken, NewAuditEntry, Page, Store, StoreError};
+
+use crate::{Application, Settings, config::VARIABLES, startup::open_store, telemetry};
+
+/// vorg: run a virtual organization staffed by AI agents.
+///
+/// Settings come from environment variables (DATABASE_URL, JWT_SECRET, ALLOW_SIGNUP, …, see
+/// the README's configuration table), over an optional vorg.toml, over defaults that work with
+/// nothing set: SQLite under ./data, a generated JWT secret, http://127.0.0.1:8000.
+#[derive(Parser, Debug)]
+#[command(name = "vorg", version, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file (TOML; keys are the lower-case variable names).
+    #[arg(long, global = true, env = "VORG_CONFIG", default_value = "vorg.toml")]
+    pub config: PathBuf,
+    /// Data directory: SQLite file, generated secret, local artifacts.
+    #[arg(long, global = true, env = "VORG_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the API (and, as later parts land, the console and job workers).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit (serve also does this on start).
+    Migrate,
+    /// Manage user accounts and their roles.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens for agents and scripts.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the log says which).
+    #[arg(long, env = "VORG_BIND")]
+    pub bind: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create an account (the way to create the first admin in production).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// The password (at least 8 characters). Prefer the environment variable.
+        #[arg(long, env = "VORG_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// Roles to hold (repeatable). Default: viewer.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Shorthand for --role admin.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Grant a role to a user.
+    Grant { email: String, role: String },
+    /// Revoke a role from a user (the last admin cannot be demoted).
+    Revoke { email: String, role: String },
+    /// List users with their roles.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create an API token for a user and print its secret (shown once).
+    Create {
+        /// The owner's e-mail.
+        #[arg(long)]
+        email: String,
+        /// A label for the token.
+        #[arg(long)]
+        name: String,
+        /// Roles the token carries (repeatable; each must be held by the owner). Default: all.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Lifetime in days. Default: no expiry.
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+    },
+    /// Revoke an API token by id.
+    Revoke { id: i64 },
+}
+
+/// Settings from the file and the environment, with the global flags applied.
+pub fn settings(cli: &Cli) -> anyhow::Result<Settings> {
+    let mut settings = Settings::load(Some(&cli.config), |k| std::env::var(k).ok())?;
+    if let Some(dir) = &cli.data_dir {
+        settings.data_dir = dir.clone();
+    }
+    if let Command::Serve(ServeArgs { bind: Some(bind) }) = &cli.command {
+        settings.bind = bind.clone();
+    }
+    Ok(settings)
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = settings(&cli)?;
+    telemetry::init(settings.log_format);
+    match cli.command {
+        Command::Serve(_) => serve(settings).await,
+        Command::Migrate => {
+            open_store(&settings).await?.close().await;
+            println!("migrations applied to {}", settings.database_url_for_logs());
+            Ok(())
+        }
+        Command::User(cmd) => {
+            let store = open_store(&settings).await?;
+            let result = user(&store, cmd).await;
+            store.close().await;
+            result
+        }
+        Command::Token(cmd) => {
+            let store = open_store(&settings).await?;
+            let result = token(&store, cmd).await;
+            store.close().await;
+            result
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    #[allow(clippy::disallowed_methods)] // the signal watcher lives as long as the process
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested: finishing in-flight requests");
+        trigger.cancel();
+    });
+    app.run_until_stopped(shutdown).await
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn parse_roles(raw: &[String]) -> anyhow::Result<Vec<Role>> {
+    raw.iter()
+        .map(|r| r.parse::<Role>().map_err(anyhow::Error::from))
+        .collect()
+}
+
+async fn find(store: &Store, email: &str) -> anyhow::Result<vorg_store::UserWithRoles> {
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    store
+        .find_user_by_email(email.as_str())
+        .await?
+        .with_context(|| format!("no user with e-mail {email}"))
+}
+
+async fn cli_audit(store: &Store, action: &'static str, target: String, detail: serde_json::Value) {
+    let entry = NewAuditEntry {
+        actor_user_id: None,
+        actor: "cli".into(),
+        action,
+        target: Some(target),
+        detail,
+        request_id: None,
+    };
+    if let Err(e) = store.record_audit(entry).await {
+        tracing::error!(error = %e, "could not write the audit log");
+    }
+}
+
+async fn user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Create {
+            email,
+            password,
+            roles,
+            admin,
+        } => {
+            let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+            let password =
+                Password::parse(&password).map_err(|e| anyhow::anyhow!("--password: {e}"))?;
+            let mut roles = parse_roles(&roles)?;
+            if admin {
+                roles.push(Role::Admin);
+            }
+            if roles.is_empty() {
+                roles.push(Role::Viewer);
+            }
+            let hasher = vorg_api::PasswordHasher::new().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let hash = hasher
+                .hash(password.expose())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let created = match store
+                .create_user(email.as_str(), &hash, &roles, false)
+                .await
+            {
+                Err(StoreError::Conflict(_)) => bail!("a user with e-mail {email} already exists"),
+                other => other?,
+            };
+            cli_audit(
+                store,
+                "user.create",
+                format!("user:{}", created.user.id),
+                serde_json::json!({ "roles": created.roles }),
+            )
+            .await;
+            println!(
+                "created user {} ({email}) with roles {}",
+                created.user.id,
+                join(&created.roles)
+            );
+        }
+        UserCommand::Grant { email, role } => {
+            let user = find(store, &email).await?;
+            let role: Role = role.parse()?;
+            store.grant_role(user.user.id, role).await?;
+            cli_audit(
+                store,
+                "user.role.grant",
+                format!("user:{}", user.user.id),
+                serde_json::json!({ "role": role }),
+            )
+            .await;
+            println!(
+                "{email} now holds {}",
+                join(&store.user_roles(user.user.id).await?)
+            );
+        }
+        UserCommand::Revoke { email, role } => {
+            let user = find(store, &email).await?;
+            let role: Role = role.parse()?;
+            match store.revoke_role(user.user.id, role).await {
+                Err(StoreError::Rule(rule)) => bail!("{rule}"),
+                other => other?,
+            };
+            cli_audit(
+                store,
+                "user.role.revoke",
+                format!("user:{}", user.user.id),
+                serde_json::json!({ "role": role }),
+            )
+            .await;
+            println!(
+                "{email} now holds {}",
+                join(&store.user_roles(user.user.id).await?)
+            );
+        }
+        UserCommand::List => {
+            let mut before = None;
+            println!("{:>6}  {:<40}  roles", "id", "email");
+            loop {
+                let users = store.list_users(Page { limit: 200, before }).await?;
+                for u in &users {
+                    println!("{:>6}  {:<40}  {}", u.user.id, u.user.email, join(&u.roles));
+                }
+                match users.last() {
+                    Some(last) if users.len() == 200 => before = Some(last.user.id),
+                    _ => break,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn token(store: &Store, cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Create {
+            email,
+            name,
+            roles,
+            expires_in_days,
+        } => {
+            let user = find(store, &email).await?;
+            let mut roles = parse_roles(&roles)?;
+            if roles.is_empty() {
+                roles = user.roles.clone();
+            }
+            if let Some(missing) = roles.iter().find(|r| !user.roles.contains(r)) {
+                bail!("--role {missing}: {email} does not hold it");
+            }
+            let expires_at = match expires_in_days {
+                None => None,
+                Some(d @ 1..=3650) => Some(chrono_now() + chrono::Duration::days(d)),
+                Some(_) => bail!("--expires-in-days: must be between 1 and 3650"),
+            };
+            let (secret, prefix) = vorg_api::generate_api_token();
+            let token = store
+                .create_token(NewApiToken {
+                    user_id: user.user.id,
+                    name: &name,
+                    token_hash: &vorg_api::hash_api_token(&secret),
+                    prefix: &prefix,
+                    roles: &roles,
+                    expires_at,
+                })
+                .await?;
+            cli_audit(
+                store,
+                "token.create",
+                format!("token:{}", token.id),
+                serde_json::json!({ "name": name, "roles": roles }),
+            )
+            .await;
+            eprintln!(
+                "token {} for {email} with roles {} (shown once):",
+                token.id,
+                join(&roles)
+            );
+            println!("{secret}");
+        }
+        TokenCommand::Revoke { id } => {
+            match store.revoke_token(id, None).await {
+                Err(StoreError::NotFound) => bail!("no live token with id {id}"),
+                other => other?,
+            };
+            cli_audit(
+                store,
+                "token.revoke",
+                format!("token:{id}"),
+                serde_json::json!({}),
+            )
+            .await;
+            println!("revoked token {id}");
+        }
+    }
+    Ok(())
+}
+
+fn chrono_now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+fn join(roles: &[Role]) -> String {
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The environment variables, for `--help`-adjacent docs and tests.
+pub fn variables() -> impl Iterator<Item = &'static str> {
+    VARIABLES.iter().map(|(v, _)| *v)
+}

@@ -1,0 +1,359 @@
+//! Settings: environment variables over an optional `vorg.toml` over defaults that work with
+//! nothing set. `VORG_ENV=production` turns unsafe defaults into refusals to start.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, bail};
+use vorg_domain::Secret;
+
+/// The environment variables vorg reads, with the `vorg.toml` key each one overrides.
+/// The README's configuration table lists the same.
+pub const VARIABLES: &[(&str, &str)] = &[
+    ("VORG_ENV", "env"),
+    ("VORG_BIND", "bind"),
+    ("VORG_DATA_DIR", "data_dir"),
+    ("DATABASE_URL", "database_url"),
+    ("JWT_SECRET", "jwt_secret"),
+    ("JWT_ISSUER", "jwt_issuer"),
+    ("JWT_AUDIENCE", "jwt_audience"),
+    ("JWT_EXPIRES_MIN", "jwt_expires_min"),
+    ("ALLOW_SIGNUP", "allow_signup"),
+    ("ADMIN_SIGNUP_SECRET", "admin_signup_secret"),
+    ("VORG_CORS_ORIGINS", "cors_origins"),
+    ("VORG_MAX_BODY_BYTES", "max_body_bytes"),
+    ("VORG_LOGIN_PER_MINUTE_PER_IP", "login_per_minute_per_ip"),
+    (
+        "VORG_LOGIN_PER_MINUTE_PER_ACCOUNT",
+        "login_per_minute_per_account",
+    ),
+    ("VORG_METRICS_PUBLIC", "metrics_public"),
+    ("VORG_LOG_FORMAT", "log_format"),
+];
+
+/// Shortest JWT secret accepted in production (HS256 wants at least 256 bits).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Every setting, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub env: Environment,
+    pub bind: String,
+    pub data_dir: PathBuf,
+    /// `None`: the SQLite file under `data_dir`.
+    pub database_url: Option<Secret>,
+    /// `None`: generated once and kept under `data_dir` (refused in production).
+    pub jwt_secret: Option<Secret>,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub jwt_expires_min: i64,
+    /// `None` when not set at all (signup closed).
+    pub allow_signup: Option<bool>,
+    pub admin_signup_secret: Option<Secret>,
+    pub cors_origins: Vec<String>,
+    pub max_body_bytes: usize,
+    pub login_per_minute_per_ip: u32,
+    pub login_per_minute_per_account: u32,
+    pub metrics_public: bool,
+    pub log_format: LogFormat,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            env: Environment::Development,
+            bind: "127.0.0.1:8000".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            jwt_secret: None,
+            jwt_issuer: "vo-api".into(),
+            jwt_audience: "vo-console".into(),
+            jwt_expires_min: 120,
+            allow_signup: None,
+            admin_signup_secret: None,
+            cors_origins: Vec::new(),
+            max_body_bytes: 1024 * 1024,
+            login_per_minute_per_ip: 60,
+            login_per_minute_per_account: 10,
+            metrics_public: false,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Raw values by `vorg.toml` key, from the file first and then the environment.
+type Raw = HashMap<&'static str, (String, String)>;
+
+impl Settings {
+    /// Loads from `file` (if it exists) and the variables `env` returns.
+    pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let mut raw: Raw = HashMap::new();
+        if let Some(path) = file.filter(|p| p.exists()) {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let table: toml::Table = text
+                .parse()
+                .with_context(|| format!("{} is not valid TOML", path.display()))?;
+            for (key, value) in table {
+                let Some((_, known)) = VARIABLES.iter().find(|(_, k)| *k == key) else {
+                    bail!("{}: unknown setting {key:?}", path.display());
+                };
+                let text = match value {
+                    toml::Value::Array(items) => {
+                        items.iter().map(scalar).collect::<Vec<_>>().join(",")
+                    }
+                    other => scalar(&other),
+                };
+                raw.insert(known, (format!("{} key {key}", path.display()), text));
+            }
+        }
+        for (var, key) in VARIABLES {
+            if let Some(value) = env(var) {
+                raw.insert(key, ((*var).to_owned(), value));
+            }
+        }
+        Self::from_raw(&raw)
+    }
+
+    fn from_raw(raw: &Raw) -> anyhow::Result<Self> {
+        let mut s = Settings::default();
+        let get = |key: &str| raw.get(key).map(|(src, v)| (src.as_str(), v.trim()));
+        fn parse<T: std::str::FromStr>(src: &str, v: &str, what: &str) -> anyhow::Result<T> {
+            v.parse()
+                .map_err(|_| anyhow::anyhow!("{src}: {v:?} is not {what}"))
+        }
+        if let Some((src, v)) = get("env") {
+            s.env = match v {
+                "production" | "prod" => Environment::Production,
+                "development" | "dev" | "" => Environment::Development,
+                _ => bail!("{src}: expected production or development, got {v:?}"),
+            };
+        }
+        if let Some((_, v)) = get("bind") {
+            s.bind = v.to_owned();
+        }
+        if let Some((_, v)) = get("data_dir") {
+            s.data_dir = PathBuf::from(v);
+        }
+        let nonempty = |key: &str| get(key).filter(|(_, v)| !v.is_empty());
+        s.database_url = nonempty("database_url").map(|(_, v)| Secret::new(v));
+        s.jwt_secret = nonempty("jwt_secret").map(|(_, v)| Secret::new(v));
+        s.admin_signup_secret = nonempty("admin_signup_secret").map(|(_, v)| Secret::new(v));
+        if let Some((_, v)) = nonempty("jwt_issuer") {
+            s.jwt_issuer = v.to_owned();
+        }
+        if let Some((_, v)) = nonempty("jwt_audience") {
+            s.jwt_audience = v.to_owned();
+        }
+        if let Some((src, v)) = get("jwt_expires_min") {
+            s.jwt_expires_min = parse(src, v, "a number of minutes")?;
+            if !(1..=60 * 24 * 365).contains(&s.jwt_expires_min) {
+                bail!("{src}: must be between 1 and 525600 minutes");
+            }
+        }
+        if let Some((src, v)) = get("allow_signup") {
+            s.allow_signup = Some(parse_bool(src, v)?);
+        }
+        if let Some((_, v)) = get("cors_origins") {
+            s.cors_origins = v
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some((src, v)) = get("max_body_bytes") {
+            s.max_body_bytes = parse(src, v, "a number of bytes")?;
+        }
+        if let Some((src, v)) = get("login_per_minute_per_ip") {
+            s.login_per_minute_per_ip = parse(src, v, "a positive number")?;
+        }
+        if let Some((src, v)) = get("login_per_minute_per_account") {
+            s.login_per_minute_per_account = parse(src, v, "a positive number")?;
+        }
+        if let Some((src, v)) = get("metrics_public") {
+            s.metrics_public = parse_bool(src, v)?;
+        }
+        if let Some((src, v)) = get("log_format") {
+            s.log_format = match v {
+                "json" => LogFormat::Json,
+                "text" | "" => LogFormat::Text,
+                _ => bail!("{src}: expected json or text, got {v:?}"),
+            };
+        }
+        Ok(s)
+    }
+
+    /// The refusals of production mode, each naming the setting to fix.
+    pub fn check_production(&self) -> anyhow::Result<()> {
+        if self.env != Environment::Production {
+            return Ok(());
+        }
+        match &self.jwt_secret {
+            None => bail!(
+                "VORG_ENV=production: JWT_SECRET is not set; set it to a random value of at least \
+                 {MIN_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`)"
+            ),
+            Some(s) if s.expose().len() < MIN_SECRET_BYTES => bail!(
+                "VORG_ENV=production: JWT_SECRET is {} bytes; it must be at least {MIN_SECRET_BYTES}",
+                s.expose().len()
+            ),
+            _ => {}
+        }
+        if self.cors_origins.iter().any(|o| o == "*") {
+            bail!(
+                "VORG_ENV=production: VORG_CORS_ORIGINS allows \"*\"; list the console's origins"
+            );
+        }
+        Ok(())
+    }
+
+    /// The database URL: `DATABASE_URL`, or the SQLite file under the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose().to_owned(),
+            None => format!("sqlite://{}", self.data_dir.join("vorg.db").display()),
+        }
+    }
+
+    /// The URL with any password removed, for logs.
+    pub fn database_url_for_logs(&self) -> String {
+        redact_url(&self.database_url())
+    }
+}
+
+/// A TOML scalar as the text an environment variable would hold.
+fn scalar(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn parse_bool(src: &str, v: &str) -> anyhow::Result<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => bail!("{src}: expected true or false, got {v:?}"),
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn nothing_set_gives_the_seed_defaults() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(s.bind, "127.0.0.1:8000");
+        assert_eq!(s.jwt_issuer, "vo-api");
+        assert_eq!(s.jwt_audience, "vo-console");
+        assert_eq!(s.jwt_expires_min, 120);
+        assert_eq!(s.database_url(), "sqlite://./data/vorg.db");
+        s.check_production().unwrap();
+    }
+
+    #[test]
+    fn env_overrides_the_file_which_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("vorg-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("vorg.toml");
+        std::fs::write(&file, "jwt_issuer = \"from-file\"\njwt_expires_min = 5\ncors_origins = [\"http://a\", \"http://b\"]\n").unwrap();
+        let s = Settings::load(Some(&file), env(&[("JWT_EXPIRES_MIN", "7")])).unwrap();
+        assert_eq!(s.jwt_issuer, "from-file");
+        assert_eq!(s.jwt_expires_min, 7);
+        assert_eq!(s.cors_origins, ["http://a", "http://b"]);
+        std::fs::write(&file, "jwt_isuer = \"typo\"\n").unwrap();
+        let err = Settings::load(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown setting \"jwt_isuer\""), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let err = Settings::load(None, env(&[("ALLOW_SIGNUP", "maybe")])).unwrap_err();
+        assert!(err.to_string().starts_with("ALLOW_SIGNUP:"), "{err}");
+    }
+
+    #[test]
+    fn production_refuses_unsafe_defaults_naming_the_setting() {
+        let prod = |extra: &[(&str, &str)]| {
+            let mut pairs = vec![("VORG_ENV", "production")];
+            pairs.extend_from_slice(extra);
+            Settings::load(None, env(&pairs))
+                .unwrap()
+                .check_production()
+        };
+        assert!(
+            prod(&[])
+                .unwrap_err()
+                .to_string()
+                .contains("JWT_SECRET is not set")
+        );
+        assert!(
+            prod(&[("JWT_SECRET", "short")])
+                .unwrap_err()
+                .to_string()
+                .contains("JWT_SECRET is 5 bytes")
+        );
+        let long = "x".repeat(32);
+        assert!(
+            prod(&[("JWT_SECRET", &long), ("VORG_CORS_ORIGINS", "*")])
+                .unwrap_err()
+                .to_string()
+                .contains("VORG_CORS_ORIGINS")
+        );
+        prod(&[("JWT_SECRET", &long)]).unwrap();
+    }
+
+    #[test]
+    fn passwords_in_database_urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        let s = Settings::load(None, env(&[("DATABASE_URL", "postgres://u:pw@h/db")])).unwrap();
+        assert!(!format!("{s:?}").contains("pw"));
+    }
+}

@@ -1,0 +1,10 @@
+//! The `vorg` binary's library half: settings, wiring and the command-line commands, so
+//! tests can build the real application on port 0.
+
+pub mod cli;
+pub mod config;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::Settings;
+pub use startup::Application;

@@ -1,0 +1,163 @@
+//! Wiring: settings → store → API state → a bound listener, and a graceful run loop.
+
+use std::{net::SocketAddr, path::Path};
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use vorg_api::{ApiConfig, AppState};
+use vorg_domain::Secret;
+use vorg_store::Store;
+
+use crate::config::{Environment, Settings};
+
+/// Where the generated JWT secret is kept, under the data directory.
+pub const SECRET_FILE: &str = "jwt_secret";
+
+/// A built server: store migrated, listener bound. `run_until_stopped` serves it.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    router: axum::Router,
+    store: Store,
+}
+
+/// Opens the store for `settings` (creating the data directory) and migrates it.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "creating the data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
+    let url = settings.database_url();
+    let store = Store::connect_and_migrate(&url)
+        .await
+        .with_context(|| format!("opening the database {}", settings.database_url_for_logs()))?;
+    Ok(store)
+}
+
+/// The JWT secret: configured, or read from (or generated into) the data directory.
+pub fn jwt_secret(settings: &Settings) -> anyhow::Result<Secret> {
+    if let Some(secret) = &settings.jwt_secret {
+        return Ok(secret.clone());
+    }
+    if settings.env == Environment::Production {
+        bail!("VORG_ENV=production: JWT_SECRET is not set");
+    }
+    let path = settings.data_dir.join(SECRET_FILE);
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the JWT secret at {}", path.display()))?;
+        let text = text.trim();
+        if text.len() < 32 {
+            bail!(
+                "{} holds a secret shorter than 32 bytes; delete it to generate a new one",
+                path.display()
+            );
+        }
+        tracing::info!(path = %path.display(), "JWT_SECRET not set: using the secret generated earlier");
+        return Ok(Secret::new(text));
+    }
+    let mut bytes = [0u8; 32];
+    rand::Rng::fill(&mut rand::rng(), &mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &secret)?;
+    tracing::warn!(
+        path = %path.display(),
+        "JWT_SECRET not set: generated a random secret and stored it (tokens survive restarts; set JWT_SECRET in production)"
+    );
+    Ok(Secret::new(secret))
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::{io::Write, os::unix::fs::OpenOptionsExt};
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        f.write_all(text.as_bytes())?;
+    }
+    #[cfg(not(unix))]
+    std::fs::write(path, text).with_context(|| format!("creating {}", path.display()))?;
+    Ok(())
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.check_production()?;
+        let store = open_store(&settings).await?;
+        tracing::info!(
+            data_dir = %settings.data_dir.display(),
+            database = %settings.database_url_for_logs(),
+            "store ready"
+        );
+        if settings.env == Environment::Production
+            && settings.allow_signup != Some(true)
+            && settings.admin_signup_secret.is_none()
+            && store.count_users().await? == 0
+        {
+            bail!(
+                "VORG_ENV=production: signup is open (no account exists, so the first visitor to \
+                 POST /auth/register would become admin). Create the admin with `vorg user create \
+                 --admin`, or set ADMIN_SIGNUP_SECRET (the first registration must present it), or \
+                 set ALLOW_SIGNUP=true to accept open signup explicitly"
+            );
+        }
+        let config = ApiConfig {
+            jwt_secret: jwt_secret(&settings)?,
+            jwt_issuer: settings.jwt_issuer.clone(),
+            jwt_audience: settings.jwt_audience.clone(),
+            jwt_expires_min: settings.jwt_expires_min,
+            allow_signup: settings.allow_signup.unwrap_or(false),
+            admin_signup_secret: settings.admin_signup_secret.clone(),
+            first_user_needs_secret: settings.env == Environment::Production
+                && settings.admin_signup_secret.is_some(),
+            max_body_bytes: settings.max_body_bytes,
+            login_per_minute_per_ip: settings.login_per_minute_per_ip,
+            login_per_minute_per_account: settings.login_per_minute_per_account,
+            metrics_public: settings.metrics_public,
+            cors_origins: settings.cors_origins.clone(),
+        };
+        let state = AppState::new(store.clone(), config).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let router = vorg_api::router(state);
+        let listener = TcpListener::bind(&settings.bind)
+            .await
+            .with_context(|| format!("binding {} (VORG_BIND / --bind)", settings.bind))?;
+        let addr = listener.local_addr()?;
+        Ok(Application {
+            listener,
+            addr,
+            router,
+            store,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish and closes
+    /// the store.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.addr, "listening on http://{}", self.addr);
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+            .context("serving HTTP")?;
+        self.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
