@@ -1,0 +1,220 @@
+//! The `vorg` binary: its commands, its refusals in production, and SIGTERM.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use reqwest::StatusCode;
+use vorg_store::{Backend, testing::TestDb};
+
+use crate::helpers::*;
+
+fn vorg(db: &TestDb, dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vorg"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &db.url)
+        .env("VORG_DATA_DIR", dir)
+        .env("VORG_CONFIG", dir.join("absent.toml"))
+        .env("JWT_SECRET", JWT_SECRET);
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().expect("run vorg");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("vorg-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+crate::both!(the_user_and_token_commands_manage_accounts_the_server_accepts);
+
+async fn the_user_and_token_commands_manage_accounts_the_server_accepts(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dir = temp_dir(&format!("users-{backend:?}"));
+    let (ok, out, err) = run(vorg(&db, &dir).arg("migrate"));
+    assert!(ok, "{err}");
+    assert!(out.contains("migrations applied"), "{out}");
+    let (ok, _, err) = run(vorg(&db, &dir)
+        .args(["user", "create", "--email", "root@example.com", "--admin"])
+        .env("VORG_USER_PASSWORD", PASSWORD));
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(vorg(&db, &dir)
+        .args([
+            "user",
+            "create",
+            "--email",
+            "e@example.com",
+            "--role",
+            "engineer",
+        ])
+        .env("VORG_USER_PASSWORD", "short"));
+    assert!(
+        !ok && err.contains("--password: must be at least 8 characters"),
+        "{err}"
+    );
+    let (ok, _, err) = run(vorg(&db, &dir)
+        .args([
+            "user",
+            "create",
+            "--email",
+            "e@example.com",
+            "--role",
+            "engineer",
+        ])
+        .env("VORG_USER_PASSWORD", PASSWORD));
+    assert!(ok, "{err}");
+    let (ok, out, _) = run(vorg(&db, &dir).args(["user", "grant", "e@example.com", "growth"]));
+    assert!(ok && out.contains("engineer, growth"), "{out}");
+    let (ok, _, err) = run(vorg(&db, &dir).args(["user", "revoke", "root@example.com", "admin"]));
+    assert!(!ok && err.contains("last admin"), "{err}");
+    let (ok, out, _) = run(vorg(&db, &dir).args(["user", "list"]));
+    assert!(
+        ok && out.contains("root@example.com") && out.contains("engineer, growth"),
+        "{out}"
+    );
+    let (ok, out, err) = run(vorg(&db, &dir).args([
+        "token",
+        "create",
+        "--email",
+        "e@example.com",
+        "--name",
+        "bot",
+        "--role",
+        "engineer",
+    ]));
+    assert!(ok, "{err}");
+    let secret = out.trim().to_owned();
+    assert!(secret.starts_with("vorg_"), "{out}");
+    let (ok, _, err) = run(vorg(&db, &dir).args([
+        "token",
+        "create",
+        "--email",
+        "e@example.com",
+        "--name",
+        "x",
+        "--role",
+        "admin",
+    ]));
+    assert!(!ok && err.contains("does not hold"), "{err}");
+
+    let mut settings = test_settings(&db, dir.clone());
+    settings.jwt_secret = Some(vorg_domain::Secret::new(JWT_SECRET));
+    let mut app = TestApp::start(settings).await;
+    let (status, me) = app.get("/auth/me", &secret).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["roles"], serde_json::json!(["engineer"]));
+    let (_, login) = app.login("root@example.com", PASSWORD).await;
+    let (_, audit) = app
+        .get("/audit", login["access_token"].as_str().unwrap())
+        .await;
+    assert!(
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["actor"] == "cli" && e["action"] == "token.create"),
+        "{audit}"
+    );
+    let (ok, _, err) = run(vorg(&db, &dir).args(["token", "revoke", &me["token_id"].to_string()]));
+    assert!(ok, "{err}");
+    assert_eq!(
+        app.get("/auth/me", &secret).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn production_refuses_unsafe_settings_naming_each() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let dir = temp_dir("prod");
+    let serve = |extra: &[(&str, &str)]| {
+        let mut cmd = vorg(&db, &dir);
+        cmd.env_remove("JWT_SECRET")
+            .env("VORG_ENV", "production")
+            .args(["serve", "--bind", "127.0.0.1:0"]);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        run(&mut cmd)
+    };
+    let long = "k".repeat(40);
+    let (ok, _, err) = serve(&[]);
+    assert!(!ok && err.contains("JWT_SECRET is not set"), "{err}");
+    let (ok, _, err) = serve(&[("JWT_SECRET", "short")]);
+    assert!(!ok && err.contains("JWT_SECRET is 5 bytes"), "{err}");
+    let (ok, _, err) = serve(&[("JWT_SECRET", &long), ("VORG_CORS_ORIGINS", "*")]);
+    assert!(!ok && err.contains("VORG_CORS_ORIGINS"), "{err}");
+    let (ok, _, err) = serve(&[("JWT_SECRET", &long)]);
+    assert!(
+        !ok && err.contains("signup is open") && err.contains("ADMIN_SIGNUP_SECRET"),
+        "{err}"
+    );
+    assert!(!err.contains(&long), "secret printed");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly_and_port_zero_is_logged() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let dir = temp_dir("sigterm");
+    let mut child = vorg(&db, &dir)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut port = None;
+    let mut log = String::new();
+    while port.is_none() {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("server log");
+        log.push_str(&line);
+        log.push('\n');
+        if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
+            port = rest
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .map(|p| p.parse::<u16>().unwrap());
+        }
+    }
+    assert!(log.contains("store ready"), "{log}");
+    let port = port.unwrap();
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/health"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}

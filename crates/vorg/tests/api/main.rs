@@ -1,0 +1,16 @@
+//! Black-box tests: the real application on port 0, its own database per test, over HTTP.
+//! Every store-touching test runs on SQLite and on PostgreSQL (see `both!`).
+#![allow(clippy::disallowed_methods)] // tests spawn freely
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers are test code too
+
+mod helpers;
+
+mod access;
+mod auth;
+mod cli;
+mod errors;
+mod ops;
+mod persistence;
+mod ratelimit;
+mod tokens;
+mod users;
