@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""vorg's backbone benchmark (not a timed test).
+
+Measures, on this machine and in one run: cold start to the first `200 /health`, idle RSS,
+requests/s and p50/p99 latency of `GET /auth/me` (JWT) and of a paginated `GET /users?limit=50`
+on SQLite and on PostgreSQL, RSS under load; and, as the reference for what the load
+generator and loopback allow here, nginx answering a fixed 200. Writes bench/results/<date>.json.
+"""
+import json, os, re, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
+from datetime import datetime, timezone
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "vorg")
+DURATION = os.environ.get("BENCH_DURATION", "10s")
+CONNS = os.environ.get("BENCH_CONNECTIONS", "32")
+THREADS = os.environ.get("BENCH_THREADS", "2")
+USERS = int(os.environ.get("BENCH_USERS", "300"))
+PG_ADMIN = os.environ.get("TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def http(method, url, body=None, token=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("content-type", "application/json")
+    if token:
+        req.add_header("authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"null")
+
+
+def to_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+
+def wrk(url, token=None, pid=None):
+    cmd = ["wrk", "-t", THREADS, "-c", CONNS, "-d", DURATION, "--latency", url]
+    if token:
+        cmd[1:1] = ["-H", f"Authorization: Bearer {token}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    peak = 0
+    while proc.poll() is None:
+        if pid:
+            peak = max(peak, rss_kib(pid))
+        time.sleep(0.2)
+    out = proc.stdout.read()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "requests_per_s": round(rps),
+        "p50_ms": round(to_ms(lat["50"]), 3),
+        "p99_ms": round(to_ms(lat["99"]), 3),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": errors.group(1).strip() if errors else "",
+        "peak_rss_mib": round(peak / 1024, 1) if pid else None,
+    }
+
+
+def start_vorg(env, port):
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([BIN, "serve", "--bind", f"127.0.0.1:{port}"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.05) as s:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            sys.exit(f"vorg exited with {proc.returncode}")
+        if time.perf_counter() - t0 > 30:
+            sys.exit("vorg did not answer /health within 30 s")
+        time.sleep(0.002)
+    return proc, (time.perf_counter() - t0) * 1000
+
+
+def psql(sql):
+    subprocess.run(["psql", PG_ADMIN, "-q", "-c", sql], check=True, stdout=subprocess.DEVNULL)
+
+
+def bench_backend(name):
+    data = tempfile.mkdtemp(prefix=f"vorg-bench-{name}-")
+    env = dict(os.environ, VORG_DATA_DIR=data, ALLOW_SIGNUP="true", RUST_LOG="warn",
+               VORG_LOGIN_PER_MINUTE_PER_IP="1000000", VORG_CONFIG=os.path.join(data, "none.toml"))
+    db = None
+    if name == "postgres":
+        db = f"vorg_bench_{os.getpid()}"
+        psql(f"DROP DATABASE IF EXISTS {db}")
+        psql(f"CREATE DATABASE {db}")
+        env["DATABASE_URL"] = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
+    else:
+        env.pop("DATABASE_URL", None)
+    port = free_port()
+    # Cold start on an empty data directory (creates and migrates the database).
+    proc, cold_ms = start_vorg(env, port)
+    time.sleep(2)
+    idle = rss_kib(proc.pid)
+    base = f"http://127.0.0.1:{port}"
+    admin = http("POST", base + "/auth/register", {"email": "admin@example.com", "password": "benchmark password"})
+    token = admin["access_token"]
+    for i in range(USERS):
+        http("POST", base + "/auth/register", {"email": f"user{i}@example.com", "password": "benchmark password"})
+    proc.send_signal(signal.SIGTERM); proc.wait()
+    # Warm restart on the existing database: the start a user sees every day.
+    proc, warm_ms = start_vorg(env, port)
+    time.sleep(1)
+    idle_after = rss_kib(proc.pid)
+    me = wrk(base + "/auth/me", token, proc.pid)
+    users = wrk(base + "/users?limit=50", token, proc.pid)
+    proc.send_signal(signal.SIGTERM); proc.wait()
+    shutil.rmtree(data, ignore_errors=True)
+    if db:
+        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    return {"cold_start_ms": round(cold_ms, 1), "warm_start_ms": round(warm_ms, 1),
+            "idle_rss_mib": round(max(idle, idle_after) / 1024, 1), "auth_me": me, "list_users": users}
+
+
+def bench_nginx():
+    tmp = tempfile.mkdtemp(prefix="vorg-bench-nginx-")
+    port = free_port()
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1; daemon off; pid {tmp}/nginx.pid; error_log {tmp}/error.log;
+events {{ worker_connections 1024; }}
+http {{ access_log off; client_body_temp_path {tmp}; proxy_temp_path {tmp}; fastcgi_temp_path {tmp};
+  uwsgi_temp_path {tmp}; scgi_temp_path {tmp};
+  server {{ listen 127.0.0.1:{port}; location / {{ default_type application/json; return 200 '{{"status":"ok"}}'; }} }} }}
+""")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    proc = subprocess.Popen([nginx, "-c", conf, "-p", tmp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    result = wrk(f"http://127.0.0.1:{port}/")
+    proc.terminate(); proc.wait()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
+def main():
+    if not os.path.exists(BIN):
+        sys.exit("build the release binary first: make release")
+    results = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cores": os.cpu_count(), "kernel": os.uname().release},
+        "load": {"tool": "wrk", "threads": THREADS, "connections": CONNS, "duration": DURATION,
+                 "users_in_db": USERS + 1},
+        "reference_nginx_return_200": bench_nginx(),
+        "sqlite": bench_backend("sqlite"),
+        "postgres": bench_backend("postgres"),
+    }
+    ref = results["reference_nginx_return_200"]["requests_per_s"]
+    rows = [("reference: nginx return 200", results["reference_nginx_return_200"])]
+    for b in ("sqlite", "postgres"):
+        rows += [(f"{b}: GET /auth/me (JWT)", results[b]["auth_me"]),
+                 (f"{b}: GET /users?limit=50", results[b]["list_users"])]
+    print(f"\n{'measurement':<34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'vs nginx':>9} {'peak RSS':>9}")
+    for label, r in rows:
+        rss = f"{r['peak_rss_mib']} MiB" if r.get("peak_rss_mib") else ""
+        print(f"{label:<34} {r['requests_per_s']:>8} {r['p50_ms']:>8} {r['p99_ms']:>8} "
+              f"{r['requests_per_s'] / ref:>8.2f}x {rss:>9}")
+    for b in ("sqlite", "postgres"):
+        r = results[b]
+        print(f"{b}: cold start {r['cold_start_ms']} ms (empty data dir, migrations), warm start "
+              f"{r['warm_start_ms']} ms, idle RSS {r['idle_rss_mib']} MiB")
+    out_dir = os.path.join(ROOT, "bench", "results")
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, datetime.now(timezone.utc).strftime("%Y-%m-%d") + "-backbone.json")
+    with open(path, "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"\nwritten to {os.path.relpath(path, ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
