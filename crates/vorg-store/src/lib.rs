@@ -6,11 +6,12 @@
 
 mod audit;
 mod error;
+mod roles_cache;
 pub mod testing;
 mod tokens;
 mod users;
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     PgPool, SqlitePool,
@@ -20,6 +21,7 @@ use sqlx::{
 
 pub use audit::{AuditEntry, NewAuditEntry};
 pub use error::StoreError;
+pub use roles_cache::ROLES_TTL;
 pub use tokens::{ApiToken, NewApiToken, TokenOwner};
 pub use users::{User, UserWithRoles};
 
@@ -56,6 +58,7 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    roles: Arc<roles_cache::RolesCache>,
 }
 
 impl Store {
@@ -87,7 +90,10 @@ impl Store {
                 url.split(':').next().unwrap_or_default()
             )));
         };
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            roles: Arc::default(),
+        })
     }
 
     /// Connects and applies every pending migration.

@@ -38,6 +38,8 @@ contract!(
     revoked_and_expired_tokens_do_not_authenticate,
     audit_rows_page_newest_first,
     migrating_twice_is_a_no_op,
+    listing_users_carries_their_roles,
+    role_changes_are_seen_by_current_roles_at_once_here_and_within_the_ttl_elsewhere,
 );
 
 async fn user_lifecycle(store: Store) {
@@ -244,4 +246,67 @@ async fn audit_rows_page_newest_first(store: Store) {
 async fn migrating_twice_is_a_no_op(store: Store) {
     store.migrate().await.unwrap();
     store.ping().await.unwrap();
+}
+
+async fn listing_users_carries_their_roles(store: Store) {
+    store
+        .create_user("a@x.io", "h", &[Role::Admin, Role::Growth], false)
+        .await
+        .unwrap();
+    store.create_user("b@x.io", "h", &[], false).await.unwrap();
+    store
+        .create_user("c@x.io", "h", &[Role::Viewer], false)
+        .await
+        .unwrap();
+    let page = store
+        .list_users(Page {
+            limit: 2,
+            before: None,
+        })
+        .await
+        .unwrap();
+    let got: Vec<(&str, Vec<Role>)> = page
+        .iter()
+        .map(|u| (u.user.email.as_str(), u.roles.clone()))
+        .collect();
+    assert_eq!(got, [("c@x.io", vec![Role::Viewer]), ("b@x.io", vec![])]);
+    let rest = store
+        .list_users(Page {
+            limit: 2,
+            before: Some(page[1].user.id),
+        })
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].roles, vec![Role::Admin, Role::Growth]);
+}
+
+async fn role_changes_are_seen_by_current_roles_at_once_here_and_within_the_ttl_elsewhere(
+    store: Store,
+) {
+    let u = store
+        .create_user("a@x.io", "h", &[Role::Viewer], false)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.current_roles(u.user.id).await.unwrap(),
+        vec![Role::Viewer]
+    );
+    store.grant_role(u.user.id, Role::Engineer).await.unwrap();
+    assert_eq!(
+        store.current_roles(u.user.id).await.unwrap(),
+        vec![Role::Engineer, Role::Viewer],
+        "this store's own change is seen at once"
+    );
+    // Another process (another Store on the same database) changes the roles.
+    let other = Store {
+        db: store.db.clone(),
+        roles: Default::default(),
+    };
+    other.revoke_role(u.user.id, Role::Engineer).await.unwrap();
+    tokio::time::sleep(crate::ROLES_TTL + std::time::Duration::from_millis(50)).await;
+    assert_eq!(
+        store.current_roles(u.user.id).await.unwrap(),
+        vec![Role::Viewer]
+    );
 }

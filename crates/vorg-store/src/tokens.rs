@@ -154,7 +154,7 @@ impl Store {
             .await
             .map(|_| ()))?;
         }
-        let held = self.user_roles(user_id).await?;
+        let held = self.current_roles(user_id).await?;
         let roles = token_roles
             .split(',')
             .filter_map(|r| r.parse::<Role>().ok())

@@ -17,6 +17,13 @@ pub struct User {
     pub last_login_at: Option<DateTime<Utc>>,
 }
 
+#[derive(sqlx::FromRow)]
+struct UserRoleRow {
+    #[sqlx(flatten)]
+    user: User,
+    role: Option<String>,
+}
+
 /// A user with the roles it holds now.
 #[derive(Debug, Clone)]
 pub struct UserWithRoles {
@@ -137,27 +144,51 @@ impl Store {
         Ok(parse_roles(rows.into_iter().filter_map(|(_, r)| r)))
     }
 
+    /// [`Store::user_roles`] through the per-process cache (see `roles_cache`): what
+    /// authentication uses on every request.
+    pub async fn current_roles(&self, user_id: i64) -> Result<Vec<Role>> {
+        if let Some(roles) = self.roles.get(user_id) {
+            return Ok(roles);
+        }
+        let roles = self.user_roles(user_id).await?;
+        self.roles.put(user_id, &roles);
+        Ok(roles)
+    }
+
     async fn attach_roles(&self, user: User) -> Result<UserWithRoles> {
         let roles = self.user_roles(user.id).await?;
         Ok(UserWithRoles { user, roles })
     }
 
-    /// Users of the org, newest first, with their roles.
+    /// Users of the org, newest first, with their roles: one query for the page.
     pub async fn list_users(&self, page: Page) -> Result<Vec<UserWithRoles>> {
         let sql = concat!(
-            "SELECT ",
+            "SELECT u.id, u.org_id, u.email, u.password_hash, u.is_admin, u.created_at, \
+             u.last_login_at, r.name AS role FROM (SELECT ",
             user_columns!(),
-            " FROM users WHERE org_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+            " FROM users WHERE org_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3) u \
+             LEFT JOIN user_roles ur ON ur.user_id = u.id \
+             LEFT JOIN roles r ON r.id = ur.role_id ORDER BY u.id DESC"
         );
-        let users: Vec<User> = with_pool!(self, |p| sqlx::query_as(sql)
+        let rows: Vec<UserRoleRow> = with_pool!(self, |p| sqlx::query_as(sql)
             .bind(DEFAULT_ORG)
             .bind(page.before_or_max())
             .bind(page.limit)
             .fetch_all(p)
             .await)?;
-        let mut out = Vec::with_capacity(users.len());
-        for user in users {
-            out.push(self.attach_roles(user).await?);
+        let mut out: Vec<UserWithRoles> = Vec::new();
+        for row in rows {
+            let role = row.role.and_then(|r| r.parse::<Role>().ok());
+            match out.last_mut() {
+                Some(last) if last.user.id == row.user.id => last.roles.extend(role),
+                _ => out.push(UserWithRoles {
+                    user: row.user,
+                    roles: role.into_iter().collect(),
+                }),
+            }
+        }
+        for u in &mut out {
+            u.roles.sort();
         }
         Ok(out)
     }
@@ -200,6 +231,7 @@ impl Store {
             tx.commit().await?;
             added
         });
+        self.roles.forget(user_id);
         Ok(added)
     }
 
@@ -253,6 +285,7 @@ impl Store {
             tx.commit().await?;
             removed
         });
+        self.roles.forget(user_id);
         Ok(removed)
     }
 }

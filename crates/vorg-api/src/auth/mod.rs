@@ -115,7 +115,7 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Curre
         .sub
         .parse()
         .map_err(|_| ApiError::Unauthenticated("invalid token subject"))?;
-    let roles = match state.store.user_roles(id).await {
+    let roles = match state.store.current_roles(id).await {
         Ok(roles) => roles,
         Err(StoreError::NotFound) => {
             return Err(ApiError::Unauthenticated(

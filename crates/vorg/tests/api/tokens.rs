@@ -46,7 +46,10 @@ async fn an_api_token_authenticates_with_its_roles_until_revoked(backend: Backen
             json!({ "name": "reader", "roles": ["admin"] }),
         )
         .await;
-    app.store.grant_role(1, Role::Viewer).await.unwrap();
+    let (status, _) = app
+        .post("/users/1/roles", Some(&admin), json!({ "role": "viewer" }))
+        .await;
+    assert_eq!(status, StatusCode::OK);
     let (_, viewer_token) = app
         .post(
             "/auth/tokens",
