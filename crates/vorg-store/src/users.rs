@@ -5,13 +5,12 @@ use vorg_domain::Role;
 
 use crate::{DEFAULT_ORG, Db, Page, Result, Store, StoreError, with_pool};
 
-/// A user row. The password hash stays in the store layer's callers that need it.
+/// A user row, without its password hash (only [`Store::find_login`] reads that).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct User {
     pub id: i64,
     pub org_id: i64,
     pub email: String,
-    pub password_hash: String,
     pub is_admin: bool,
     pub created_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
@@ -33,7 +32,7 @@ pub struct UserWithRoles {
 
 macro_rules! user_columns {
     () => {
-        "id, org_id, email, password_hash, is_admin, created_at, last_login_at"
+        "id, org_id, email, is_admin, created_at, last_login_at"
     };
 }
 
@@ -121,6 +120,20 @@ impl Store {
         }
     }
 
+    /// The user with `email` and their password hash, for checking a login.
+    pub async fn find_login(&self, email: &str) -> Result<Option<(UserWithRoles, String)>> {
+        let hash: Option<(i64, String)> = with_pool!(self, |p| sqlx::query_as(
+            "SELECT id, password_hash FROM users WHERE email = $1"
+        )
+        .bind(email)
+        .fetch_optional(p)
+        .await)?;
+        match hash {
+            Some((id, hash)) => Ok(Some((self.get_user(id).await?, hash))),
+            None => Ok(None),
+        }
+    }
+
     pub async fn get_user(&self, id: i64) -> Result<UserWithRoles> {
         let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
         let user: User = with_pool!(self, |p| sqlx::query_as(sql).bind(id).fetch_one(p).await)?;
@@ -163,7 +176,7 @@ impl Store {
     /// Users of the org, newest first, with their roles: one query for the page.
     pub async fn list_users(&self, page: Page) -> Result<Vec<UserWithRoles>> {
         let sql = concat!(
-            "SELECT u.id, u.org_id, u.email, u.password_hash, u.is_admin, u.created_at, \
+            "SELECT u.id, u.org_id, u.email, u.is_admin, u.created_at, \
              u.last_login_at, r.name AS role FROM (SELECT ",
             user_columns!(),
             " FROM users WHERE org_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3) u \

@@ -199,12 +199,12 @@ pub async fn login(
     if body.password.is_empty() {
         return Err(ApiError::invalid("password", "must not be empty"));
     }
-    let user = state.store.find_user_by_email(email.as_str()).await?;
-    let hash = user.as_ref().map(|u| u.user.password_hash.as_str());
+    let found = state.store.find_login(email.as_str()).await?;
+    let hash = found.as_ref().map(|(_, hash)| hash.as_str());
     if !state.hasher.verify(&body.password, hash).await? {
         return Err(ApiError::Unauthenticated("invalid email or password"));
     }
-    let Some(user) = user else {
+    let Some((user, _)) = found else {
         return Err(ApiError::Unauthenticated("invalid email or password"));
     };
     state.store.record_login(user.user.id).await?;
