@@ -125,11 +125,39 @@ def bench_backend(name):
     me = wrk(base + "/auth/me", token, proc.pid)
     users = wrk(base + "/users?limit=50", token, proc.pid)
     proc.send_signal(signal.SIGTERM); proc.wait()
+    reference = pgbench_list_query(env["DATABASE_URL"]) if db else None
     shutil.rmtree(data, ignore_errors=True)
     if db:
         psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-    return {"cold_start_ms": round(cold_ms, 1), "warm_start_ms": round(warm_ms, 1),
-            "idle_rss_mib": round(max(idle, idle_after) / 1024, 1), "auth_me": me, "list_users": users}
+    out = {"cold_start_ms": round(cold_ms, 1), "warm_start_ms": round(warm_ms, 1),
+           "idle_rss_mib": round(max(idle, idle_after) / 1024, 1), "auth_me": me, "list_users": users}
+    if reference:
+        out["reference_pgbench_list_query"] = reference
+    return out
+
+
+# The exact statement GET /users?limit=50 runs (vorg-store users.rs), for pgbench.
+LIST_SQL = """SELECT u.id, u.org_id, u.email, u.is_admin, u.created_at, u.last_login_at, r.name AS role
+FROM (SELECT id, org_id, email, is_admin, created_at, last_login_at FROM users
+      WHERE org_id = 1 AND id < 9223372036854775807 ORDER BY id DESC LIMIT 50) u
+LEFT JOIN user_roles ur ON ur.user_id = u.id LEFT JOIN roles r ON r.id = ur.role_id ORDER BY u.id DESC;
+"""
+
+
+def pgbench_list_query(url):
+    """PostgreSQL alone running the list query from pgbench on the same cores: the ceiling
+    for the endpoint on this machine, whatever vorg does."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(LIST_SQL)
+    try:
+        out = subprocess.run(["pgbench", "-n", "-M", "prepared", "-c", CONNS, "-j", THREADS,
+                              "-T", DURATION.rstrip("s"), "-f", f.name, url],
+                             check=True, capture_output=True, text=True).stdout
+    finally:
+        os.unlink(f.name)
+    tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
+    lat = re.search(r"latency average = ([\d.]+) ms", out)
+    return {"queries_per_s": round(tps), "latency_avg_ms": float(lat.group(1)) if lat else None}
 
 
 def bench_nginx():
@@ -178,6 +206,11 @@ def main():
         r = results[b]
         print(f"{b}: cold start {r['cold_start_ms']} ms (empty data dir, migrations), warm start "
               f"{r['warm_start_ms']} ms, idle RSS {r['idle_rss_mib']} MiB")
+    pg = results["postgres"].get("reference_pgbench_list_query")
+    if pg:
+        print(f"reference: pgbench running the same list query directly: {pg['queries_per_s']} "
+              f"queries/s ({results['postgres']['list_users']['requests_per_s'] / pg['queries_per_s']:.2f}x "
+              f"through vorg)")
     out_dir = os.path.join(ROOT, "bench", "results")
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, datetime.now(timezone.utc).strftime("%Y-%m-%d") + "-backbone.json")
