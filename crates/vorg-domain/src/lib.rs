@@ -5,6 +5,8 @@
 
 mod access;
 mod input;
+mod run;
 
 pub use access::{Permission, Role, UnknownRole};
 pub use input::{Email, InputError, Password, Secret};
+pub use run::{RunStatus, UnknownStatus};

@@ -6,7 +6,11 @@
 
 mod audit;
 mod error;
+mod events;
+mod jobs;
+mod notify;
 mod roles_cache;
+mod runs;
 pub mod testing;
 mod tokens;
 mod users;
@@ -21,7 +25,11 @@ use sqlx::{
 
 pub use audit::{AuditEntry, NewAuditEntry};
 pub use error::StoreError;
+pub use events::OrgEvent;
+pub use jobs::{AbandonedJob, Job};
+pub use notify::Notice;
 pub use roles_cache::ROLES_TTL;
+pub use runs::{NewRun, Run, RunFilter, RunLog};
 pub use tokens::{ApiToken, NewApiToken, TokenOwner};
 pub use users::{User, UserWithRoles};
 
@@ -59,6 +67,7 @@ pub enum Backend {
 pub struct Store {
     db: Db,
     roles: Arc<roles_cache::RolesCache>,
+    notices: tokio::sync::broadcast::Sender<Notice>,
 }
 
 impl Store {
@@ -93,6 +102,7 @@ impl Store {
         Ok(Store {
             db,
             roles: Arc::default(),
+            notices: notify::channel(),
         })
     }
 

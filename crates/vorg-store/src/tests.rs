@@ -1,8 +1,11 @@
 //! The store contract suite: every test body runs on SQLite and on PostgreSQL.
 
-use vorg_domain::Role;
+use vorg_domain::{Role, RunStatus};
 
-use crate::{Backend, NewApiToken, NewAuditEntry, Page, Store, StoreError, testing::TestDb};
+use crate::{
+    Backend, NewApiToken, NewAuditEntry, NewRun, Notice, Page, RunFilter, Store, StoreError,
+    testing::TestDb,
+};
 
 /// Instantiates `async fn $name(store: Store)` once per backend.
 macro_rules! contract {
@@ -39,6 +42,11 @@ contract!(
     audit_rows_page_newest_first,
     migrating_twice_is_a_no_op,
     listing_users_carries_their_roles,
+    a_run_lives_from_queued_to_succeeded_with_an_ordered_stream,
+    concurrent_claimers_never_take_the_same_job,
+    an_expired_lease_is_reclaimed_until_attempts_run_out,
+    cancelling_a_queued_run_ends_it_and_drops_its_job,
+    committed_rows_are_announced_to_subscribers,
     role_changes_are_seen_by_current_roles_at_once_here_and_within_the_ttl_elsewhere,
 );
 
@@ -302,6 +310,7 @@ async fn role_changes_are_seen_by_current_roles_at_once_here_and_within_the_ttl_
     let other = Store {
         db: store.db.clone(),
         roles: Default::default(),
+        notices: crate::notify::channel(),
     };
     other.revoke_role(u.user.id, Role::Engineer).await.unwrap();
     tokio::time::sleep(crate::ROLES_TTL + std::time::Duration::from_millis(50)).await;
@@ -309,4 +318,270 @@ async fn role_changes_are_seen_by_current_roles_at_once_here_and_within_the_ttl_
         store.current_roles(u.user.id).await.unwrap(),
         vec![Role::Viewer]
     );
+}
+
+fn demo_run(input: serde_json::Value) -> NewRun<'static> {
+    NewRun {
+        run_type: "demo",
+        summary: Some("a demo"),
+        input,
+        requested_by: None,
+        job_kind: "demo",
+        max_attempts: 3,
+    }
+}
+
+async fn a_run_lives_from_queued_to_succeeded_with_an_ordered_stream(store: Store) {
+    let run = store
+        .create_run(demo_run(serde_json::json!({ "steps": 2 })))
+        .await
+        .unwrap();
+    assert_eq!(run.status(), RunStatus::Queued);
+    let job = store.claim_job("w1", 30_000).await.unwrap().unwrap();
+    assert_eq!(
+        (job.run_id, job.attempts, job.kind.as_str()),
+        (Some(run.id), 1, "demo")
+    );
+    assert_eq!(job.payload.0["steps"], 2);
+    assert!(
+        store.claim_job("w2", 30_000).await.unwrap().is_none(),
+        "held by w1"
+    );
+    let running = store
+        .transition_run(run.id, &[RunStatus::Queued], RunStatus::Running, None, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(running.started_at.is_some());
+    assert_eq!(running.attempts, 1);
+    store
+        .append_run_log(run.id, "info", "step 1", serde_json::json!({ "step": 1 }))
+        .await
+        .unwrap();
+    store
+        .append_run_log(run.id, "info", "step 2", serde_json::json!({ "step": 2 }))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .transition_run(
+                run.id,
+                &[RunStatus::Queued],
+                RunStatus::Failed,
+                None,
+                Some("x")
+            )
+            .await
+            .unwrap()
+            .is_none(),
+        "a transition from the wrong status does nothing"
+    );
+    let done = store
+        .transition_run(
+            run.id,
+            &[RunStatus::Running],
+            RunStatus::Succeeded,
+            Some(serde_json::json!({ "ok": true })),
+            None,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(done.completed_at.is_some());
+    assert_eq!(done.output.unwrap().0["ok"], true);
+    assert!(store.complete_job(job.id, "w1").await.unwrap());
+    let logs = store.run_logs(run.id, 0, 100).await.unwrap();
+    let lines: Vec<(&str, &str)> = logs
+        .iter()
+        .map(|l| (l.kind.as_str(), l.message.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("status", "status: running"),
+            ("log", "step 1"),
+            ("log", "step 2"),
+            ("status", "status: succeeded")
+        ]
+    );
+    let after = store.run_logs(run.id, logs[1].id, 100).await.unwrap();
+    assert_eq!(after.len(), 2);
+    let events = store.events_after(0, 100).await.unwrap();
+    let statuses: Vec<&str> = events
+        .iter()
+        .map(|e| e.data.0["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["queued", "running", "succeeded"]);
+    let listed = store
+        .list_runs(
+            &RunFilter {
+                status: Some(RunStatus::Succeeded),
+                ..Default::default()
+            },
+            Page {
+                limit: 10,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(
+        store
+            .list_runs(
+                &RunFilter {
+                    run_type: Some("other".into()),
+                    ..Default::default()
+                },
+                Page {
+                    limit: 10,
+                    before: None
+                }
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn concurrent_claimers_never_take_the_same_job(store: Store) {
+    for i in 0..40 {
+        store
+            .enqueue_job("noop", serde_json::json!({ "i": i }), 1)
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(job) = store.claim_job(&format!("w{w}"), 30_000).await.unwrap() {
+                mine.push(job.id);
+                assert!(store.complete_job(job.id, &format!("w{w}")).await.unwrap());
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(before, all.len(), "a job was claimed twice");
+    assert_eq!(all.len(), 40);
+    assert!(store.job_counts().await.unwrap().is_empty());
+}
+
+async fn an_expired_lease_is_reclaimed_until_attempts_run_out(store: Store) {
+    let id = store
+        .enqueue_job("noop", serde_json::json!({}), 2)
+        .await
+        .unwrap();
+    // A lease that has already run out: as if the worker died.
+    let first = store.claim_job("dead", -1).await.unwrap().unwrap();
+    assert_eq!((first.id, first.attempts), (id, 1));
+    assert!(!store.renew_lease(id, "other", 1000).await.unwrap());
+    let second = store.claim_job("alive", -1).await.unwrap().unwrap();
+    assert_eq!((second.id, second.attempts), (id, 2));
+    assert!(
+        !store.complete_job(id, "dead").await.unwrap(),
+        "the dead worker lost it"
+    );
+    assert!(
+        store.claim_job("third", 1000).await.unwrap().is_none(),
+        "no attempt left"
+    );
+    let abandoned = store.fail_abandoned_jobs().await.unwrap();
+    assert_eq!(abandoned.len(), 1);
+    assert_eq!(abandoned[0].attempts, 2);
+    assert_eq!(
+        store.job_counts().await.unwrap(),
+        [("failed".to_owned(), 1)]
+    );
+    // Release on shutdown gives the attempt back.
+    let j = store
+        .enqueue_job("noop", serde_json::json!({}), 1)
+        .await
+        .unwrap();
+    store.claim_job("w", 30_000).await.unwrap().unwrap();
+    assert!(store.release_job(j, "w").await.unwrap());
+    assert_eq!(
+        store
+            .claim_job("w", 30_000)
+            .await
+            .unwrap()
+            .unwrap()
+            .attempts,
+        1
+    );
+}
+
+async fn cancelling_a_queued_run_ends_it_and_drops_its_job(store: Store) {
+    let run = store
+        .create_run(demo_run(serde_json::json!({})))
+        .await
+        .unwrap();
+    let cancelled = store.request_cancel(run.id).await.unwrap();
+    assert_eq!(cancelled.status(), RunStatus::Cancelled);
+    assert!(cancelled.cancel_requested_at.is_some());
+    assert!(store.claim_job("w", 1000).await.unwrap().is_none());
+    assert!(matches!(
+        store.request_cancel(run.id).await,
+        Err(StoreError::Rule(_))
+    ));
+    assert!(matches!(
+        store.request_cancel(999).await,
+        Err(StoreError::NotFound)
+    ));
+    // A running run is only marked.
+    let run = store
+        .create_run(demo_run(serde_json::json!({})))
+        .await
+        .unwrap();
+    store
+        .transition_run(run.id, &[RunStatus::Queued], RunStatus::Running, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.request_cancel(run.id).await.unwrap().status(),
+        RunStatus::Running
+    );
+    assert!(store.cancel_requested(run.id).await.unwrap());
+}
+
+async fn committed_rows_are_announced_to_subscribers(store: Store) {
+    let tracker = tokio_util::task::TaskTracker::new();
+    let stop = tokio_util::sync::CancellationToken::new();
+    store.start_listener(&tracker, stop.clone()).await.unwrap();
+    let mut rx = store.subscribe();
+    let run = store
+        .create_run(demo_run(serde_json::json!({})))
+        .await
+        .unwrap();
+    let log = store
+        .append_run_log(run.id, "info", "hello", serde_json::json!({}))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while !seen.contains(&Notice::RunLog {
+        run_id: run.id,
+        id: log.id,
+    }) {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+            .await
+            .expect("a notice within 5 s")
+            .unwrap();
+        seen.push(n);
+    }
+    assert!(seen.contains(&Notice::JobQueued), "{seen:?}");
+    assert!(
+        seen.iter().any(|n| matches!(n, Notice::Event { .. })),
+        "{seen:?}"
+    );
+    stop.cancel();
+    tracker.close();
+    tracker.wait().await;
 }
