@@ -1,4 +1,5 @@
 //! The store contract suite: every test body runs on SQLite and on PostgreSQL.
+#![allow(clippy::disallowed_methods)] // tests spawn freely
 
 use vorg_domain::{Role, RunStatus};
 
