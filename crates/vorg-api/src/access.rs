@@ -11,7 +11,11 @@ use axum::{
 };
 use vorg_domain::Permission;
 
-use crate::{AppState, auth::authenticate, error::ApiError};
+use crate::{
+    AppState,
+    auth::{self, authenticate},
+    error::ApiError,
+};
 
 /// What a route requires of its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +62,14 @@ pub const ROUTES: &[RouteRule] = &[
     rule("POST", "/users/{id}/roles", Requires(ManageUsers)),
     rule("DELETE", "/users/{id}/roles/{role}", Requires(ManageUsers)),
     rule("GET", "/audit", Requires(ViewAudit)),
+    rule("POST", "/auth/stream-token", Requires(ViewRuns)),
+    rule("POST", "/runs/start_demo", Requires(StartRuns)),
+    rule("GET", "/runs", Requires(ViewRuns)),
+    rule("GET", "/runs/{id}", Requires(ViewRuns)),
+    rule("GET", "/runs/{id}/logs", Requires(ViewRuns)),
+    rule("POST", "/runs/{id}/cancel", Requires(CancelRuns)),
+    rule("GET", "/streams/runs/{id}", Requires(ViewRuns)),
+    rule("GET", "/streams/events", Requires(ViewRuns)),
 ];
 
 /// The rule for a matched route, if the table has one.
@@ -88,7 +100,11 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
     if permission == ViewMetrics && state.config.metrics_public {
         return next.run(req).await;
     }
-    let user = match authenticate(&state, req.headers()).await {
+    let stream_token = path
+        .starts_with("/streams/")
+        .then(|| auth::query_token(req.uri().query()))
+        .flatten();
+    let user = match authenticate(&state, req.headers(), stream_token).await {
         Ok(user) => user,
         Err(e) => return e.into_response(),
     };

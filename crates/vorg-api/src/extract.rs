@@ -40,6 +40,27 @@ fn serde_field_error(text: &str, fallback_field: &str) -> FieldError {
     }
 }
 
+/// Parses a JSON body read by hand (e.g. one that may be empty) with the same problems as
+/// [`ApiJson`]: malformed JSON is a 400, a bad field a 422 naming its path.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::BadRequest(format!("body: malformed JSON ({inner})"));
+        }
+        let text = inner.to_string();
+        let message = text.split(" at line ").next().unwrap_or(&text).to_owned();
+        if path == "." {
+            let field = message.split('`').nth(1).unwrap_or("body").to_owned();
+            ApiError::invalid(field, message)
+        } else {
+            ApiError::invalid(path, message)
+        }
+    })
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {

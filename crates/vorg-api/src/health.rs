@@ -66,7 +66,10 @@ pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<Ready>> {
 /// Prometheus text: request counts and latency histograms by route and status.
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus exposition format", body = String, content_type = "text/plain")))]
-pub async fn metrics() -> impl IntoResponse {
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let (run_clients, org_clients) = state.hub.client_counts();
+    metrics::gauge!("vorg_stream_clients", "stream" => "run").set(run_clients as f64);
+    metrics::gauge!("vorg_stream_clients", "stream" => "org").set(org_clients as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics_handle().render(),

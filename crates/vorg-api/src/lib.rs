@@ -9,6 +9,8 @@ pub mod extract;
 mod health;
 mod openapi;
 mod pagination;
+mod runs;
+mod streams;
 mod users;
 
 use std::{sync::Arc, time::Duration};
@@ -63,10 +65,15 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub hasher: PasswordHasher,
     pub limiter: Arc<AuthLimiter>,
+    pub hub: Arc<vorg_jobs::StreamHub>,
 }
 
 impl AppState {
-    pub fn new(store: Store, config: ApiConfig) -> Result<Self, ApiError> {
+    pub fn new(
+        store: Store,
+        config: ApiConfig,
+        hub: Arc<vorg_jobs::StreamHub>,
+    ) -> Result<Self, ApiError> {
         let jwt = JwtKeys::new(
             config.jwt_secret.expose().as_bytes(),
             &config.jwt_issuer,
@@ -83,6 +90,7 @@ impl AppState {
             hasher: PasswordHasher::new()?,
             limiter: Arc::new(limiter),
             config: Arc::new(config),
+            hub,
         })
     }
 }
@@ -95,6 +103,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(auth::tokens::router())
         .merge(users::router())
         .merge(audit::router())
+        .merge(runs::router())
+        .merge(streams::router())
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

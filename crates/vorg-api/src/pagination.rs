@@ -22,21 +22,26 @@ pub struct PageQuery {
 
 impl PageQuery {
     pub fn page(&self) -> ApiResult<Page> {
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::invalid(
-                "query.limit",
-                format!("must be between 1 and {MAX_LIMIT}"),
-            ));
-        }
-        let before = match &self.cursor {
-            None => None,
-            Some(c) => Some(c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                ApiError::invalid("query.cursor", "is not a cursor this server issued")
-            })?),
-        };
-        Ok(Page { limit, before })
+        page(self.limit, self.cursor.as_deref())
     }
+}
+
+/// Checks `limit` and `cursor` query parameters into a store page.
+pub fn page(limit: Option<i64>, cursor: Option<&str>) -> ApiResult<Page> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(
+            "query.limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let before = match cursor {
+        None => None,
+        Some(c) => Some(c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            ApiError::invalid("query.cursor", "is not a cursor this server issued")
+        })?),
+    };
+    Ok(Page { limit, before })
 }
 
 /// One page of a list.

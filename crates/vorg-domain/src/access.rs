@@ -85,22 +85,32 @@ pub enum Permission {
     ViewAudit,
     /// Scrape `/metrics` (unless metrics are configured public).
     ViewMetrics,
+    /// List runs, read their logs and watch their streams and the org event stream.
+    ViewRuns,
+    /// Start runs (the demo run; meetings and workflows as they land).
+    StartRuns,
+    /// Cancel runs.
+    CancelRuns,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 5] = [
+    pub const ALL: [Permission; 8] = [
         Permission::ViewSelf,
         Permission::ManageOwnTokens,
         Permission::ManageUsers,
         Permission::ViewAudit,
         Permission::ViewMetrics,
+        Permission::ViewRuns,
+        Permission::StartRuns,
+        Permission::CancelRuns,
     ];
 
     /// The table: which roles hold this permission.
     pub fn roles(self) -> &'static [Role] {
         use Role::*;
         match self {
-            Permission::ViewSelf | Permission::ManageOwnTokens => &Role::ALL,
+            Permission::ViewSelf | Permission::ManageOwnTokens | Permission::ViewRuns => &Role::ALL,
+            Permission::StartRuns | Permission::CancelRuns => &[Admin, Engineer],
             Permission::ManageUsers | Permission::ViewAudit | Permission::ViewMetrics => &[Admin],
         }
     }
@@ -117,6 +127,9 @@ impl Permission {
             Permission::ManageUsers => "manage_users",
             Permission::ViewAudit => "view_audit",
             Permission::ViewMetrics => "view_metrics",
+            Permission::ViewRuns => "view_runs",
+            Permission::StartRuns => "start_runs",
+            Permission::CancelRuns => "cancel_runs",
         }
     }
 }

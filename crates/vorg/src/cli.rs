@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use vorg_domain::{Email, Password, Role};
 use vorg_store::{NewApiToken, NewAuditEntry, Page, Store, StoreError};
 
@@ -32,6 +32,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve the API (and, as later parts land, the console and job workers).
     Serve(ServeArgs),
+    /// Run job workers only (no HTTP), to scale execution out; several may share one
+    /// PostgreSQL database.
+    Worker(WorkerArgs),
     /// Apply pending database migrations and exit (serve also does this on start).
     Migrate,
     /// Manage user accounts and their roles.
@@ -47,6 +50,13 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (the log says which).
     #[arg(long, env = "VORG_BIND")]
     pub bind: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// Jobs executed at once (default: VORG_WORKERS, else 4).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -111,6 +121,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(settings.log_format);
     match cli.command {
         Command::Serve(_) => serve(settings).await,
+        Command::Worker(args) => worker(settings, args).await,
         Command::Migrate => {
             open_store(&settings).await?.close().await;
             println!("migrations applied to {}", settings.database_url_for_logs());
@@ -142,6 +153,36 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         trigger.cancel();
     });
     app.run_until_stopped(shutdown).await
+}
+
+async fn worker(settings: Settings, args: WorkerArgs) -> anyhow::Result<()> {
+    let store = open_store(&settings).await?;
+    let concurrency = args.concurrency.unwrap_or(settings.workers).max(1);
+    let tracker = TaskTracker::new();
+    let stop = CancellationToken::new();
+    store.start_listener(&tracker, stop.clone()).await?;
+    let worker = vorg_jobs::Worker::new(
+        store.clone(),
+        vorg_jobs::builtin::registry(),
+        settings.worker_config(concurrency),
+    );
+    tracing::info!(
+        database = %settings.database_url_for_logs(),
+        concurrency,
+        "worker process ready"
+    );
+    let trigger = stop.clone();
+    tracker.spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested: finishing or releasing running jobs");
+        trigger.cancel();
+    });
+    worker.run(stop.clone()).await;
+    stop.cancel();
+    tracker.close();
+    tracker.wait().await;
+    store.close().await;
+    Ok(())
 }
 
 async fn wait_for_signal() {

@@ -31,6 +31,9 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ),
     ("VORG_METRICS_PUBLIC", "metrics_public"),
     ("VORG_LOG_FORMAT", "log_format"),
+    ("VORG_WORKERS", "workers"),
+    ("VORG_JOB_LEASE_MS", "job_lease_ms"),
+    ("VORG_SHUTDOWN_GRACE_MS", "shutdown_grace_ms"),
 ];
 
 /// Shortest JWT secret accepted in production (HS256 wants at least 256 bits).
@@ -70,6 +73,12 @@ pub struct Settings {
     pub login_per_minute_per_account: u32,
     pub metrics_public: bool,
     pub log_format: LogFormat,
+    /// Jobs `vorg serve` executes at once (0: none, leave them to `vorg worker`).
+    pub workers: usize,
+    /// Job lease; a killed worker's runs resume elsewhere after at most this long.
+    pub job_lease_ms: u64,
+    /// On shutdown, how long running jobs may take before they are released.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for Settings {
@@ -91,6 +100,9 @@ impl Default for Settings {
             login_per_minute_per_account: 10,
             metrics_public: false,
             log_format: LogFormat::Text,
+            workers: 4,
+            job_lease_ms: 30_000,
+            shutdown_grace_ms: 10_000,
         }
     }
 }
@@ -188,6 +200,18 @@ impl Settings {
         if let Some((src, v)) = get("metrics_public") {
             s.metrics_public = parse_bool(src, v)?;
         }
+        if let Some((src, v)) = get("workers") {
+            s.workers = parse(src, v, "a number of concurrent jobs")?;
+        }
+        if let Some((src, v)) = get("job_lease_ms") {
+            s.job_lease_ms = parse(src, v, "a number of milliseconds")?;
+            if s.job_lease_ms < 300 {
+                bail!("{src}: must be at least 300 ms");
+            }
+        }
+        if let Some((src, v)) = get("shutdown_grace_ms") {
+            s.shutdown_grace_ms = parse(src, v, "a number of milliseconds")?;
+        }
         if let Some((src, v)) = get("log_format") {
             s.log_format = match v {
                 "json" => LogFormat::Json,
@@ -228,6 +252,14 @@ impl Settings {
             Some(url) => url.expose().to_owned(),
             None => format!("sqlite://{}", self.data_dir.join("vorg.db").display()),
         }
+    }
+
+    /// The worker settings for `concurrency` jobs at once.
+    pub fn worker_config(&self, concurrency: usize) -> vorg_jobs::WorkerConfig {
+        let mut cfg = vorg_jobs::WorkerConfig::new(concurrency);
+        cfg.lease = std::time::Duration::from_millis(self.job_lease_ms);
+        cfg.shutdown_grace = std::time::Duration::from_millis(self.shutdown_grace_ms);
+        cfg
     }
 
     /// The URL with any password removed, for logs.

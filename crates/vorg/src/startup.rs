@@ -4,9 +4,10 @@ use std::{net::SocketAddr, path::Path};
 
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use vorg_api::{ApiConfig, AppState};
 use vorg_domain::Secret;
+use vorg_jobs::{StreamHub, Worker, builtin};
 use vorg_store::Store;
 
 use crate::config::{Environment, Settings};
@@ -20,6 +21,12 @@ pub struct Application {
     addr: SocketAddr,
     router: axum::Router,
     store: Store,
+    /// Background tasks: the event listener, the stream hub, the workers.
+    tracker: TaskTracker,
+    /// Ends live streams (first step of shutdown, so they do not hold it up).
+    streams: CancellationToken,
+    /// Stops workers and the listener once HTTP has drained.
+    background: CancellationToken,
 }
 
 /// Opens the store for `settings` (creating the data directory) and migrates it.
@@ -123,7 +130,24 @@ impl Application {
             metrics_public: settings.metrics_public,
             cors_origins: settings.cors_origins.clone(),
         };
-        let state = AppState::new(store.clone(), config).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let tracker = TaskTracker::new();
+        let streams = CancellationToken::new();
+        let background = CancellationToken::new();
+        store
+            .start_listener(&tracker, background.clone())
+            .await
+            .context("listening for events on PostgreSQL")?;
+        let hub = StreamHub::start(store.clone(), &tracker, streams.clone());
+        if settings.workers > 0 {
+            Worker::new(
+                store.clone(),
+                builtin::registry(),
+                settings.worker_config(settings.workers),
+            )
+            .spawn(&tracker, background.clone());
+        }
+        let state =
+            AppState::new(store.clone(), config, hub).map_err(|e| anyhow::anyhow!("{e}"))?;
         let router = vorg_api::router(state);
         let listener = TcpListener::bind(&settings.bind)
             .await
@@ -134,6 +158,9 @@ impl Application {
             addr,
             router,
             store,
+            tracker,
+            streams,
+            background,
         })
     }
 
@@ -145,17 +172,25 @@ impl Application {
         self.addr
     }
 
-    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish and closes
-    /// the store.
+    /// Serves until `shutdown` is cancelled. Then: live streams end, in-flight requests
+    /// finish, workers finish or release their jobs, and the store closes.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(addr = %self.addr, "listening on http://{}", self.addr);
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
+        let streams = self.streams.clone();
         axum::serve(self.listener, service)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .with_graceful_shutdown(async move {
+                shutdown.cancelled().await;
+                streams.cancel();
+            })
             .await
             .context("serving HTTP")?;
+        self.streams.cancel();
+        self.background.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -25,9 +25,19 @@ pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    stream_validation: Validation,
     issuer: String,
     audience: String,
     ttl_secs: i64,
+}
+
+/// Lifetime of a stream token (`?access_token=` for `EventSource`).
+pub const STREAM_TOKEN_SECS: i64 = 60;
+
+/// Stream tokens carry the audience `<JWT_AUDIENCE>:stream`, so they are refused everywhere
+/// but on `/streams/*`, and session tokens are refused in URLs.
+fn stream_audience(audience: &str) -> String {
+    format!("{audience}:stream")
 }
 
 impl JwtKeys {
@@ -37,10 +47,13 @@ impl JwtKeys {
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
         validation.leeway = 30;
+        let mut stream_validation = validation.clone();
+        stream_validation.set_audience(&[stream_audience(audience)]);
         JwtKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            stream_validation,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             ttl_secs: ttl_minutes * 60,
@@ -51,26 +64,63 @@ impl JwtKeys {
         self.ttl_secs
     }
 
-    /// Issues a token for `user_id`.
+    /// Issues a session token for `user_id`.
     pub fn issue(&self, user_id: i64, email: &str, is_admin: bool) -> Result<String, ApiError> {
+        self.sign(
+            user_id,
+            email,
+            is_admin,
+            self.audience.clone(),
+            self.ttl_secs,
+        )
+    }
+
+    /// Issues a short-lived token valid only on `/streams/*`.
+    pub fn issue_stream(&self, user_id: i64, email: &str) -> Result<String, ApiError> {
+        self.sign(
+            user_id,
+            email,
+            false,
+            stream_audience(&self.audience),
+            STREAM_TOKEN_SECS,
+        )
+    }
+
+    fn sign(
+        &self,
+        user_id: i64,
+        email: &str,
+        is_admin: bool,
+        aud: String,
+        ttl: i64,
+    ) -> Result<String, ApiError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud,
             sub: user_id.to_string(),
             adm: is_admin,
             iat: now,
-            exp: now + self.ttl_secs,
+            exp: now + ttl,
             email: Some(email.to_owned()),
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("signing a JWT")))
     }
 
-    /// Verifies signature, algorithm, issuer, audience and expiry.
+    /// Verifies a session token: signature, algorithm, issuer, audience and expiry.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        self.check(token, &self.validation)
+    }
+
+    /// Verifies a stream token.
+    pub fn verify_stream(&self, token: &str) -> Result<Claims, ApiError> {
+        self.check(token, &self.stream_validation)
+    }
+
+    fn check(&self, token: &str, validation: &Validation) -> Result<Claims, ApiError> {
         use jsonwebtoken::errors::ErrorKind;
-        decode::<Claims>(token, &self.decoding, &self.validation)
+        decode::<Claims>(token, &self.decoding, validation)
             .map(|data| data.claims)
             .map_err(|e| {
                 ApiError::Unauthenticated(match e.kind() {

@@ -29,7 +29,11 @@ pub const API_TOKEN_PREFIX: &str = "vorg_";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credential {
     Jwt,
-    ApiToken { token_id: i64 },
+    /// A short-lived `/streams/*` token from the query string.
+    StreamToken,
+    ApiToken {
+        token_id: i64,
+    },
 }
 
 /// The authenticated caller, put in the request by the `authorize` middleware.
@@ -67,13 +71,30 @@ pub fn hash_api_token(token: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Resolves the bearer credential in `headers` to a user with their current roles.
-pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<CurrentUser, ApiError> {
+/// The `access_token` query parameter, if any.
+pub fn query_token(query: Option<&str>) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == "access_token" && !v.is_empty()).then(|| v.to_owned())
+    })
+}
+
+/// Resolves the caller: the bearer credential in `headers`, or else, where the route allows
+/// it (`/streams/*`), a stream token from the query string.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    stream_token: Option<String>,
+) -> Result<CurrentUser, ApiError> {
     let request_id = headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let Some(value) = headers.get(header::AUTHORIZATION) else {
+        if let Some(token) = stream_token {
+            let claims = state.jwt.verify_stream(&token)?;
+            return user_from_claims(state, claims, Credential::StreamToken, request_id).await;
+        }
         return Err(ApiError::Unauthenticated(
             "missing Authorization header (expected: Bearer <token>)",
         ));
@@ -111,6 +132,15 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Curre
     }
 
     let claims = state.jwt.verify(token)?;
+    user_from_claims(state, claims, Credential::Jwt, request_id).await
+}
+
+async fn user_from_claims(
+    state: &AppState,
+    claims: Claims,
+    credential: Credential,
+    request_id: Option<String>,
+) -> Result<CurrentUser, ApiError> {
     let id: i64 = claims
         .sub
         .parse()
@@ -128,7 +158,7 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Curre
         id,
         email: claims.email.unwrap_or_default(),
         roles,
-        credential: Credential::Jwt,
+        credential,
         request_id,
     })
 }

@@ -30,6 +30,27 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(assign_role))
         .routes(routes!(me))
         .routes(routes!(permissions))
+        .routes(routes!(stream_token))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StreamToken {
+    /// Pass as `?access_token=` to `/streams/*` (for `EventSource`, which cannot send headers).
+    token: String,
+    expires_in: i64,
+}
+
+/// A 60-second token that authenticates `/streams/*` from the query string, and nothing else.
+#[utoipa::path(post, path = "/auth/stream-token", tag = "auth",
+    responses((status = 200, description = "A stream token", body = StreamToken)))]
+pub async fn stream_token(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> ApiResult<Json<StreamToken>> {
+    Ok(Json(StreamToken {
+        token: state.jwt.issue_stream(user.id, &user.email)?,
+        expires_in: super::jwt::STREAM_TOKEN_SECS,
+    }))
 }
 
 /// The client's IP, when the server knows it (it is absent in in-process tests).
@@ -263,6 +284,7 @@ pub async fn me(user: CurrentUser) -> Json<Me> {
     let (credential, token_id) = match user.credential {
         Credential::Jwt => ("jwt", None),
         Credential::ApiToken { token_id } => ("api_token", Some(token_id)),
+        Credential::StreamToken => ("stream_token", None),
     };
     Json(Me {
         id: user.id,

@@ -1,0 +1,81 @@
+//! What a running job sees.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use vorg_store::{Job, Store};
+
+/// How a job can end other than with an output.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The run was cancelled by a user; it ends `cancelled`.
+    #[error("cancelled")]
+    Cancelled,
+    /// The worker stopped (shutdown or lost lease): the job is released, not failed.
+    #[error("interrupted")]
+    Interrupted,
+    /// A failure worth another attempt (a timeout, a 5xx upstream).
+    #[error("{0}")]
+    Retryable(String),
+    /// A failure no retry can fix (bad input).
+    #[error("{0}")]
+    Fatal(String),
+}
+
+/// A claimed job being executed.
+pub struct JobContext {
+    pub store: Store,
+    pub job: Job,
+    /// Cancelled when the worker must stop this job (shutdown after the grace period, or the
+    /// lease was lost to another worker).
+    pub(crate) stop: CancellationToken,
+}
+
+impl JobContext {
+    pub fn input(&self) -> &Value {
+        &self.job.payload.0
+    }
+
+    pub fn run_id(&self) -> Option<i64> {
+        self.job.run_id
+    }
+
+    /// Appends a line to the run's log (a no-op for jobs without a run). A failure to write
+    /// is retryable: the log is part of the run's record.
+    pub async fn log(&self, level: &str, message: &str, fields: Value) -> Result<(), JobError> {
+        if let Some(run_id) = self.job.run_id {
+            self.store
+                .append_run_log(run_id, level, message, fields)
+                .await
+                .map_err(|e| JobError::Retryable(format!("writing the run log: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// A step boundary: stops here when the run was cancelled or the worker must stop.
+    pub async fn checkpoint(&self) -> Result<(), JobError> {
+        if self.stop.is_cancelled() {
+            return Err(JobError::Interrupted);
+        }
+        if let Some(run_id) = self.job.run_id {
+            let cancelled = self
+                .store
+                .cancel_requested(run_id)
+                .await
+                .map_err(|e| JobError::Retryable(format!("checking for cancellation: {e}")))?;
+            if cancelled {
+                return Err(JobError::Cancelled);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sleeps, ending early (with `Interrupted`) when the worker must stop.
+    pub async fn sleep(&self, duration: Duration) -> Result<(), JobError> {
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => Ok(()),
+            _ = self.stop.cancelled() => Err(JobError::Interrupted),
+        }
+    }
+}
