@@ -1,6 +1,6 @@
 //! Liveness, readiness and Prometheus metrics.
 
-use std::{sync::OnceLock, time::Instant};
+use std::{sync::Arc, time::Instant};
 
 use axum::{
     Json,
@@ -9,7 +9,9 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -68,18 +70,26 @@ pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<Ready>> {
     responses((status = 200, description = "Prometheus exposition format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let (run_clients, org_clients) = state.hub.client_counts();
-    metrics::gauge!("vorg_stream_clients", "stream" => "run").set(run_clients as f64);
-    metrics::gauge!("vorg_stream_clients", "stream" => "org").set(org_clients as f64);
+    state.metrics.record(|| {
+        metrics::gauge!("vorg_stream_clients", "stream" => "run").set(run_clients as f64);
+        metrics::gauge!("vorg_stream_clients", "stream" => "org").set(org_clients as f64);
+    });
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        metrics_handle().render(),
+        state.metrics.render(),
     )
 }
 
-/// The process-wide recorder (metrics are global to the process, like the registry).
-pub fn metrics_handle() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(|| {
+/// This application's metrics: a recorder of its own (not the process-global one), so
+/// several applications in one process (the tests) never mix their numbers.
+#[derive(Clone)]
+pub struct Metrics {
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(
                 Matcher::Full("http_request_duration_seconds".into()),
@@ -90,14 +100,31 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
-        // Another recorder may already be installed (several apps in one test process).
-        let _ = metrics::set_global_recorder(recorder);
-        handle
-    })
+        Metrics {
+            recorder: Arc::new(recorder),
+            handle,
+        }
+    }
+
+    /// Records with this application's recorder.
+    pub fn record(&self, f: impl FnOnce()) {
+        metrics::with_local_recorder(&*self.recorder, f)
+    }
+
+    pub fn render(&self) -> String {
+        self.handle.run_upkeep();
+        self.handle.render()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Counts each request and times it, labelled by matched route (bounded cardinality).
-pub async fn observe(req: Request, next: Next) -> Response {
+pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
     let route = req
@@ -108,8 +135,10 @@ pub async fn observe(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(start.elapsed().as_secs_f64());
+    let elapsed = start.elapsed().as_secs_f64();
+    state.metrics.record(|| {
+        metrics::counter!("http_requests_total", &labels).increment(1);
+        metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed);
+    });
     response
 }

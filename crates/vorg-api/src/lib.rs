@@ -34,7 +34,7 @@ use vorg_store::Store;
 pub use audit::audit;
 pub use auth::{AuthLimiter, JwtKeys, PasswordHasher, generate_api_token, hash_api_token};
 pub use error::{ApiError, LoggedError};
-pub use health::metrics_handle;
+pub use health::Metrics;
 
 /// Settings the API needs, already validated by the binary's config loader.
 #[derive(Debug, Clone)]
@@ -66,6 +66,7 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     pub limiter: Arc<AuthLimiter>,
     pub hub: Arc<vorg_jobs::StreamHub>,
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -91,6 +92,7 @@ impl AppState {
             limiter: Arc::new(limiter),
             config: Arc::new(config),
             hub,
+            metrics: Metrics::new(),
         })
     }
 }
@@ -128,7 +130,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(openapi::docs(doc))
         .fallback(not_found)
-        .layer(middleware::from_fn(health::observe))
+        .layer(middleware::from_fn_with_state(state.clone(), health::observe))
         .layer(middleware::from_fn(log_errors))
         .layer(cors(&state.config.cors_origins))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

@@ -27,8 +27,12 @@ impl JobHandler for Demo {
             let steps = field(ctx.input(), "steps", 5, 1000)?.max(1);
             let step_ms = field(ctx.input(), "step_ms", 400, 60_000)?;
             let fail_at = ctx.input().get("fail_at").and_then(Value::as_u64);
-            ctx.log("info", "demo run started", json!({ "steps": steps }))
-                .await?;
+            ctx.log(
+                "info",
+                &format!("demo run started on worker {}", ctx.worker_id),
+                json!({ "steps": steps, "worker": ctx.worker_id }),
+            )
+            .await?;
             for step in 1..=steps {
                 ctx.checkpoint().await?;
                 ctx.sleep(Duration::from_millis(step_ms)).await?;

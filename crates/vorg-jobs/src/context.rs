@@ -27,6 +27,8 @@ pub enum JobError {
 pub struct JobContext {
     pub store: Store,
     pub job: Job,
+    /// The worker executing this attempt.
+    pub worker_id: String,
     /// Cancelled when the worker must stop this job (shutdown after the grace period, or the
     /// lease was lost to another worker).
     pub(crate) stop: CancellationToken,

@@ -253,6 +253,7 @@ async fn execute(
     let ctx = JobContext {
         store: store.clone(),
         job: job.clone(),
+        worker_id: worker.to_owned(),
         stop: stop.clone(),
     };
     let handle = tasks.spawn(async move { handler.run(&ctx).await });

@@ -8,7 +8,7 @@ use sqlx::types::Json;
 use crate::{DEFAULT_ORG, Db, Result, Store, notify::Notice, with_pool};
 
 /// Advisory-lock key of the org event log (run logs use odd keys).
-const EVENTS_LOCK_KEY: i64 = 2;
+pub(crate) const EVENTS_LOCK_KEY: i64 = 2;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OrgEvent {
@@ -19,6 +19,40 @@ pub struct OrgEvent {
     pub created_at: DateTime<Utc>,
 }
 
+/// Inserts an org event inside the transaction `$tx` (serialised on PostgreSQL, with its
+/// `pg_notify`) and evaluates to the row. Callers send the in-process notice after commit.
+macro_rules! insert_event {
+    ($db:expr, $tx:expr, $kind:expr, $run_id:expr, $data:expr) => {{
+        let pg = matches!($db, Db::Postgres(_));
+        if pg {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind($crate::events::EVENTS_LOCK_KEY)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        let event: $crate::events::OrgEvent = sqlx::query_as(
+            "INSERT INTO events (org_id, kind, run_id, data, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id, kind, run_id, data, created_at",
+        )
+        .bind($crate::DEFAULT_ORG)
+        .bind($kind)
+        .bind($run_id)
+        .bind(sqlx::types::Json($data))
+        .bind(chrono::Utc::now())
+        .fetch_one(&mut *$tx)
+        .await?;
+        if pg {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind($crate::notify::CHANNEL)
+                .bind($crate::notify::Notice::Event { id: event.id }.encode())
+                .execute(&mut *$tx)
+                .await?;
+        }
+        event
+    }};
+}
+pub(crate) use insert_event;
+
 impl Store {
     pub async fn record_event(
         &self,
@@ -28,31 +62,7 @@ impl Store {
     ) -> Result<OrgEvent> {
         let event: OrgEvent = with_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            let pg = matches!(self.db, Db::Postgres(_));
-            if pg {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(EVENTS_LOCK_KEY)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let event: OrgEvent = sqlx::query_as(
-                "INSERT INTO events (org_id, kind, run_id, data, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id, kind, run_id, data, created_at",
-            )
-            .bind(DEFAULT_ORG)
-            .bind(kind)
-            .bind(run_id)
-            .bind(Json(&data))
-            .bind(Utc::now())
-            .fetch_one(&mut *tx)
-            .await?;
-            if pg {
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(crate::notify::CHANNEL)
-                    .bind(Notice::Event { id: event.id }.encode())
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            let event = insert_event!(self.db, tx, kind, run_id, &data);
             tx.commit().await?;
             event
         });

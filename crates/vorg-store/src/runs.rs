@@ -7,7 +7,10 @@ use serde_json::Value;
 use sqlx::types::Json;
 use vorg_domain::RunStatus;
 
-use crate::{DEFAULT_ORG, Db, Page, Result, Store, StoreError, notify::Notice, with_pool};
+use crate::{
+    DEFAULT_ORG, Db, Page, Result, Store, StoreError, events::insert_event, notify::Notice,
+    with_pool,
+};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Run {
@@ -158,6 +161,10 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            let data = serde_json::json!({
+                "run_id": run.id, "status": "queued", "run_type": run.run_type,
+            });
+            let event = insert_event!(self.db, tx, "run.status", Some(run.id), &data);
             if matches!(self.db, Db::Postgres(_)) {
                 sqlx::query("SELECT pg_notify($1, $2)")
                     .bind(crate::notify::CHANNEL)
@@ -166,15 +173,10 @@ impl Store {
                     .await?;
             }
             tx.commit().await?;
-            run
+            (run, event.id)
         });
-        self.local_notify(&[Notice::JobQueued]);
-        self.record_event(
-            "run.status",
-            Some(run.id),
-            serde_json::json!({ "run_id": run.id, "status": "queued", "run_type": run.run_type }),
-        )
-        .await?;
+        let (run, event_id) = run;
+        self.local_notify(&[Notice::Event { id: event_id }, Notice::JobQueued]);
         Ok(run)
     }
 
@@ -306,21 +308,22 @@ impl Store {
                         "info"
                     };
                     let row = insert_log!(self.db, tx, run_id, "status", level, &msg, &fields);
+                    let data = serde_json::json!({
+                        "run_id": run_id, "status": to, "run_type": run.run_type, "error": error,
+                    });
+                    let event = insert_event!(self.db, tx, "run.status", Some(run_id), &data);
                     tx.commit().await?;
-                    Some((run, row.id))
+                    Some((run, row.id, event.id))
                 }
             }
         });
-        let Some((run, log_id)) = result else {
+        let Some((run, log_id, event_id)) = result else {
             return Ok(None);
         };
-        self.local_notify(&[Notice::RunLog { run_id, id: log_id }]);
-        self.record_event(
-            "run.status",
-            Some(run_id),
-            serde_json::json!({ "run_id": run_id, "status": to, "run_type": run.run_type, "error": error }),
-        )
-        .await?;
+        self.local_notify(&[
+            Notice::RunLog { run_id, id: log_id },
+            Notice::Event { id: event_id },
+        ]);
         Ok(Some(run))
     }
 

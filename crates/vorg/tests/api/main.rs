@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers are test code too
 
 mod helpers;
+mod sse;
 
 mod access;
 mod auth;
@@ -12,5 +13,6 @@ mod errors;
 mod ops;
 mod persistence;
 mod ratelimit;
+mod runs;
 mod tokens;
 mod users;
