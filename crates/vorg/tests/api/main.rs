@@ -16,3 +16,4 @@ mod ratelimit;
 mod runs;
 mod tokens;
 mod users;
+mod workers;

@@ -1,0 +1,194 @@
+//! Worker processes sharing one PostgreSQL database: no job runs twice, and a killed
+//! worker's run is finished by another or failed clearly, never left running.
+
+use std::{
+    collections::HashMap,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use vorg_store::Backend;
+
+use crate::{helpers::*, runs::wait_run, sse::SseReader};
+
+/// A `vorg worker` process on the app's database; killed when dropped.
+struct WorkerProcess(Child);
+
+impl WorkerProcess {
+    fn start(app: &TestApp, concurrency: usize, lease_ms: u64) -> WorkerProcess {
+        let child = Command::new(env!("CARGO_BIN_EXE_vorg"))
+            .args(["worker", "--concurrency", &concurrency.to_string()])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", app.settings.database_url())
+            .env("VORG_DATA_DIR", &app.settings.data_dir)
+            .env("VORG_CONFIG", app.settings.data_dir.join("absent.toml"))
+            .env("VORG_JOB_LEASE_MS", lease_ms.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start vorg worker");
+        WorkerProcess(child)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn kill_9(&mut self) {
+        let status = Command::new("kill")
+            .args(["-9", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn api_without_workers() -> (TestApp, String) {
+    let app = TestApp::spawn_with(Backend::Postgres, |s| s.workers = 0).await;
+    let admin = app.admin().await;
+    (app, admin)
+}
+
+async fn messages(app: &TestApp, token: &str, id: i64) -> Vec<String> {
+    let (_, page) = app.get(&format!("/runs/{id}/logs?limit=1000"), token).await;
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_worker_processes_share_the_queue_and_never_run_a_job_twice() {
+    let (app, admin) = api_without_workers().await;
+    let mut ids = Vec::new();
+    for _ in 0..120 {
+        let (status, body) = app
+            .post(
+                "/runs/start_demo",
+                Some(&admin),
+                json!({ "steps": 1, "step_ms": 5 }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        ids.push(body["run_id"].as_i64().unwrap());
+    }
+    let _a = WorkerProcess::start(&app, 4, 30_000);
+    let _b = WorkerProcess::start(&app, 4, 30_000);
+    let mut per_worker: HashMap<String, usize> = HashMap::new();
+    for id in ids {
+        let run = wait_run(&app, &admin, id, "succeeded", |r: &Value| {
+            r["status"] == "succeeded"
+        })
+        .await;
+        assert_eq!(run["attempts"], 1, "run {id} was attempted twice");
+        let started: Vec<String> = messages(&app, &admin, id)
+            .await
+            .into_iter()
+            .filter(|m| m.starts_with("demo run started on worker "))
+            .collect();
+        assert_eq!(
+            started.len(),
+            1,
+            "run {id} executed {} times",
+            started.len()
+        );
+        let worker = started[0]
+            .trim_start_matches("demo run started on worker ")
+            .to_owned();
+        *per_worker.entry(worker).or_default() += 1;
+    }
+    assert_eq!(
+        per_worker.len(),
+        2,
+        "both processes took work: {per_worker:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_run_is_retried_on_the_other_and_finishes() {
+    let (app, admin) = api_without_workers().await;
+    let mut a = WorkerProcess::start(&app, 2, 1500);
+    let (_, body) = app
+        .post(
+            "/runs/start_demo",
+            Some(&admin),
+            json!({ "steps": 10, "step_ms": 200 }),
+        )
+        .await;
+    let id = body["run_id"].as_i64().unwrap();
+    wait_run(&app, &admin, id, "running", |r| r["status"] == "running").await;
+    // This process executes nothing: its stream relays rows written by the worker processes.
+    let resp = app
+        .client
+        .get(app.url(&format!("/streams/runs/{id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = SseReader::new(resp);
+    let b = WorkerProcess::start(&app, 2, 1500);
+    let first = messages(&app, &admin, id).await;
+    assert!(
+        first.iter().any(|m| m.contains(&format!(":{}:", a.pid()))),
+        "ran on a: {first:?}"
+    );
+    a.kill_9();
+    let run = wait_run(&app, &admin, id, "succeeded", |r| {
+        r["status"] == "succeeded"
+    })
+    .await;
+    assert_eq!(run["attempts"], 2);
+    let all = messages(&app, &admin, id).await;
+    let retry = all
+        .iter()
+        .find(|m| m.starts_with("attempt 2 of 3 (on worker"))
+        .unwrap_or_else(|| panic!("{all:?}"));
+    assert!(retry.contains(&format!(":{}:", b.pid())), "{retry}");
+    assert_eq!(all.last().unwrap(), "status: succeeded");
+    let frames = stream.rest(Duration::from_secs(20)).await;
+    assert_eq!(frames.last().unwrap().event, "done");
+    let streamed = frames.iter().filter(|f| f.event != "done").count();
+    assert_eq!(
+        streamed,
+        all.len(),
+        "the stream carried every row written by both workers"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_worker_dies_with_no_attempt_left_fails_clearly() {
+    let (app, admin) = api_without_workers().await;
+    let mut a = WorkerProcess::start(&app, 1, 1000);
+    let (_, body) = app
+        .post(
+            "/runs/start_demo",
+            Some(&admin),
+            json!({ "steps": 50, "step_ms": 200, "max_attempts": 1 }),
+        )
+        .await;
+    let id = body["run_id"].as_i64().unwrap();
+    wait_run(&app, &admin, id, "running", |r| r["status"] == "running").await;
+    a.kill_9();
+    let _b = WorkerProcess::start(&app, 1, 1000);
+    let run = wait_run(&app, &admin, id, "failed", |r| r["status"] == "failed").await;
+    let error = run["error"].as_str().unwrap();
+    assert!(
+        error.contains("worker executing this run was lost"),
+        "{error}"
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
