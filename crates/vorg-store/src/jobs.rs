@@ -4,12 +4,18 @@
 //! while attempts remain. PostgreSQL claims with `FOR UPDATE SKIP LOCKED`, so concurrent
 //! workers in many processes never take the same row; SQLite's single writer makes the same
 //! statement atomic without it. Completed jobs are deleted (the run keeps the history).
+//!
+//! Claims and completions go through the store's queue pool, whose PostgreSQL sessions run
+//! with `synchronous_commit = off`: they commit without waiting for the WAL flush, which
+//! halves the fsyncs per job. Losing one to a database crash at worst re-runs a job whose
+//! run already ended (the worker then skips it) or leaves a job queued; run state, logs and
+//! events are always committed synchronously (ADR 0005).
 
 use chrono::Utc;
 use serde_json::Value;
 use sqlx::types::Json;
 
-use crate::{Db, Result, Store, notify::Notice, runs::now_ms, with_pool};
+use crate::{Db, Result, Store, notify::Notice, runs::now_ms, with_db, with_pool};
 
 /// A claimed job.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -83,7 +89,7 @@ impl Store {
             Db::Sqlite(_) => CLAIM_SQLITE,
             Db::Postgres(_) => CLAIM_PG,
         };
-        let job = with_pool!(self, |p| sqlx::query_as(sql)
+        let job = with_db!(&self.queue_db, |p| sqlx::query_as(sql)
             .bind(now + lease_ms)
             .bind(worker_id)
             .bind(Utc::now())
@@ -111,7 +117,7 @@ impl Store {
 
     /// Removes a finished job; `false` when the worker no longer held it.
     pub async fn complete_job(&self, job_id: i64, worker_id: &str) -> Result<bool> {
-        let n = with_pool!(self, |p| sqlx::query(
+        let n = with_db!(&self.queue_db, |p| sqlx::query(
             "DELETE FROM jobs WHERE id = $1 AND worker_id = $2 AND status = 'running'"
         )
         .bind(job_id)

@@ -19,7 +19,7 @@ use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     PgPool, SqlitePool,
-    postgres::PgPoolOptions,
+    postgres::{PgConnectOptions, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
@@ -38,13 +38,21 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// The id of the one organization that exists today.
 pub const DEFAULT_ORG: i64 = 1;
 
-/// Runs `$body` with `$p` bound to whichever typed pool backs the store.
-macro_rules! with_pool {
-    ($store:expr, |$p:ident| $body:expr) => {
-        match &$store.db {
+/// Runs `$body` with `$p` bound to whichever typed pool `$db` (a `&Db`) holds.
+macro_rules! with_db {
+    ($db:expr, |$p:ident| $body:expr) => {
+        match $db {
             $crate::Db::Sqlite($p) => $body,
             $crate::Db::Postgres($p) => $body,
         }
+    };
+}
+pub(crate) use with_db;
+
+/// Runs `$body` with `$p` bound to whichever typed pool backs the store.
+macro_rules! with_pool {
+    ($store:expr, |$p:ident| $body:expr) => {
+        $crate::with_db!(&$store.db, |$p| $body)
     };
 }
 pub(crate) use with_pool;
@@ -66,6 +74,9 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    /// For the job queue's claims and completions: on PostgreSQL a small pool whose
+    /// sessions commit without waiting for the WAL flush (see `jobs.rs`); on SQLite `db`.
+    queue_db: Db,
     roles: Arc<roles_cache::RolesCache>,
     notices: tokio::sync::broadcast::Sender<Notice>,
 }
@@ -73,13 +84,19 @@ pub struct Store {
 impl Store {
     /// Connects to `url` (`sqlite://path` or `postgres://…`) without migrating.
     pub async fn connect(url: &str) -> Result<Self> {
-        let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let (db, queue_db) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
-                .connect(url)
+                .connect_with(options.clone())
                 .await?;
-            Db::Postgres(pool)
+            let queue = PgPoolOptions::new()
+                .max_connections(8)
+                .min_connections(0)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_lazy_with(options.options([("synchronous_commit", "off")]));
+            (Db::Postgres(pool), Db::Postgres(queue))
         } else if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -92,7 +109,7 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(opts)
                 .await?;
-            Db::Sqlite(pool)
+            (Db::Sqlite(pool.clone()), Db::Sqlite(pool))
         } else {
             return Err(StoreError::Config(format!(
                 "DATABASE_URL must start with sqlite:, postgres:// or postgresql://, got {:?}",
@@ -101,6 +118,7 @@ impl Store {
         };
         Ok(Store {
             db,
+            queue_db,
             roles: Arc::default(),
             notices: notify::channel(),
         })
@@ -139,9 +157,10 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the pool, waiting for connections in use to be returned.
+    /// Closes the pools, waiting for connections in use to be returned.
     pub async fn close(&self) {
-        with_pool!(self, |p| p.close().await)
+        with_pool!(self, |p| p.close().await);
+        with_db!(&self.queue_db, |p| p.close().await);
     }
 }
 

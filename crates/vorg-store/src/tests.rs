@@ -310,6 +310,7 @@ async fn role_changes_are_seen_by_current_roles_at_once_here_and_within_the_ttl_
     // Another process (another Store on the same database) changes the roles.
     let other = Store {
         db: store.db.clone(),
+        queue_db: store.queue_db.clone(),
         roles: Default::default(),
         notices: crate::notify::channel(),
     };

@@ -1,0 +1,188 @@
+//! `vorg-bench`: the load generators `make bench` drives (bench/run.py).
+//!
+//! - `queue`: enqueues no-op jobs into a fresh database and measures how fast W workers
+//!   claim and complete them (the job queue alone, no HTTP).
+//! - `sse`: opens N concurrent SSE connections to one run's stream and measures, for each
+//!   event received live, the delay from the row's timestamp to its arrival.
+#![allow(clippy::disallowed_methods)] // a load generator spawns freely
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    net::TcpStream,
+    sync::Mutex,
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Job throughput: `--jobs` no-op jobs, `--workers` claim loops.
+    Queue {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 5000)]
+        jobs: usize,
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+    },
+    /// SSE fan-out: `--clients` connections on `/streams/runs/{run}`.
+    Sse {
+        /// host:port of vorg.
+        #[arg(long)]
+        addr: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        run: i64,
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Cmd::Queue {
+            database_url,
+            jobs,
+            workers,
+        } => queue(&database_url, jobs, workers).await,
+        Cmd::Sse {
+            addr,
+            token,
+            run,
+            clients,
+        } => sse(&addr, &token, run, clients).await,
+    }
+}
+
+async fn queue(url: &str, jobs: usize, workers: usize) -> anyhow::Result<()> {
+    let store = vorg_store::Store::connect_and_migrate(url).await?;
+    for _ in 0..jobs {
+        store
+            .enqueue_job("noop", serde_json::Value::Null, 1)
+            .await?;
+    }
+    let tracker = TaskTracker::new();
+    let stop = CancellationToken::new();
+    store.start_listener(&tracker, stop.clone()).await?;
+    let started = std::time::Instant::now();
+    for _ in 0..workers {
+        let mut cfg = vorg_jobs::WorkerConfig::new(1);
+        cfg.poll = Duration::from_millis(20);
+        vorg_jobs::Worker::new(store.clone(), vorg_jobs::builtin::registry(), cfg)
+            .spawn(&tracker, stop.clone());
+    }
+    loop {
+        if store.job_counts().await?.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    stop.cancel();
+    tracker.close();
+    tracker.wait().await;
+    println!(
+        "{}",
+        serde_json::json!({ "jobs": jobs, "workers": workers, "seconds": secs,
+                            "jobs_per_s": (jobs as f64 / secs).round() })
+    );
+    Ok(())
+}
+
+/// One client: a raw HTTP/1.1 request, then `data:` lines parsed for their `ts`.
+async fn client(
+    addr: String,
+    request: Arc<String>,
+    delays: Arc<Mutex<Vec<f64>>>,
+    connected: Arc<std::sync::atomic::AtomicUsize>,
+) -> anyhow::Result<()> {
+    let mut stream = TcpStream::connect(&addr).await.context("connect")?;
+    stream.write_all(request.as_bytes()).await?;
+    let since = chrono::Utc::now();
+    let mut lines = BufReader::new(stream).lines();
+    let status = lines.next_line().await?.unwrap_or_default();
+    anyhow::ensure!(status.contains(" 200 "), "status line {status:?}");
+    connected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut mine = Vec::new();
+    while let Some(line) = lines.next_line().await? {
+        if line.starts_with("event: done") {
+            break;
+        }
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else {
+            continue;
+        };
+        let Some(ts) = v["ts"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        else {
+            continue;
+        };
+        // Only events written after this client connected count as live deliveries.
+        if ts > since {
+            let delay = chrono::Utc::now().signed_duration_since(ts);
+            mine.push(delay.num_microseconds().unwrap_or(0) as f64 / 1000.0);
+        }
+    }
+    delays.lock().await.extend(mine);
+    Ok(())
+}
+
+async fn sse(addr: &str, token: &str, run: i64, clients: usize) -> anyhow::Result<()> {
+    let request = Arc::new(format!(
+        "GET /streams/runs/{run}?format=json HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
+    ));
+    let delays = Arc::new(Mutex::new(Vec::new()));
+    let connected = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut handles = Vec::with_capacity(clients);
+    let started = std::time::Instant::now();
+    for i in 0..clients {
+        handles.push(tokio::spawn(client(
+            addr.to_owned(),
+            request.clone(),
+            delays.clone(),
+            connected.clone(),
+        )));
+        if i % 200 == 199 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let ramp = started.elapsed().as_secs_f64();
+    let mut failures = 0;
+    let mut first_error = None;
+    for h in handles {
+        if let Err(e) = h.await? {
+            failures += 1;
+            first_error.get_or_insert_with(|| e.to_string());
+        }
+    }
+    let mut d = delays.lock().await.clone();
+    d.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        d.get(((d.len() as f64 * p) as usize).min(d.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "clients": clients, "connected": connected.load(std::sync::atomic::Ordering::Relaxed),
+            "failures": failures, "first_error": first_error, "ramp_s": ramp,
+            "deliveries": d.len(), "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": d.last(),
+        })
+    );
+    Ok(())
+}
