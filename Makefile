@@ -10,7 +10,7 @@ build:
 	$(CARGO) build --workspace
 
 release:
-	$(CARGO) build --release -p vorg
+	$(CARGO) build --release -p vorg -p vorg-bench
 
 test:
 	bash scripts/ensure-postgres.sh

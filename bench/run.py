@@ -11,6 +11,9 @@ from datetime import datetime, timezone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "vorg")
+BENCH_BIN = os.path.join(ROOT, "target", "release", "vorg-bench")
+QUEUE_JOBS = int(os.environ.get("BENCH_QUEUE_JOBS", "5000"))
+SSE_CLIENTS = [int(n) for n in os.environ.get("BENCH_SSE_CLIENTS", "1000,10000").split(",")]
 DURATION = os.environ.get("BENCH_DURATION", "10s")
 CONNS = os.environ.get("BENCH_CONNECTIONS", "32")
 THREADS = os.environ.get("BENCH_THREADS", "2")
@@ -160,6 +163,51 @@ def pgbench_list_query(url):
     return {"queries_per_s": round(tps), "latency_avg_ms": float(lat.group(1)) if lat else None}
 
 
+def bench_queue(backend, workers):
+    """No-op jobs claimed and completed per second by `workers` claim loops."""
+    data = tempfile.mkdtemp(prefix="vorg-bench-queue-")
+    db = None
+    if backend == "postgres":
+        db = f"vorg_bench_queue_{os.getpid()}_{workers}"
+        psql(f"DROP DATABASE IF EXISTS {db}")
+        psql(f"CREATE DATABASE {db}")
+        url = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
+    else:
+        url = f"sqlite://{data}/queue.db"
+    out = subprocess.run([BENCH_BIN, "queue", "--database-url", url, "--jobs", str(QUEUE_JOBS),
+                          "--workers", str(workers)], check=True, capture_output=True, text=True).stdout
+    shutil.rmtree(data, ignore_errors=True)
+    if db:
+        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def bench_sse(clients):
+    """`clients` SSE connections on one run whose steps come every 500 ms: how long each
+    live event takes from its row's timestamp to each client, and the server's RSS."""
+    data = tempfile.mkdtemp(prefix="vorg-bench-sse-")
+    env = dict(os.environ, VORG_DATA_DIR=data, RUST_LOG="warn", VORG_CONFIG=os.path.join(data, "none.toml"))
+    env.pop("DATABASE_URL", None)
+    port = free_port()
+    proc, _ = start_vorg(env, port)
+    base = f"http://127.0.0.1:{port}"
+    token = http("POST", base + "/auth/register", {"email": "admin@example.com", "password": "benchmark password"})["access_token"]
+    idle = rss_kib(proc.pid)
+    run = http("POST", base + "/runs/start_demo", {"steps": 30, "step_ms": 500}, token)["run_id"]
+    client = subprocess.Popen([BENCH_BIN, "sse", "--addr", f"127.0.0.1:{port}", "--token", token,
+                               "--run", str(run), "--clients", str(clients)], stdout=subprocess.PIPE, text=True)
+    peak = 0
+    while client.poll() is None:
+        peak = max(peak, rss_kib(proc.pid))
+        time.sleep(0.2)
+    result = json.loads(client.stdout.read().strip().splitlines()[-1])
+    proc.send_signal(signal.SIGTERM); proc.wait()
+    shutil.rmtree(data, ignore_errors=True)
+    result["server_idle_rss_mib"] = round(idle / 1024, 1)
+    result["server_peak_rss_mib"] = round(peak / 1024, 1)
+    return result
+
+
 def bench_nginx():
     tmp = tempfile.mkdtemp(prefix="vorg-bench-nginx-")
     port = free_port()
@@ -191,6 +239,8 @@ def main():
         "reference_nginx_return_200": bench_nginx(),
         "sqlite": bench_backend("sqlite"),
         "postgres": bench_backend("postgres"),
+        "queue": {f"{b}_{w}_workers": bench_queue(b, w) for b in ("sqlite", "postgres") for w in (1, 4)},
+        "sse_fanout": {str(n): bench_sse(n) for n in SSE_CLIENTS},
     }
     ref = results["reference_nginx_return_200"]["requests_per_s"]
     rows = [("reference: nginx return 200", results["reference_nginx_return_200"])]
@@ -211,6 +261,14 @@ def main():
         print(f"reference: pgbench running the same list query directly: {pg['queries_per_s']} "
               f"queries/s ({results['postgres']['list_users']['requests_per_s'] / pg['queries_per_s']:.2f}x "
               f"through vorg)")
+    print("\njob queue (no-op jobs, one process):")
+    for name, r in results["queue"].items():
+        print(f"  {name:<22} {r['jobs_per_s']:>8.0f} jobs/s  ({r['jobs']} jobs in {r['seconds']:.2f} s)")
+    print("\nSSE fan-out (one run, a step every 500 ms, load generator on the same 2 cores):")
+    for n, r in results["sse_fanout"].items():
+        print(f"  {n:>6} clients: {r['connected']} connected, {r['failures']} failed, "
+              f"{r['deliveries']} live deliveries, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+              f"server RSS {r['server_peak_rss_mib']} MiB (idle {r['server_idle_rss_mib']} MiB)")
     out_dir = os.path.join(ROOT, "bench", "results")
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, datetime.now(timezone.utc).strftime("%Y-%m-%d") + "-backbone.json")

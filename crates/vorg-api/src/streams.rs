@@ -23,7 +23,7 @@ use tokio::sync::broadcast::{Receiver, error::RecvError};
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use vorg_domain::RunStatus;
-use vorg_jobs::StreamHub;
+use vorg_jobs::{LiveRow, StreamHub};
 use vorg_store::{OrgEvent, RunLog, StoreError};
 
 use crate::{
@@ -104,18 +104,15 @@ fn terminal_status(row: &RunLog) -> Option<RunStatus> {
         .filter(|s| s.is_terminal())
 }
 
-fn run_event(row: &RunLog, json: bool) -> Event {
-    let event = Event::default().id(row.id.to_string());
+/// The `data:` of a row's event in the chosen format.
+fn render(row: &RunLog, json: bool) -> String {
     if row.kind == "status" {
-        return event.event("status").data(
-            serde_json::json!({
-                "status": row.fields.0["status"], "error": row.fields.0["error"],
-                "ts": row.timestamp,
-            })
-            .to_string(),
-        );
+        return serde_json::json!({
+            "status": row.fields.0["status"], "error": row.fields.0["error"], "ts": row.timestamp,
+        })
+        .to_string();
     }
-    let data = if json {
+    if json {
         serde_json::json!({
             "id": row.id, "run_id": row.run_id, "ts": row.timestamp, "level": row.level,
             "message": row.message, "fields": row.fields.0,
@@ -123,8 +120,19 @@ fn run_event(row: &RunLog, json: bool) -> Event {
         .to_string()
     } else {
         row.message.clone()
+    }
+}
+
+fn run_event(row: &RunLog, data: &str) -> Event {
+    let name = if row.kind == "status" {
+        "status"
+    } else {
+        "log"
     };
-    event.event("log").data(data)
+    Event::default()
+        .id(row.id.to_string())
+        .event(name)
+        .data(data)
 }
 
 fn done_event(id: i64, status: RunStatus) -> Event {
@@ -144,17 +152,18 @@ struct RunStream {
     hub: Arc<StreamHub>,
     run_id: i64,
     last: i64,
-    rx: Receiver<Arc<RunLog>>,
+    rx: Receiver<Arc<LiveRow>>,
     buf: VecDeque<Event>,
     phase: Phase,
     json: bool,
 }
 
 impl RunStream {
-    /// Queues `row`; returns true when it ended the run.
-    fn push(&mut self, row: &RunLog) -> bool {
+    /// Queues `row` (its data rendered already, or rendered now); returns true when it
+    /// ended the run.
+    fn push(&mut self, row: &RunLog, data: &str) -> bool {
         self.last = row.id;
-        self.buf.push_back(run_event(row, self.json));
+        self.buf.push_back(run_event(row, data));
         if let Some(status) = terminal_status(row) {
             self.buf.push_back(done_event(row.id, status));
             self.phase = Phase::Done;
@@ -188,7 +197,7 @@ impl RunStream {
                         continue;
                     }
                     for row in &rows {
-                        if self.push(row) {
+                        if self.push(row, &render(row, self.json)) {
                             break;
                         }
                     }
@@ -200,8 +209,10 @@ impl RunStream {
                         _ = shutdown.cancelled() => return None,
                     };
                     match received {
-                        Ok(row) if row.id > self.last => {
-                            self.push(&row);
+                        Ok(live) if live.row.id > self.last => {
+                            let data = live.rendered[usize::from(self.json)]
+                                .get_or_init(|| render(&live.row, self.json));
+                            self.push(&live.row, data);
                         }
                         Ok(_) => {}
                         Err(RecvError::Lagged(_)) => self.phase = Phase::History,

@@ -8,7 +8,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
 
@@ -21,8 +21,16 @@ const CAPACITY: usize = 1024;
 /// Rows read per catch-up query.
 const BATCH: i64 = 500;
 
+/// A run-log row as broadcast to live clients, with room for its rendered forms so that
+/// the first client to format it does the work for all the others.
+pub struct LiveRow {
+    pub row: RunLog,
+    /// Rendered forms, by the format index the reader chooses.
+    pub rendered: [OnceLock<String>; 2],
+}
+
 struct RunChannel {
-    tx: broadcast::Sender<Arc<RunLog>>,
+    tx: broadcast::Sender<Arc<LiveRow>>,
     /// The last row id broadcast; `None` until the first notice after the channel opened.
     last_id: Option<i64>,
 }
@@ -63,7 +71,7 @@ impl StreamHub {
 
     /// Live rows of run `run_id` from now on. Read the history *after* subscribing and
     /// skip ids already sent: nothing is lost between the two.
-    pub fn subscribe_run(&self, run_id: i64) -> broadcast::Receiver<Arc<RunLog>> {
+    pub fn subscribe_run(&self, run_id: i64) -> broadcast::Receiver<Arc<LiveRow>> {
         let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
         runs.entry(run_id)
             .or_insert_with(|| RunChannel {
@@ -157,7 +165,10 @@ impl StreamHub {
                 }
                 after = row.id;
                 channel.last_id = Some(row.id);
-                let _ = channel.tx.send(Arc::new(row));
+                let _ = channel.tx.send(Arc::new(LiveRow {
+                    row,
+                    rendered: Default::default(),
+                }));
             }
             if channel.last_id.is_none() {
                 channel.last_id = Some(after);

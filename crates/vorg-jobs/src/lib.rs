@@ -16,6 +16,6 @@ mod registry;
 mod worker;
 
 pub use context::{JobContext, JobError};
-pub use hub::StreamHub;
+pub use hub::{LiveRow, StreamHub};
 pub use registry::{BoxFuture, JobHandler, Registry};
 pub use worker::{Worker, WorkerConfig};
