@@ -18,6 +18,15 @@ struct WorkerProcess(Child);
 
 impl WorkerProcess {
     fn start(app: &TestApp, concurrency: usize, lease_ms: u64) -> WorkerProcess {
+        Self::start_with(app, concurrency, lease_ms, &[])
+    }
+
+    fn start_with(
+        app: &TestApp,
+        concurrency: usize,
+        lease_ms: u64,
+        env: &[(&str, &str)],
+    ) -> WorkerProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_vorg"))
             .args(["worker", "--concurrency", &concurrency.to_string()])
             .env_clear()
@@ -27,6 +36,7 @@ impl WorkerProcess {
             .env("VORG_CONFIG", app.settings.data_dir.join("absent.toml"))
             .env("VORG_JOB_LEASE_MS", lease_ms.to_string())
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -191,4 +201,45 @@ async fn a_run_whose_worker_dies_with_no_attempt_left_fails_clearly() {
         "{error}"
     );
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_with_sigterm_releases_its_run_to_the_next_worker() {
+    let (app, admin) = api_without_workers().await;
+    let mut a = WorkerProcess::start_with(&app, 1, 30_000, &[("VORG_SHUTDOWN_GRACE_MS", "300")]);
+    let (_, body) = app
+        .post(
+            "/runs/start_demo",
+            Some(&admin),
+            json!({ "steps": 20, "step_ms": 200 }),
+        )
+        .await;
+    let id = body["run_id"].as_i64().unwrap();
+    wait_run(&app, &admin, id, "running", |r| r["status"] == "running").await;
+    let term = Command::new("kill")
+        .args(["-TERM", &a.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = tokio::task::spawn_blocking(move || a.0.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "the worker exits cleanly: {status}");
+    // Released, not failed and not left running: it waits in the queue.
+    let run = wait_run(&app, &admin, id, "queued", |r| r["status"] == "queued").await;
+    assert_eq!(run["attempts"], 1);
+    let all = messages(&app, &admin, id).await;
+    assert!(
+        all.iter()
+            .any(|m| m.contains("shut down; the run will resume on the next worker")),
+        "{all:?}"
+    );
+    // The lease was released, so the next worker takes it at once (not after 30 s).
+    let _b = WorkerProcess::start(&app, 1, 30_000);
+    let run = wait_run(&app, &admin, id, "succeeded", |r| {
+        r["status"] == "succeeded"
+    })
+    .await;
+    assert_eq!(run["attempts"], 2);
 }
