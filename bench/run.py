@@ -25,6 +25,13 @@ def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 
+def cpu_secs(pid):
+    """User + system CPU seconds the process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -194,15 +201,28 @@ def bench_sse(clients):
     token = http("POST", base + "/auth/register", {"email": "admin@example.com", "password": "benchmark password"})["access_token"]
     idle = rss_kib(proc.pid)
     run = http("POST", base + "/runs/start_demo", {"steps": 30, "step_ms": 500}, token)["run_id"]
+    server_cpu0 = cpu_secs(proc.pid)
     client = subprocess.Popen([BENCH_BIN, "sse", "--addr", f"127.0.0.1:{port}", "--token", token,
                                "--run", str(run), "--clients", str(clients)], stdout=subprocess.PIPE, text=True)
     peak = 0
+    client_cpu = 0.0
     while client.poll() is None:
         peak = max(peak, rss_kib(proc.pid))
+        try:
+            client_cpu = cpu_secs(client.pid)
+        except OSError:
+            pass
         time.sleep(0.2)
+    server_cpu = cpu_secs(proc.pid) - server_cpu0
     result = json.loads(client.stdout.read().strip().splitlines()[-1])
     proc.send_signal(signal.SIGTERM); proc.wait()
     shutil.rmtree(data, ignore_errors=True)
+    # CPU per delivery explains the tail: one step's burst of `clients` deliveries needs
+    # clients x (server + client) CPU time, shared by the machine's cores.
+    per = (server_cpu + client_cpu) / max(result["deliveries"], 1)
+    result["cpu_us_per_delivery_server"] = round(server_cpu / max(result["deliveries"], 1) * 1e6, 1)
+    result["cpu_us_per_delivery_client"] = round(client_cpu / max(result["deliveries"], 1) * 1e6, 1)
+    result["burst_cpu_ms_on_all_cores"] = round(per * clients * 1000 / (os.cpu_count() or 1), 1)
     result["server_idle_rss_mib"] = round(idle / 1024, 1)
     result["server_peak_rss_mib"] = round(peak / 1024, 1)
     return result
@@ -268,7 +288,10 @@ def main():
     for n, r in results["sse_fanout"].items():
         print(f"  {n:>6} clients: {r['connected']} connected, {r['failures']} failed, "
               f"{r['deliveries']} live deliveries, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
-              f"server RSS {r['server_peak_rss_mib']} MiB (idle {r['server_idle_rss_mib']} MiB)")
+              f"server RSS {r['server_peak_rss_mib']} MiB (idle {r['server_idle_rss_mib']} MiB); "
+              f"CPU per delivery {r['cpu_us_per_delivery_server']} us server + "
+              f"{r['cpu_us_per_delivery_client']} us client, so one step's burst needs "
+              f"{r['burst_cpu_ms_on_all_cores']} ms of both cores")
     out_dir = os.path.join(ROOT, "bench", "results")
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, datetime.now(timezone.utc).strftime("%Y-%m-%d") + "-backbone.json")

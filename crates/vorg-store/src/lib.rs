@@ -13,6 +13,7 @@ mod roles_cache;
 mod runs;
 pub mod testing;
 mod tokens;
+mod usage;
 mod users;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
@@ -31,6 +32,7 @@ pub use notify::Notice;
 pub use roles_cache::ROLES_TTL;
 pub use runs::{NewRun, Run, RunFilter, RunLog};
 pub use tokens::{ApiToken, NewApiToken, TokenOwner};
+pub use usage::{NewUsage, UsageEvent};
 pub use users::{User, UserWithRoles};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -8,7 +8,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use vorg_domain::{Email, Password, Role};
 use vorg_store::{NewApiToken, NewAuditEntry, Page, Store, StoreError};
 
-use crate::{Application, Settings, config::VARIABLES, startup::open_store, telemetry};
+use crate::{Application, Settings, startup::open_store, telemetry};
 
 /// vorg: run a virtual organization staffed by AI agents.
 ///
@@ -30,7 +30,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Serve the API (and, as later parts land, the console and job workers).
+    /// Serve the API and run job workers (VORG_WORKERS at once) in one process.
     Serve(ServeArgs),
     /// Run job workers only (no HTTP), to scale execution out; several may share one
     /// PostgreSQL database.
@@ -401,9 +401,4 @@ fn join(roles: &[Role]) -> String {
         .map(|r| r.as_str())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// The environment variables, for `--help`-adjacent docs and tests.
-pub fn variables() -> impl Iterator<Item = &'static str> {
-    VARIABLES.iter().map(|(v, _)| *v)
 }

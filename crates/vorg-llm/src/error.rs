@@ -1,0 +1,151 @@
+//! Provider failures, classified for retry decisions. Messages never contain keys.
+
+use std::time::Duration;
+
+/// What kind of failure, which decides whether to retry or fall back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 401/403: the key is wrong or lacks access. Not retried.
+    Auth,
+    /// 429 (rate limited or out of quota). Retried after `retry_after`.
+    RateLimited,
+    /// 5xx, or Anthropic's `overloaded_error` (529). Retried.
+    Server,
+    /// Other 4xx: the request itself is wrong. Not retried.
+    BadRequest,
+    /// No answer in time. Retried.
+    Timeout,
+    /// Could not connect, or the connection broke. Retried.
+    Connect,
+    /// The upstream answered something that is not its protocol. Not retried.
+    Malformed,
+}
+
+/// A failed provider call.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{provider}: {message}")]
+pub struct ProviderError {
+    pub provider: String,
+    pub kind: ErrorKind,
+    /// Upstream HTTP status, when there was one.
+    pub status: Option<u16>,
+    /// From `Retry-After` (or the provider's own hint).
+    pub retry_after: Option<Duration>,
+    pub message: String,
+}
+
+impl ProviderError {
+    pub fn new(provider: &str, kind: ErrorKind, message: impl Into<String>) -> Self {
+        ProviderError {
+            provider: provider.to_owned(),
+            kind,
+            status: None,
+            retry_after: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::RateLimited | ErrorKind::Server | ErrorKind::Timeout | ErrorKind::Connect
+        )
+    }
+
+    /// Classifies a transport error from reqwest, with any key-bearing text removed.
+    pub fn from_reqwest(provider: &str, e: &reqwest::Error) -> Self {
+        let kind = if e.is_timeout() {
+            ErrorKind::Timeout
+        } else if e.is_decode() {
+            ErrorKind::Malformed
+        } else {
+            ErrorKind::Connect
+        };
+        // reqwest's Display includes the URL; ours never carry keys, but leave it out anyway.
+        let mut text = e.to_string();
+        if let Some(url) = e.url() {
+            text = text.replace(url.as_str(), "[upstream]");
+        }
+        ProviderError::new(provider, kind, redact(&text))
+    }
+
+    /// Classifies an HTTP error answer.
+    pub fn from_status(
+        provider: &str,
+        status: u16,
+        retry_after: Option<Duration>,
+        body: &str,
+    ) -> Self {
+        let kind = match status {
+            401 | 403 => ErrorKind::Auth,
+            429 => ErrorKind::RateLimited,
+            500..=599 => ErrorKind::Server,
+            _ => ErrorKind::BadRequest,
+        };
+        let detail = upstream_message(body);
+        ProviderError {
+            provider: provider.to_owned(),
+            kind,
+            status: Some(status),
+            retry_after,
+            message: format!("upstream answered {status}: {detail}"),
+        }
+    }
+}
+
+/// The human message in an OpenAI- or Anthropic-style error body, shortened.
+fn upstream_message(body: &str) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
+    let msg = parsed
+        .as_ref()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| body.chars().take(300).collect());
+    redact(&msg)
+}
+
+/// Removes anything that looks like an API key (`sk-…`, `sk-ant-…`) from `text`.
+pub fn redact(text: &str) -> String {
+    text.split_inclusive(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',')
+        .map(|word| {
+            let trimmed = word
+                .trim_end_matches(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',');
+            if trimmed.starts_with("sk-") && trimmed.len() > 8 {
+                word.replacen(trimmed, "[redacted]", 1)
+            } else {
+                word.to_owned()
+            }
+        })
+        .collect()
+}
+
+/// Parses `Retry-After` as seconds (the form LLM APIs send).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_redacted_from_upstream_messages() {
+        let body = r#"{"error":{"message":"Incorrect API key provided: sk-proj-abcdef123456. Find yours at ..."}}"#;
+        let e = ProviderError::from_status("openai", 401, None, body);
+        assert_eq!(e.kind, ErrorKind::Auth);
+        assert!(!e.to_string().contains("abcdef123456"), "{e}");
+        assert!(e.to_string().contains("[redacted]"), "{e}");
+    }
+
+    #[test]
+    fn statuses_are_classified_for_retries() {
+        assert!(ProviderError::from_status("x", 429, None, "").retryable());
+        assert!(ProviderError::from_status("x", 529, None, "").retryable());
+        assert!(!ProviderError::from_status("x", 400, None, "").retryable());
+        assert!(!ProviderError::from_status("x", 401, None, "").retryable());
+    }
+}

@@ -1,0 +1,393 @@
+//! The gateway around the providers: model routing and fallback chains, retries with
+//! backoff that honour `Retry-After`, pricing, and a usage row for every provider call
+//! (successful, failed or streamed).
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use futures_util::StreamExt;
+use rand::Rng;
+use serde_json::Value;
+use vorg_store::{NewUsage, Store};
+
+use crate::{
+    ChatRequest, ChatResponse, ChunkStream, ErrorKind, Pricing, Provider, ProviderError, Usage,
+};
+
+/// Who a call is for, for usage and budgets.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    /// A readable label: an e-mail, a persona id, `system`.
+    pub actor: String,
+    pub user_id: Option<i64>,
+    pub token_id: Option<i64>,
+    pub run_id: Option<i64>,
+}
+
+/// Retry behaviour for one provider in a chain.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (0: none).
+    pub max_retries: u32,
+    pub base: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 2,
+            base: Duration::from_millis(250),
+            max_delay: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Where a model name leads: `(provider, upstream model)` pairs, tried in order.
+pub type Chain = Vec<(String, String)>;
+
+/// The one way to call a model.
+pub struct Gateway {
+    providers: HashMap<String, Arc<dyn Provider>>,
+    aliases: HashMap<String, Chain>,
+    default_provider: String,
+    pricing: Pricing,
+    store: Store,
+    retry: RetryPolicy,
+}
+
+/// A call that failed on every provider of its chain; the last error says why.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("unknown model {0:?}: not an alias, and no configured provider serves it")]
+    UnknownModel(String),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+}
+
+impl Gateway {
+    pub fn new(store: Store, pricing: Pricing, default_provider: &str, retry: RetryPolicy) -> Self {
+        Gateway {
+            providers: HashMap::new(),
+            aliases: HashMap::new(),
+            default_provider: default_provider.to_owned(),
+            pricing,
+            store,
+            retry,
+        }
+    }
+
+    pub fn with_provider(mut self, provider: impl Provider) -> Self {
+        self.providers
+            .insert(provider.name().to_owned(), Arc::new(provider));
+        self
+    }
+
+    /// `alias` tries each `(provider, model)` in turn until one answers.
+    pub fn with_alias(mut self, alias: &str, chain: Chain) -> Self {
+        self.aliases.insert(alias.to_owned(), chain);
+        self
+    }
+
+    pub fn provider_names(&self) -> impl Iterator<Item = &str> {
+        self.providers.keys().map(String::as_str)
+    }
+
+    /// The chain for a requested model: an alias, `provider/model`, or a bare model on the
+    /// default provider.
+    pub fn resolve(&self, model: &str) -> Result<Chain, GatewayError> {
+        if let Some(chain) = self.aliases.get(model) {
+            return Ok(chain.clone());
+        }
+        if let Some((provider, upstream)) = model.split_once('/')
+            && self.providers.contains_key(provider)
+        {
+            return Ok(vec![(provider.to_owned(), upstream.to_owned())]);
+        }
+        if self.providers.contains_key(&self.default_provider) && !model.is_empty() {
+            return Ok(vec![(self.default_provider.clone(), model.to_owned())]);
+        }
+        Err(GatewayError::UnknownModel(model.to_owned()))
+    }
+
+    fn delay(&self, attempt: u32, err: &ProviderError) -> Duration {
+        let exp = self.retry.base.saturating_mul(2u32.saturating_pow(attempt));
+        let jittered = exp.mul_f64(rand::rng().random_range(0.5..1.0));
+        err.retry_after
+            .unwrap_or(jittered)
+            .min(self.retry.max_delay)
+    }
+
+    async fn record(&self, attempt: &Attempt<'_>, usage: Usage, error: Option<&ProviderError>) {
+        self.handle().record(attempt, usage, error).await
+    }
+
+    /// A completion through the chain for `req.model()`: retries per provider, then the
+    /// next provider. Returns the answer and the `(provider, model)` that gave it.
+    pub async fn complete(
+        &self,
+        ctx: &CallContext,
+        req: &ChatRequest,
+    ) -> Result<(ChatResponse, String, String), GatewayError> {
+        let chain = self.resolve(req.model())?;
+        let mut last = None;
+        for (provider_name, model) in chain {
+            let Some(provider) = self.providers.get(&provider_name) else {
+                continue;
+            };
+            for attempt in 0..=self.retry.max_retries {
+                let started = tokio::time::Instant::now();
+                match provider.complete(&model, req).await {
+                    Ok(mut resp) => {
+                        let call = Attempt {
+                            ctx,
+                            provider: &provider_name,
+                            model: &model,
+                            started,
+                            streamed: false,
+                        };
+                        self.record(&call, resp.usage, None).await;
+                        if let Some(obj) = resp.body.as_object_mut() {
+                            obj.entry("provider")
+                                .or_insert_with(|| Value::from(provider_name.clone()));
+                        }
+                        return Ok((resp, provider_name, model));
+                    }
+                    Err(e) => {
+                        let call = Attempt {
+                            ctx,
+                            provider: &provider_name,
+                            model: &model,
+                            started,
+                            streamed: false,
+                        };
+                        self.record(&call, Usage::default(), Some(&e)).await;
+                        tracing::warn!(provider = %provider_name, model, attempt, error = %e, "LLM call failed");
+                        let retry = e.retryable() && attempt < self.retry.max_retries;
+                        let delay = self.delay(attempt, &e);
+                        let stop_chain = e.kind == ErrorKind::BadRequest;
+                        last = Some(e);
+                        if stop_chain {
+                            return Err(last
+                                .map(GatewayError::from)
+                                .unwrap_or(GatewayError::UnknownModel(String::new())));
+                        }
+                        if !retry {
+                            break;
+                        }
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
+        }
+        Err(last
+            .map(GatewayError::from)
+            .unwrap_or_else(|| GatewayError::UnknownModel(req.model().to_owned())))
+    }
+
+    /// A streamed completion. Opening the stream is retried and falls back like
+    /// [`Gateway::complete`]; once chunks flow, a broken stream ends with its error. Usage
+    /// (from the final chunk) is recorded when the stream ends, however it ends.
+    pub async fn stream(
+        &self,
+        ctx: &CallContext,
+        req: &ChatRequest,
+    ) -> Result<(ChunkStream, String, String), GatewayError>
+    where
+        Self: Sized,
+    {
+        let chain = self.resolve(req.model())?;
+        let mut last = None;
+        for (provider_name, model) in chain {
+            let Some(provider) = self.providers.get(&provider_name) else {
+                continue;
+            };
+            for attempt in 0..=self.retry.max_retries {
+                let started = tokio::time::Instant::now();
+                match provider.stream(&model, req).await {
+                    Ok(inner) => {
+                        let recorder = StreamRecorder {
+                            gateway: self.handle(),
+                            ctx: ctx.clone(),
+                            provider: provider_name.clone(),
+                            model: model.clone(),
+                            started,
+                            usage: None,
+                            error: None,
+                            recorded: false,
+                        };
+                        return Ok((record_stream(inner, recorder), provider_name, model));
+                    }
+                    Err(e) => {
+                        let call = Attempt {
+                            ctx,
+                            provider: &provider_name,
+                            model: &model,
+                            started,
+                            streamed: true,
+                        };
+                        self.record(&call, Usage::default(), Some(&e)).await;
+                        let retry = e.retryable() && attempt < self.retry.max_retries;
+                        let delay = self.delay(attempt, &e);
+                        let stop_chain = e.kind == ErrorKind::BadRequest;
+                        last = Some(e);
+                        if stop_chain {
+                            return Err(last
+                                .map(GatewayError::from)
+                                .unwrap_or(GatewayError::UnknownModel(String::new())));
+                        }
+                        if !retry {
+                            break;
+                        }
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
+        }
+        Err(last
+            .map(GatewayError::from)
+            .unwrap_or_else(|| GatewayError::UnknownModel(req.model().to_owned())))
+    }
+
+    fn handle(&self) -> RecordHandle {
+        RecordHandle {
+            store: self.store.clone(),
+            pricing: self.pricing.clone(),
+        }
+    }
+}
+
+/// One provider call, as recorded.
+struct Attempt<'a> {
+    ctx: &'a CallContext,
+    provider: &'a str,
+    model: &'a str,
+    started: tokio::time::Instant,
+    streamed: bool,
+}
+
+/// What recording needs, also after the gateway call returned (streams).
+struct RecordHandle {
+    store: Store,
+    pricing: Pricing,
+}
+
+impl RecordHandle {
+    /// Writes the usage row of one provider call (a failure to write is logged).
+    async fn record(&self, a: &Attempt<'_>, usage: Usage, error: Option<&ProviderError>) {
+        let (cost, priced) = self.pricing.cost_micro_usd(a.provider, a.model, usage);
+        let message = error.map(|e| e.message.clone());
+        let row = NewUsage {
+            run_id: a.ctx.run_id,
+            actor: &a.ctx.actor,
+            user_id: a.ctx.user_id,
+            token_id: a.ctx.token_id,
+            provider: a.provider,
+            model: a.model,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            cost_micro_usd: cost,
+            priced,
+            latency_ms: i64::try_from(a.started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            streamed: a.streamed,
+            status: if error.is_some() { "error" } else { "ok" },
+            error: message.as_deref(),
+        };
+        if let Err(e) = self.store.record_usage(row).await {
+            tracing::error!(error = %e, provider = a.provider, model = a.model, "could not record LLM usage");
+        }
+    }
+}
+
+struct StreamRecorder {
+    gateway: RecordHandle,
+    ctx: CallContext,
+    provider: String,
+    model: String,
+    started: tokio::time::Instant,
+    usage: Option<Usage>,
+    error: Option<ProviderError>,
+    recorded: bool,
+}
+
+impl Drop for StreamRecorder {
+    /// A client that hangs up mid-stream still gets its call recorded (what arrived so far).
+    fn drop(&mut self) {
+        if self.recorded {
+            return;
+        }
+        let mut rest = StreamRecorder {
+            gateway: RecordHandle {
+                store: self.gateway.store.clone(),
+                pricing: self.gateway.pricing.clone(),
+            },
+            ctx: self.ctx.clone(),
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            started: self.started,
+            usage: self.usage,
+            error: Some(self.error.clone().unwrap_or_else(|| {
+                ProviderError::new(
+                    &self.provider,
+                    ErrorKind::Connect,
+                    "the client closed the stream before it ended",
+                )
+            })),
+            recorded: false,
+        };
+        self.recorded = true;
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            #[allow(clippy::disallowed_methods)]
+            // a single insert, finished long before shutdown matters
+            handle.spawn(async move { rest.finish().await });
+        }
+    }
+}
+
+impl StreamRecorder {
+    async fn finish(&mut self) {
+        if self.recorded {
+            return;
+        }
+        self.recorded = true;
+        let call = Attempt {
+            ctx: &self.ctx,
+            provider: &self.provider,
+            model: &self.model,
+            started: self.started,
+            streamed: true,
+        };
+        self.gateway
+            .record(&call, self.usage.unwrap_or_default(), self.error.as_ref())
+            .await;
+    }
+}
+
+/// Passes chunks through, noting `usage` and errors; records when the stream ends.
+fn record_stream(inner: ChunkStream, recorder: StreamRecorder) -> ChunkStream {
+    let state = (inner, recorder, false);
+    Box::pin(futures_util::stream::unfold(
+        state,
+        |(mut inner, mut rec, done)| async move {
+            if done {
+                return None;
+            }
+            match inner.next().await {
+                Some(Ok(chunk)) => {
+                    if let Some(u) = Usage::from_openai(&chunk["usage"]) {
+                        rec.usage = Some(u);
+                    }
+                    Some((Ok(chunk), (inner, rec, false)))
+                }
+                Some(Err(e)) => {
+                    rec.error = Some(e.clone());
+                    rec.finish().await;
+                    Some((Err(e), (inner, rec, true)))
+                }
+                None => {
+                    rec.finish().await;
+                    None
+                }
+            }
+        },
+    ))
+}

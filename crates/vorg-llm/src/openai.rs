@@ -1,0 +1,173 @@
+//! The OpenAI Chat Completions protocol, for OpenAI itself and any compatible server
+//! (Ollama, vLLM, llama.cpp, LM Studio, OpenRouter, Groq): configurable base URL and name.
+
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use vorg_domain::Secret;
+
+use crate::{
+    ChatRequest, ChatResponse, ChunkStream, ProviderError, Usage,
+    error::{ErrorKind, retry_after},
+    provider::{BoxFuture, Provider},
+};
+
+/// An OpenAI-protocol upstream.
+pub struct OpenAi {
+    name: String,
+    base_url: String,
+    key: Option<Secret>,
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl OpenAi {
+    /// `base_url` up to and including `/v1` (e.g. `https://api.openai.com/v1`).
+    pub fn new(
+        name: &str,
+        base_url: &str,
+        key: Option<Secret>,
+        connect_timeout: Duration,
+        timeout: Duration,
+    ) -> Result<Self, ProviderError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .read_timeout(timeout)
+            .build()
+            .map_err(|e| ProviderError::from_reqwest(name, &e))?;
+        Ok(OpenAi {
+            name: name.to_owned(),
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            key,
+            client,
+            timeout,
+        })
+    }
+
+    fn request(&self, model: &str, req: &ChatRequest, stream: bool) -> reqwest::RequestBuilder {
+        let mut body = req.body.clone();
+        body.insert("model".into(), json!(model));
+        body.insert("stream".into(), json!(stream));
+        if stream {
+            body.insert("stream_options".into(), json!({ "include_usage": true }));
+        } else {
+            body.remove("stream_options");
+        }
+        let mut builder = self
+            .client
+            .post(format!("{}/chat/completions", self.base_url))
+            .json(&body);
+        if let Some(key) = &self.key {
+            builder = builder.bearer_auth(key.expose());
+        }
+        builder
+    }
+
+    async fn send(
+        &self,
+        builder: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let resp = builder
+            .send()
+            .await
+            .map_err(|e| ProviderError::from_reqwest(&self.name, &e))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let wait = retry_after(resp.headers());
+        let body = resp.text().await.unwrap_or_default();
+        Err(ProviderError::from_status(&self.name, status, wait, &body))
+    }
+}
+
+impl Provider for OpenAi {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn complete<'a>(
+        &'a self,
+        model: &'a str,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+        Box::pin(async move {
+            let resp = self
+                .send(self.request(model, req, false).timeout(self.timeout))
+                .await?;
+            let body: Value = resp
+                .json()
+                .await
+                .map_err(|e| ProviderError::from_reqwest(&self.name, &e))?;
+            if body["choices"].as_array().is_none() {
+                return Err(ProviderError::new(
+                    &self.name,
+                    ErrorKind::Malformed,
+                    "the answer has no `choices`",
+                ));
+            }
+            let usage = Usage::from_openai(&body["usage"]).unwrap_or_default();
+            Ok(ChatResponse { body, usage })
+        })
+    }
+
+    fn stream<'a>(
+        &'a self,
+        model: &'a str,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
+        Box::pin(async move {
+            let resp = self.send(self.request(model, req, true)).await?;
+            let name = self.name.clone();
+            let events = Box::pin(resp.bytes_stream().eventsource());
+            // State: the upstream events, and whether the stream is over. A stream that ends
+            // without `[DONE]` was cut off: that is an error, not a short answer.
+            let chunks =
+                futures_util::stream::unfold((events, false), move |(mut events, over)| {
+                    let name = name.clone();
+                    async move {
+                        if over {
+                            return None;
+                        }
+                        loop {
+                            match events.next().await {
+                                Some(Ok(ev)) if ev.data.trim() == "[DONE]" => return None,
+                                Some(Ok(ev)) if ev.data.trim().is_empty() => continue,
+                                Some(Ok(ev)) => {
+                                    let item =
+                                        serde_json::from_str::<Value>(&ev.data).map_err(|err| {
+                                            ProviderError::new(
+                                                &name,
+                                                ErrorKind::Malformed,
+                                                format!("a stream chunk is not JSON: {err}"),
+                                            )
+                                        });
+                                    let over = item.is_err();
+                                    return Some((item, (events, over)));
+                                }
+                                Some(Err(err)) => {
+                                    let e = ProviderError::new(
+                                        &name,
+                                        ErrorKind::Connect,
+                                        format!("the stream broke: {err}"),
+                                    );
+                                    return Some((Err(e), (events, true)));
+                                }
+                                None => {
+                                    let e = ProviderError::new(
+                                        &name,
+                                        ErrorKind::Connect,
+                                        "the stream ended before [DONE]",
+                                    );
+                                    return Some((Err(e), (events, true)));
+                                }
+                            }
+                        }
+                    }
+                });
+            Ok(Box::pin(chunks) as ChunkStream)
+        })
+    }
+}

@@ -1,0 +1,285 @@
+//! `simulated`: an offline, deterministic provider, the default when no key is set, so every
+//! feature works on a machine with no network. Same input, same output. It speaks in the
+//! role its system prompt gives, follows the structure a prompt asks for (a standup update, a
+//! list of ideas, JSON for a given schema), counts tokens the same way on every call (one per
+//! four characters, rounded up) and costs nothing. Its answers say `provider: simulated`.
+
+use futures_util::stream;
+use serde_json::{Value, json};
+
+use crate::{
+    ChatRequest, ChatResponse, ChunkStream, ProviderError, Usage,
+    provider::{BoxFuture, Provider},
+    types::content_text,
+};
+
+pub const NAME: &str = "simulated";
+pub const MODEL: &str = "sim-1";
+
+pub struct Simulated;
+
+/// Tokens in `text`, the same way every time: one per four characters, rounded up.
+pub fn count_tokens(text: &str) -> i64 {
+    (text.chars().count() as i64 + 3) / 4
+}
+
+/// A stable 64-bit FNV-1a hash, so choices depend on the input only.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// The role named by a system message ("You are the CTO …"), if any.
+fn persona(req: &ChatRequest) -> Option<String> {
+    let system = req
+        .messages()
+        .iter()
+        .find(|m| m["role"] == "system")
+        .map(|m| content_text(&m["content"]))?;
+    let lower = system.to_lowercase();
+    let start = lower.find("you are ")? + "you are ".len();
+    let rest = &system[start..];
+    let role: String = rest
+        .trim_start_matches("the ")
+        .trim_start_matches("a ")
+        .trim_start_matches("an ")
+        .split(['.', ',', '\n', ';'])
+        .next()?
+        .trim()
+        .to_owned();
+    (!role.is_empty()).then_some(role)
+}
+
+/// A value matching a JSON Schema (the common keywords), filled deterministically.
+fn from_schema(schema: &Value, seed: u64, topic: &str) -> Value {
+    if let Some(options) = schema["enum"].as_array().filter(|o| !o.is_empty()) {
+        return options[(seed as usize) % options.len()].clone();
+    }
+    if let Some(c) = schema.get("const") {
+        return c.clone();
+    }
+    match schema["type"]
+        .as_str()
+        .unwrap_or(if schema["properties"].is_object() {
+            "object"
+        } else {
+            "string"
+        }) {
+        "object" => {
+            let mut out = serde_json::Map::new();
+            if let Some(props) = schema["properties"].as_object() {
+                for (i, (name, sub)) in props.iter().enumerate() {
+                    out.insert(
+                        name.clone(),
+                        from_schema(sub, seed.wrapping_add(i as u64 * 7919), name),
+                    );
+                }
+            }
+            Value::Object(out)
+        }
+        "array" => {
+            let n = schema["minItems"].as_u64().unwrap_or(1).clamp(1, 5);
+            Value::Array(
+                (0..n)
+                    .map(|i| from_schema(&schema["items"], seed.wrapping_add(i), topic))
+                    .collect(),
+            )
+        }
+        "integer" => json!(schema["minimum"].as_i64().unwrap_or(0) + (seed % 5) as i64 + 1),
+        "number" => {
+            json!(schema["minimum"].as_f64().unwrap_or(0.0) + (seed % 100) as f64 / 10.0 + 1.0)
+        }
+        "boolean" => json!(seed.is_multiple_of(2)),
+        _ => json!(format!("{} {}", topic.replace('_', " "), seed % 97)),
+    }
+}
+
+fn answer(req: &ChatRequest) -> String {
+    let prompt = req.prompt_text();
+    let seed = fnv(&prompt);
+    let lower = prompt.to_lowercase();
+    let who = persona(req).unwrap_or_else(|| "assistant".to_owned());
+    let schema = req
+        .body
+        .get("response_format")
+        .and_then(|f| f["json_schema"]["schema"].as_object().cloned());
+    if let Some(schema) = schema {
+        return from_schema(&Value::Object(schema), seed, "item").to_string();
+    }
+    // A schema pasted into the prompt ("… as JSON matching {…}").
+    if lower.contains("json")
+        && let Some(start) = prompt.find('{')
+        && let Ok(schema) =
+            serde_json::from_str::<Value>(prompt[start..].trim().trim_end_matches("```"))
+    {
+        return from_schema(&schema, seed, "item").to_string();
+    }
+    let topics = [
+        "onboarding",
+        "pricing page",
+        "API latency",
+        "hiring plan",
+        "customer interviews",
+        "release notes",
+        "budget review",
+    ];
+    let pick = |n: u64| topics[((seed >> (n * 8)) as usize) % topics.len()];
+    if lower.contains("standup") {
+        return format!(
+            "[{who}] Yesterday: finished the {} work. Today: {}. Blockers: {}.",
+            pick(0),
+            pick(1),
+            if seed.is_multiple_of(3) {
+                "none"
+            } else {
+                "waiting on a review"
+            }
+        );
+    }
+    if lower.contains("idea") || lower.contains("brainstorm") {
+        let n = 3 + (seed % 3) as usize;
+        let ideas: Vec<String> = (0..n)
+            .map(|i| format!("{}. Improve {} ({})", i + 1, pick(i as u64), who))
+            .collect();
+        return ideas.join("\n");
+    }
+    format!(
+        "[{who}] On \"{}\": I would start with the {} and report back.",
+        prompt.chars().take(60).collect::<String>(),
+        pick(2)
+    )
+}
+
+fn completion(req: &ChatRequest, text: &str) -> (Value, Usage) {
+    let usage = Usage {
+        prompt_tokens: count_tokens(&req.prompt_text()),
+        completion_tokens: count_tokens(text),
+    };
+    let id = format!("chatcmpl-sim-{:016x}", fnv(&req.prompt_text()));
+    let body = json!({
+        "id": id, "object": "chat.completion", "created": 0, "model": MODEL,
+        "provider": NAME,
+        "choices": [{ "index": 0, "finish_reason": "stop",
+                      "message": { "role": "assistant", "content": text } }],
+        "usage": usage.to_openai(),
+    });
+    (body, usage)
+}
+
+impl Provider for Simulated {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn complete<'a>(
+        &'a self,
+        _model: &'a str,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+        Box::pin(async move {
+            let (body, usage) = completion(req, &answer(req));
+            Ok(ChatResponse { body, usage })
+        })
+    }
+
+    fn stream<'a>(
+        &'a self,
+        _model: &'a str,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
+        Box::pin(async move {
+            let text = answer(req);
+            let (body, usage) = completion(req, &text);
+            let id = body["id"].clone();
+            let chunk = |delta: Value, finish: Value| {
+                json!({ "id": id, "object": "chat.completion.chunk", "created": 0, "model": MODEL,
+                        "provider": NAME, "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }] })
+            };
+            let mut chunks = vec![chunk(
+                json!({ "role": "assistant", "content": "" }),
+                Value::Null,
+            )];
+            let words: Vec<&str> = text.split_inclusive(' ').collect();
+            for piece in words.chunks(4) {
+                chunks.push(chunk(json!({ "content": piece.concat() }), Value::Null));
+            }
+            chunks.push(chunk(json!({}), json!("stop")));
+            let mut last = chunks.last().cloned().unwrap_or(Value::Null);
+            last["choices"] = json!([]);
+            last["usage"] = usage.to_openai();
+            chunks.push(last);
+            Ok(Box::pin(stream::iter(chunks.into_iter().map(Ok))) as ChunkStream)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_system(system: &str, prompt: &str) -> ChatRequest {
+        let mut req = ChatRequest::user("sim-1", prompt);
+        req.body.insert(
+            "messages".into(),
+            json!([{ "role": "system", "content": system }, { "role": "user", "content": prompt }]),
+        );
+        req
+    }
+
+    #[tokio::test]
+    async fn the_same_input_gives_the_same_output_and_usage() {
+        let req = with_system(
+            "You are the CTO of a small startup.",
+            "Give your standup update.",
+        );
+        let a = Simulated.complete(MODEL, &req).await.unwrap();
+        let b = Simulated.complete(MODEL, &req).await.unwrap();
+        assert_eq!(a.body, b.body);
+        assert!(
+            a.text().starts_with("[CTO of a small startup] Yesterday:"),
+            "{}",
+            a.text()
+        );
+        assert_eq!(a.usage.prompt_tokens, count_tokens(&req.prompt_text()));
+        assert_eq!(a.body["provider"], "simulated");
+    }
+
+    #[tokio::test]
+    async fn it_follows_a_json_schema_it_is_given() {
+        let mut req = ChatRequest::user("sim-1", "Plan the hiring.");
+        req.body.insert(
+            "response_format".into(),
+            json!({ "type": "json_schema", "json_schema": { "name": "plan", "schema": {
+                "type": "object", "required": ["roles"],
+                "properties": { "roles": { "type": "array", "minItems": 2,
+                    "items": { "type": "object", "properties": {
+                        "title": { "type": "string" }, "count": { "type": "integer", "minimum": 1 } } } } } } } }),
+        );
+        let out = Simulated.complete(MODEL, &req).await.unwrap();
+        let v: Value = serde_json::from_str(&out.text()).unwrap();
+        assert_eq!(v["roles"].as_array().unwrap().len(), 2);
+        assert!(v["roles"][0]["count"].as_i64().unwrap() >= 1);
+    }
+
+    #[tokio::test]
+    async fn its_stream_carries_the_same_text_and_ends_with_usage() {
+        use futures_util::StreamExt;
+        let req = ChatRequest::user("sim-1", "Brainstorm ideas for growth.");
+        let whole = Simulated.complete(MODEL, &req).await.unwrap();
+        let chunks: Vec<Value> = Simulated
+            .stream(MODEL, &req)
+            .await
+            .unwrap()
+            .map(|c| c.unwrap())
+            .collect()
+            .await;
+        let text: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(text, whole.text());
+        assert_eq!(chunks.last().unwrap()["usage"], whole.body["usage"]);
+        assert!(whole.text().starts_with("1. Improve"), "{}", whole.text());
+    }
+}

@@ -1,0 +1,108 @@
+//! Requests and responses in the OpenAI Chat Completions shape.
+
+use serde_json::{Map, Value, json};
+
+/// A chat request: an OpenAI Chat Completions body. Unknown fields are kept and passed to
+/// OpenAI-compatible upstreams untouched (a proxy must not drop what it does not know).
+#[derive(Debug, Clone, Default)]
+pub struct ChatRequest {
+    pub body: Map<String, Value>,
+}
+
+impl ChatRequest {
+    /// A request with one user message.
+    pub fn user(model: &str, prompt: &str) -> Self {
+        let mut body = Map::new();
+        body.insert("model".into(), json!(model));
+        body.insert(
+            "messages".into(),
+            json!([{ "role": "user", "content": prompt }]),
+        );
+        ChatRequest { body }
+    }
+
+    pub fn model(&self) -> &str {
+        self.body.get("model").and_then(Value::as_str).unwrap_or("")
+    }
+
+    pub fn messages(&self) -> &[Value] {
+        self.body
+            .get("messages")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// `max_completion_tokens` or `max_tokens`, when the caller set one.
+    pub fn max_tokens(&self) -> Option<u64> {
+        self.body
+            .get("max_completion_tokens")
+            .or_else(|| self.body.get("max_tokens"))
+            .and_then(Value::as_u64)
+    }
+
+    /// The text of every message, joined (for token estimates and the simulated provider).
+    pub fn prompt_text(&self) -> String {
+        self.messages()
+            .iter()
+            .map(|m| content_text(&m["content"]))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The text of a message's `content` (a string, or an array of parts).
+pub fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+/// Tokens used by a call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+}
+
+impl Usage {
+    /// Reads an OpenAI `usage` object (absent fields count 0).
+    pub fn from_openai(v: &Value) -> Option<Usage> {
+        let u = v.as_object()?;
+        Some(Usage {
+            prompt_tokens: u.get("prompt_tokens").and_then(Value::as_i64).unwrap_or(0),
+            completion_tokens: u
+                .get("completion_tokens")
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
+        })
+    }
+
+    pub fn to_openai(self) -> Value {
+        json!({
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        })
+    }
+}
+
+/// A completed chat: an OpenAI `chat.completion` body and what it cost in tokens.
+#[derive(Debug, Clone)]
+pub struct ChatResponse {
+    pub body: Value,
+    pub usage: Usage,
+}
+
+impl ChatResponse {
+    /// The first choice's text.
+    pub fn text(&self) -> String {
+        content_text(&self.body["choices"][0]["message"]["content"])
+    }
+}

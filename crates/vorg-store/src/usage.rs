@@ -1,0 +1,92 @@
+//! LLM usage: one row per provider call, successful or not.
+
+use chrono::{DateTime, Utc};
+
+use crate::{DEFAULT_ORG, Page, Result, Store, with_pool};
+
+/// A call to record.
+#[derive(Debug, Clone)]
+pub struct NewUsage<'a> {
+    pub run_id: Option<i64>,
+    pub actor: &'a str,
+    pub user_id: Option<i64>,
+    pub token_id: Option<i64>,
+    pub provider: &'a str,
+    pub model: &'a str,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_micro_usd: i64,
+    pub priced: bool,
+    pub latency_ms: i64,
+    pub streamed: bool,
+    /// `ok` or `error`.
+    pub status: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UsageEvent {
+    pub id: i64,
+    pub run_id: Option<i64>,
+    pub actor: String,
+    pub user_id: Option<i64>,
+    pub token_id: Option<i64>,
+    pub provider: String,
+    pub model: String,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_micro_usd: i64,
+    pub priced: bool,
+    pub latency_ms: i64,
+    pub streamed: bool,
+    pub status: String,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Store {
+    pub async fn record_usage(&self, u: NewUsage<'_>) -> Result<i64> {
+        let id: i64 = with_pool!(self, |p| {
+            sqlx::query_scalar(
+            "INSERT INTO usage_events (org_id, run_id, actor, user_id, token_id, provider, model, \
+             prompt_tokens, completion_tokens, cost_micro_usd, priced, latency_ms, streamed, \
+             status, error, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id"
+        )
+        .bind(DEFAULT_ORG)
+        .bind(u.run_id)
+        .bind(u.actor)
+        .bind(u.user_id)
+        .bind(u.token_id)
+        .bind(u.provider)
+        .bind(u.model)
+        .bind(u.prompt_tokens)
+        .bind(u.completion_tokens)
+        .bind(u.cost_micro_usd)
+        .bind(u.priced)
+        .bind(u.latency_ms)
+        .bind(u.streamed)
+        .bind(u.status)
+        .bind(u.error)
+        .bind(Utc::now())
+        .fetch_one(p)
+        .await
+        })?;
+        Ok(id)
+    }
+
+    /// Usage rows, newest first.
+    pub async fn list_usage(&self, page: Page) -> Result<Vec<UsageEvent>> {
+        let rows = with_pool!(self, |p| sqlx::query_as(
+            "SELECT id, run_id, actor, user_id, token_id, provider, model, prompt_tokens, \
+             completion_tokens, cost_micro_usd, priced, latency_ms, streamed, status, error, \
+             created_at FROM usage_events WHERE org_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+        )
+        .bind(DEFAULT_ORG)
+        .bind(page.before_or_max())
+        .bind(page.limit)
+        .fetch_all(p)
+        .await)?;
+        Ok(rows)
+    }
+}
