@@ -14,6 +14,7 @@ release:
 
 test:
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-python-openai.sh
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

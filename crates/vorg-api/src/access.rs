@@ -70,6 +70,11 @@ pub const ROUTES: &[RouteRule] = &[
     rule("POST", "/runs/{id}/cancel", Requires(CancelRuns)),
     rule("GET", "/streams/runs/{id}", Requires(ViewRuns)),
     rule("GET", "/streams/events", Requires(ViewRuns)),
+    rule("POST", "/llm/generate", Requires(UseLlm)),
+    rule("POST", "/v1/chat/completions", Requires(UseLlm)),
+    rule("GET", "/v1/models", Requires(UseLlm)),
+    rule("GET", "/usage/events", Requires(ViewUsage)),
+    rule("GET", "/usage/summary", Requires(ViewUsage)),
 ];
 
 /// The rule for a matched route, if the table has one.

@@ -7,10 +7,12 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 mod health;
+mod llm;
 mod openapi;
 mod pagination;
 mod runs;
 mod streams;
+mod usage;
 mod users;
 
 use std::{sync::Arc, time::Duration};
@@ -66,6 +68,7 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     pub limiter: Arc<AuthLimiter>,
     pub hub: Arc<vorg_jobs::StreamHub>,
+    pub llm: Arc<vorg_llm::Gateway>,
     pub metrics: Metrics,
 }
 
@@ -74,6 +77,7 @@ impl AppState {
         store: Store,
         config: ApiConfig,
         hub: Arc<vorg_jobs::StreamHub>,
+        llm: Arc<vorg_llm::Gateway>,
     ) -> Result<Self, ApiError> {
         let jwt = JwtKeys::new(
             config.jwt_secret.expose().as_bytes(),
@@ -92,6 +96,7 @@ impl AppState {
             limiter: Arc::new(limiter),
             config: Arc::new(config),
             hub,
+            llm,
             metrics: Metrics::new(),
         })
     }
@@ -107,6 +112,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(runs::router())
         .merge(streams::router())
+        .merge(llm::router())
+        .merge(usage::router())
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

@@ -91,10 +91,14 @@ pub enum Permission {
     StartRuns,
     /// Cancel runs.
     CancelRuns,
+    /// Call models through the gateway (`/llm/generate`, the `/v1` front door).
+    UseLlm,
+    /// Read LLM usage and spend.
+    ViewUsage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 10] = [
         Permission::ViewSelf,
         Permission::ManageOwnTokens,
         Permission::ManageUsers,
@@ -103,14 +107,21 @@ impl Permission {
         Permission::ViewRuns,
         Permission::StartRuns,
         Permission::CancelRuns,
+        Permission::UseLlm,
+        Permission::ViewUsage,
     ];
 
     /// The table: which roles hold this permission.
     pub fn roles(self) -> &'static [Role] {
         use Role::*;
         match self {
-            Permission::ViewSelf | Permission::ManageOwnTokens | Permission::ViewRuns => &Role::ALL,
-            Permission::StartRuns | Permission::CancelRuns => &[Admin, Engineer],
+            Permission::ViewSelf
+            | Permission::ManageOwnTokens
+            | Permission::ViewRuns
+            | Permission::ViewUsage => &Role::ALL,
+            Permission::StartRuns | Permission::CancelRuns | Permission::UseLlm => {
+                &[Admin, Engineer]
+            }
             Permission::ManageUsers | Permission::ViewAudit | Permission::ViewMetrics => &[Admin],
         }
     }
@@ -130,6 +141,8 @@ impl Permission {
             Permission::ViewRuns => "view_runs",
             Permission::StartRuns => "start_runs",
             Permission::CancelRuns => "cancel_runs",
+            Permission::UseLlm => "use_llm",
+            Permission::ViewUsage => "view_usage",
         }
     }
 }

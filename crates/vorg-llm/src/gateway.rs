@@ -48,6 +48,8 @@ pub type Chain = Vec<(String, String)>;
 /// The one way to call a model.
 pub struct Gateway {
     providers: HashMap<String, Arc<dyn Provider>>,
+    /// The model used when a caller names only the provider.
+    default_models: HashMap<String, String>,
     aliases: HashMap<String, Chain>,
     default_provider: String,
     pricing: Pricing,
@@ -68,6 +70,7 @@ impl Gateway {
     pub fn new(store: Store, pricing: Pricing, default_provider: &str, retry: RetryPolicy) -> Self {
         Gateway {
             providers: HashMap::new(),
+            default_models: HashMap::new(),
             aliases: HashMap::new(),
             default_provider: default_provider.to_owned(),
             pricing,
@@ -76,10 +79,42 @@ impl Gateway {
         }
     }
 
-    pub fn with_provider(mut self, provider: impl Provider) -> Self {
-        self.providers
-            .insert(provider.name().to_owned(), Arc::new(provider));
+    /// Adds a provider whose default model is `default_model`.
+    pub fn with_provider(mut self, provider: impl Provider, default_model: &str) -> Self {
+        let name = provider.name().to_owned();
+        self.default_models
+            .insert(name.clone(), default_model.to_owned());
+        self.providers.insert(name, Arc::new(provider));
         self
+    }
+
+    /// The model used for `provider` when none is named.
+    pub fn default_model_for(&self, provider: &str) -> String {
+        self.default_models
+            .get(provider)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn pricing(&self) -> &Pricing {
+        &self.pricing
+    }
+
+    /// Model ids callers may name, with who serves them: aliases (`vorg`) and each
+    /// provider's default model as `provider/model`.
+    pub fn model_ids(&self) -> Vec<(String, String)> {
+        let mut ids: Vec<(String, String)> = self
+            .aliases
+            .keys()
+            .map(|a| (a.clone(), "vorg".to_owned()))
+            .collect();
+        ids.extend(
+            self.default_models
+                .iter()
+                .map(|(p, m)| (format!("{p}/{m}"), p.clone())),
+        );
+        ids.sort();
+        ids
     }
 
     /// `alias` tries each `(provider, model)` in turn until one answers.
@@ -292,8 +327,21 @@ impl RecordHandle {
             status: if error.is_some() { "error" } else { "ok" },
             error: message.as_deref(),
         };
-        if let Err(e) = self.store.record_usage(row).await {
-            tracing::error!(error = %e, provider = a.provider, model = a.model, "could not record LLM usage");
+        match self.store.record_usage(row.clone()).await {
+            Ok(_) => {}
+            // The run was deleted meanwhile: keep the cost, drop the link.
+            Err(vorg_store::StoreError::Conflict(_)) if row.run_id.is_some() => {
+                let unlinked = NewUsage {
+                    run_id: None,
+                    ..row
+                };
+                if let Err(e) = self.store.record_usage(unlinked).await {
+                    tracing::error!(error = %e, provider = a.provider, model = a.model, "could not record LLM usage");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, provider = a.provider, model = a.model, "could not record LLM usage");
+            }
         }
     }
 }

@@ -169,8 +169,8 @@ async fn setup(backend: Backend, key: &str) -> Setup {
         max_delay: Duration::from_secs(2),
     };
     let gateway = Gateway::new(store.clone(), Pricing::shipped(), "openai", retry)
-        .with_provider(openai)
-        .with_provider(Simulated)
+        .with_provider(openai, "gpt-4o-mini")
+        .with_provider(Simulated, "sim-1")
         .with_alias(
             "smart",
             vec![

@@ -32,7 +32,7 @@ pub use notify::Notice;
 pub use roles_cache::ROLES_TTL;
 pub use runs::{NewRun, Run, RunFilter, RunLog};
 pub use tokens::{ApiToken, NewApiToken, TokenOwner};
-pub use usage::{NewUsage, UsageEvent};
+pub use usage::{NewUsage, UsageEvent, UsageGroup, UsageTotals};
 pub use users::{User, UserWithRoles};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -48,6 +48,7 @@ contract!(
     an_expired_lease_is_reclaimed_until_attempts_run_out,
     cancelling_a_queued_run_ends_it_and_drops_its_job,
     committed_rows_are_announced_to_subscribers,
+    usage_is_recorded_listed_and_summarised,
     role_changes_are_seen_by_current_roles_at_once_here_and_within_the_ttl_elsewhere,
 );
 
@@ -586,4 +587,93 @@ async fn committed_rows_are_announced_to_subscribers(store: Store) {
     stop.cancel();
     tracker.close();
     tracker.wait().await;
+}
+
+async fn usage_is_recorded_listed_and_summarised(store: Store) {
+    use crate::{NewUsage, UsageGroup};
+    let row = |provider: &'static str, cost: i64, status: &'static str, priced: bool| NewUsage {
+        run_id: None,
+        actor: "ann@example.com",
+        user_id: Some(1),
+        token_id: None,
+        provider,
+        model: "m",
+        prompt_tokens: 10,
+        completion_tokens: 5,
+        cost_micro_usd: cost,
+        priced,
+        latency_ms: 3,
+        streamed: false,
+        status,
+        error: None,
+    };
+    store
+        .record_usage(row("openai", 1_500, "ok", true))
+        .await
+        .unwrap();
+    store
+        .record_usage(row("openai", 0, "error", true))
+        .await
+        .unwrap();
+    store
+        .record_usage(row("ollama", 0, "ok", false))
+        .await
+        .unwrap();
+    let listed = store
+        .list_usage(Page {
+            limit: 2,
+            before: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].provider, "ollama");
+    assert!(!listed[0].priced);
+    let now = chrono::Utc::now();
+    let day = chrono::Duration::days(1);
+    let by_provider = store
+        .usage_summary(UsageGroup::Provider, now - day, now + day)
+        .await
+        .unwrap();
+    let openai = by_provider
+        .iter()
+        .find(|r| r.key.as_deref() == Some("openai"))
+        .unwrap();
+    assert_eq!(
+        (
+            openai.calls,
+            openai.errors,
+            openai.cost_micro_usd,
+            openai.prompt_tokens
+        ),
+        (2, 1, 1_500, 20)
+    );
+    let ollama = by_provider
+        .iter()
+        .find(|r| r.key.as_deref() == Some("ollama"))
+        .unwrap();
+    assert_eq!(ollama.unpriced_calls, 1);
+    let by_day = store
+        .usage_summary(UsageGroup::Day, now - day, now + day)
+        .await
+        .unwrap();
+    assert_eq!(by_day.len(), 1);
+    assert_eq!(
+        by_day[0].key.as_deref(),
+        Some(now.format("%Y-%m-%d").to_string().as_str())
+    );
+    for group in [UsageGroup::Model, UsageGroup::Actor, UsageGroup::Run] {
+        let rows = store
+            .usage_summary(group, now - day, now + day)
+            .await
+            .unwrap();
+        assert_eq!(rows.iter().map(|r| r.calls).sum::<i64>(), 3);
+    }
+    assert!(
+        store
+            .usage_summary(UsageGroup::Provider, now + day, now + day + day)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -90,3 +90,66 @@ impl Store {
         Ok(rows)
     }
 }
+
+/// How to group a usage summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageGroup {
+    Provider,
+    Model,
+    Actor,
+    Run,
+    Day,
+}
+
+/// One group of a usage summary.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UsageTotals {
+    pub key: Option<String>,
+    pub calls: i64,
+    pub errors: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_micro_usd: i64,
+    /// Calls to models without a price (counted at 0).
+    pub unpriced_calls: i64,
+}
+
+impl Store {
+    /// Usage totals per group between `from` (inclusive) and `to` (exclusive).
+    pub async fn usage_summary(
+        &self,
+        group: UsageGroup,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<UsageTotals>> {
+        let pg = matches!(self.db, crate::Db::Postgres(_));
+        let key = match (group, pg) {
+            (UsageGroup::Provider, _) => "provider",
+            (UsageGroup::Model, _) => "provider || '/' || model",
+            (UsageGroup::Actor, _) => "actor",
+            (UsageGroup::Run, false) => "CAST(run_id AS TEXT)",
+            (UsageGroup::Run, true) => "run_id::text",
+            (UsageGroup::Day, false) => "substr(created_at, 1, 10)",
+            (UsageGroup::Day, true) => "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+        };
+        let unpriced = if pg { "NOT priced" } else { "priced = 0" };
+        // Only the grouping expression varies, and it comes from the fixed table above.
+        let sql = format!(
+            "SELECT {key} AS key, COUNT(*) AS calls, \
+             CAST(SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS BIGINT) AS errors, \
+             CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt_tokens, \
+             CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion_tokens, \
+             CAST(COALESCE(SUM(cost_micro_usd), 0) AS BIGINT) AS cost_micro_usd, \
+             CAST(SUM(CASE WHEN {unpriced} THEN 1 ELSE 0 END) AS BIGINT) AS unpriced_calls \
+             FROM usage_events WHERE org_id = $1 AND created_at >= $2 AND created_at < $3 \
+             GROUP BY {key} ORDER BY cost_micro_usd DESC, calls DESC"
+        );
+        let rows = with_pool!(self, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(DEFAULT_ORG)
+            .bind(from)
+            .bind(to)
+            .fetch_all(p)
+            .await)?;
+        Ok(rows)
+    }
+}

@@ -34,6 +34,15 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("VORG_WORKERS", "workers"),
     ("VORG_JOB_LEASE_MS", "job_lease_ms"),
     ("VORG_SHUTDOWN_GRACE_MS", "shutdown_grace_ms"),
+    ("OPENAI_API_KEY", "openai_api_key"),
+    ("OPENAI_BASE_URL", "openai_base_url"),
+    ("VORG_OPENAI_MODEL", "openai_model"),
+    ("VORG_LLM_COMPAT", "llm_compat"),
+    ("VORG_LLM_ALIASES", "llm_aliases"),
+    ("VORG_LLM_TIMEOUT_MS", "llm_timeout_ms"),
+    ("VORG_LLM_CONNECT_TIMEOUT_MS", "llm_connect_timeout_ms"),
+    ("VORG_LLM_MAX_RETRIES", "llm_max_retries"),
+    ("VORG_PRICING_FILE", "pricing_file"),
 ];
 
 /// Shortest JWT secret accepted in production (HS256 wants at least 256 bits).
@@ -79,6 +88,17 @@ pub struct Settings {
     pub job_lease_ms: u64,
     /// On shutdown, how long running jobs may take before they are released.
     pub shutdown_grace_ms: u64,
+    pub openai_api_key: Option<Secret>,
+    pub openai_base_url: String,
+    pub openai_model: String,
+    /// OpenAI-compatible servers: `name=base_url` pairs, comma-separated.
+    pub llm_compat: Vec<(String, String)>,
+    /// Fallback chains: `alias=provider/model|provider/model;alias2=…`.
+    pub llm_aliases: Vec<(String, Vec<(String, String)>)>,
+    pub llm_timeout_ms: u64,
+    pub llm_connect_timeout_ms: u64,
+    pub llm_max_retries: u32,
+    pub pricing_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -103,6 +123,15 @@ impl Default for Settings {
             workers: 4,
             job_lease_ms: 30_000,
             shutdown_grace_ms: 10_000,
+            openai_api_key: None,
+            openai_base_url: "https://api.openai.com/v1".into(),
+            openai_model: "gpt-4o-mini".into(),
+            llm_compat: Vec::new(),
+            llm_aliases: Vec::new(),
+            llm_timeout_ms: 120_000,
+            llm_connect_timeout_ms: 5_000,
+            llm_max_retries: 2,
+            pricing_file: None,
         }
     }
 }
@@ -211,6 +240,52 @@ impl Settings {
         }
         if let Some((src, v)) = get("shutdown_grace_ms") {
             s.shutdown_grace_ms = parse(src, v, "a number of milliseconds")?;
+        }
+        s.openai_api_key = nonempty("openai_api_key").map(|(_, v)| Secret::new(v));
+        if let Some((_, v)) = nonempty("openai_base_url") {
+            s.openai_base_url = v.to_owned();
+        }
+        if let Some((_, v)) = nonempty("openai_model") {
+            s.openai_model = v.to_owned();
+        }
+        if let Some((src, v)) = nonempty("llm_compat") {
+            for pair in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let Some((name, url)) = pair.split_once('=') else {
+                    bail!("{src}: expected name=base_url pairs, got {pair:?}");
+                };
+                if !url.starts_with("http://") && !url.starts_with("https://") {
+                    bail!("{src}: {name}: the base URL must start with http:// or https://");
+                }
+                s.llm_compat
+                    .push((name.trim().to_owned(), url.trim().to_owned()));
+            }
+        }
+        if let Some((src, v)) = nonempty("llm_aliases") {
+            for def in v.split(';').map(str::trim).filter(|d| !d.is_empty()) {
+                let Some((alias, chain)) = def.split_once('=') else {
+                    bail!("{src}: expected alias=provider/model|provider/model, got {def:?}");
+                };
+                let mut targets = Vec::new();
+                for target in chain.split('|').map(str::trim) {
+                    let Some((p, m)) = target.split_once('/') else {
+                        bail!("{src}: {alias}: {target:?} is not provider/model");
+                    };
+                    targets.push((p.to_owned(), m.to_owned()));
+                }
+                s.llm_aliases.push((alias.trim().to_owned(), targets));
+            }
+        }
+        if let Some((src, v)) = get("llm_timeout_ms") {
+            s.llm_timeout_ms = parse(src, v, "a number of milliseconds")?;
+        }
+        if let Some((src, v)) = get("llm_connect_timeout_ms") {
+            s.llm_connect_timeout_ms = parse(src, v, "a number of milliseconds")?;
+        }
+        if let Some((src, v)) = get("llm_max_retries") {
+            s.llm_max_retries = parse(src, v, "a number of retries")?;
+        }
+        if let Some((_, v)) = nonempty("pricing_file") {
+            s.pricing_file = Some(PathBuf::from(v));
         }
         if let Some((src, v)) = get("log_format") {
             s.log_format = match v {

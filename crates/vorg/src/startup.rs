@@ -94,6 +94,63 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The LLM gateway for `settings`: OpenAI when `OPENAI_API_KEY` is set, each configured
+/// OpenAI-compatible server, and the simulated provider (the default when no key is set).
+pub fn build_gateway(settings: &Settings, store: &Store) -> anyhow::Result<vorg_llm::Gateway> {
+    use std::time::Duration;
+    use vorg_llm::{Gateway, Pricing, RetryPolicy, openai::OpenAi, simulated};
+    let pricing = match &settings.pricing_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!(
+                    "reading the pricing table {} (VORG_PRICING_FILE)",
+                    path.display()
+                )
+            })?;
+            Pricing::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => Pricing::shipped(),
+    };
+    let connect = Duration::from_millis(settings.llm_connect_timeout_ms);
+    let total = Duration::from_millis(settings.llm_timeout_ms);
+    let retry = RetryPolicy {
+        max_retries: settings.llm_max_retries,
+        ..RetryPolicy::default()
+    };
+    let default = if settings.openai_api_key.is_some() {
+        "openai"
+    } else {
+        simulated::NAME
+    };
+    let mut gateway = Gateway::new(store.clone(), pricing, default, retry)
+        .with_provider(simulated::Simulated, simulated::MODEL);
+    if let Some(key) = &settings.openai_api_key {
+        let openai = OpenAi::new(
+            "openai",
+            &settings.openai_base_url,
+            Some(key.clone()),
+            connect,
+            total,
+        )?;
+        gateway = gateway.with_provider(openai, &settings.openai_model);
+    }
+    for (name, url) in &settings.llm_compat {
+        gateway = gateway.with_provider(OpenAi::new(name, url, None, connect, total)?, "default");
+    }
+    let default_chain = vec![(default.to_owned(), gateway.default_model_for(default))];
+    gateway = gateway.with_alias("default", default_chain);
+    for (alias, chain) in &settings.llm_aliases {
+        gateway = gateway.with_alias(alias, chain.clone());
+    }
+    tracing::info!(
+        default_provider = default,
+        providers = ?gateway.provider_names().collect::<Vec<_>>(),
+        "LLM gateway ready{}",
+        if default == simulated::NAME { " (no API key set: the simulated provider answers)" } else { "" }
+    );
+    Ok(gateway)
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.check_production()?;
@@ -146,8 +203,9 @@ impl Application {
             )
             .spawn(&tracker, background.clone());
         }
+        let llm = std::sync::Arc::new(build_gateway(&settings, &store)?);
         let state =
-            AppState::new(store.clone(), config, hub).map_err(|e| anyhow::anyhow!("{e}"))?;
+            AppState::new(store.clone(), config, hub, llm).map_err(|e| anyhow::anyhow!("{e}"))?;
         let router = vorg_api::router(state);
         let listener = TcpListener::bind(&settings.bind)
             .await

@@ -180,6 +180,9 @@ async fn garbage_sent_to_every_route_never_gets_a_5xx(backend: Backend) {
         json!({ "user_id": i64::MAX, "role": "admin" }).to_string(),
         json!({ "user_id": -1, "role": "admin", "name": "\u{0000}\u{ffff}" }).to_string(),
         "\u{feff}{}".to_owned(),
+        json!({ "model": "default", "messages": [{ "role": "user", "content": 5 }], "stream": true }).to_string(),
+        json!({ "model": "default", "messages": [{}], "stream_options": [], "max_tokens": -1 }).to_string(),
+        json!({ "prompt": "p", "model": "", "provider": "nope", "run_id": -3 }).to_string(),
         "x".repeat(2 * 1024 * 1024),
     ];
     // Oversized bodies go on connections of their own: the server may answer early and close.
