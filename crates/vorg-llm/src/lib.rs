@@ -6,6 +6,7 @@
 //! deterministic, the default when no key is set). The [`Gateway`] wraps them with retries,
 //! fallback chains, pricing and a usage row for every call.
 
+pub mod anthropic;
 mod error;
 pub mod gateway;
 pub mod openai;

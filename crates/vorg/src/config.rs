@@ -37,6 +37,9 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("OPENAI_API_KEY", "openai_api_key"),
     ("OPENAI_BASE_URL", "openai_base_url"),
     ("VORG_OPENAI_MODEL", "openai_model"),
+    ("ANTHROPIC_API_KEY", "anthropic_api_key"),
+    ("ANTHROPIC_BASE_URL", "anthropic_base_url"),
+    ("VORG_ANTHROPIC_MODEL", "anthropic_model"),
     ("VORG_LLM_COMPAT", "llm_compat"),
     ("VORG_LLM_ALIASES", "llm_aliases"),
     ("VORG_LLM_TIMEOUT_MS", "llm_timeout_ms"),
@@ -91,6 +94,9 @@ pub struct Settings {
     pub openai_api_key: Option<Secret>,
     pub openai_base_url: String,
     pub openai_model: String,
+    pub anthropic_api_key: Option<Secret>,
+    pub anthropic_base_url: String,
+    pub anthropic_model: String,
     /// OpenAI-compatible servers: `name=base_url` pairs, comma-separated.
     pub llm_compat: Vec<(String, String)>,
     /// Fallback chains: `alias=provider/model|provider/model;alias2=…`.
@@ -126,6 +132,9 @@ impl Default for Settings {
             openai_api_key: None,
             openai_base_url: "https://api.openai.com/v1".into(),
             openai_model: "gpt-4o-mini".into(),
+            anthropic_api_key: None,
+            anthropic_base_url: "https://api.anthropic.com".into(),
+            anthropic_model: "claude-sonnet-4-5".into(),
             llm_compat: Vec::new(),
             llm_aliases: Vec::new(),
             llm_timeout_ms: 120_000,
@@ -247,6 +256,13 @@ impl Settings {
         }
         if let Some((_, v)) = nonempty("openai_model") {
             s.openai_model = v.to_owned();
+        }
+        s.anthropic_api_key = nonempty("anthropic_api_key").map(|(_, v)| Secret::new(v));
+        if let Some((_, v)) = nonempty("anthropic_base_url") {
+            s.anthropic_base_url = v.to_owned();
+        }
+        if let Some((_, v)) = nonempty("anthropic_model") {
+            s.anthropic_model = v.to_owned();
         }
         if let Some((src, v)) = nonempty("llm_compat") {
             for pair in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {

@@ -94,8 +94,9 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The LLM gateway for `settings`: OpenAI when `OPENAI_API_KEY` is set, each configured
-/// OpenAI-compatible server, and the simulated provider (the default when no key is set).
+/// The LLM gateway for `settings`: OpenAI and Anthropic when their keys are set, each
+/// configured OpenAI-compatible server, and the simulated provider (the default when no key
+/// is set).
 pub fn build_gateway(settings: &Settings, store: &Store) -> anyhow::Result<vorg_llm::Gateway> {
     use std::time::Duration;
     use vorg_llm::{Gateway, Pricing, RetryPolicy, openai::OpenAi, simulated};
@@ -133,6 +134,16 @@ pub fn build_gateway(settings: &Settings, store: &Store) -> anyhow::Result<vorg_
             total,
         )?;
         gateway = gateway.with_provider(openai, &settings.openai_model);
+    }
+    if let Some(key) = &settings.anthropic_api_key {
+        let anthropic = vorg_llm::anthropic::Anthropic::new(
+            "anthropic",
+            &settings.anthropic_base_url,
+            key.clone(),
+            connect,
+            total,
+        )?;
+        gateway = gateway.with_provider(anthropic, &settings.anthropic_model);
     }
     for (name, url) in &settings.llm_compat {
         gateway = gateway.with_provider(OpenAi::new(name, url, None, connect, total)?, "default");
