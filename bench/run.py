@@ -228,6 +228,98 @@ def bench_sse(clients):
     return result
 
 
+COMPLETION = json.dumps({
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1741569952, "model": "gpt-4o-mini",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 13},
+})
+CHAT_BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say ok"}]})
+
+
+def nginx_upstream(tmp, port):
+    """nginx answering every chat completion at once: the instant upstream."""
+    conf = os.path.join(tmp, "nginx.conf")
+    body = COMPLETION.replace("'", "\\'")
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1; daemon off; pid {tmp}/nginx.pid; error_log {tmp}/error.log;
+events {{ worker_connections 4096; }}
+http {{ access_log off; client_body_temp_path {tmp}; proxy_temp_path {tmp}; fastcgi_temp_path {tmp};
+  uwsgi_temp_path {tmp}; scgi_temp_path {tmp};
+  server {{ listen 127.0.0.1:{port};
+    location / {{ default_type application/json; return 200 '{body}'; }} }} }}
+""")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    proc = subprocess.Popen([nginx, "-c", conf, "-p", tmp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return proc
+
+
+def wrk_post(url, token, connections, threads):
+    script = os.path.join(tempfile.mkdtemp(prefix="vorg-bench-lua-"), "post.lua")
+    with open(script, "w") as f:
+        f.write('wrk.method = "POST"\n')
+        f.write("wrk.body = [[" + CHAT_BODY + "]]\n")
+        f.write('wrk.headers["Content-Type"] = "application/json"\n')
+        f.write(f'wrk.headers["Authorization"] = "Bearer {token}"\n')
+    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", DURATION, "--latency", "-s", script, url]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "requests_per_s": round(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))),
+        "p50_ms": round(to_ms(lat["50"]), 3),
+        "p99_ms": round(to_ms(lat["99"]), 3),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+def bench_gateway():
+    """/v1/chat/completions through vorg to an instant upstream, against the same load sent
+    to the upstream directly: one connection (latency without queueing) and 32 (throughput)."""
+    tmp = tempfile.mkdtemp(prefix="vorg-bench-gw-")
+    up_port = free_port()
+    upstream = nginx_upstream(tmp, up_port)
+    data = os.path.join(tmp, "data")
+    env = dict(os.environ, VORG_DATA_DIR=data, RUST_LOG="warn", VORG_CONFIG=os.path.join(tmp, "none.toml"),
+               OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=f"http://127.0.0.1:{up_port}/v1")
+    env.pop("DATABASE_URL", None)
+    port = free_port()
+    proc, _ = start_vorg(env, port)
+    base = f"http://127.0.0.1:{port}"
+    session = http("POST", base + "/auth/register", {"email": "admin@example.com", "password": "benchmark password"})["access_token"]
+    token = http("POST", base + "/auth/tokens", {"name": "bench"}, session)["token"]
+    direct_url = f"http://127.0.0.1:{up_port}/v1/chat/completions"
+    gateway_url = base + "/v1/chat/completions"
+    result = {
+        "direct_1_conn": wrk_post(direct_url, "sk-bench", 1, 1),
+        "gateway_1_conn": wrk_post(gateway_url, token, 1, 1),
+        "direct_32_conn": wrk_post(direct_url, "sk-bench", 32, 2),
+        "gateway_32_conn": wrk_post(gateway_url, token, 32, 2),
+    }
+    sent = result["gateway_1_conn"]["requests"] + result["gateway_32_conn"]["requests"]
+    # Every request through the gateway must have its usage row.
+    time.sleep(1)
+    rows = 0
+    cursor = None
+    while True:
+        page = http("GET", base + "/usage/events?limit=200" + (f"&cursor={cursor}" if cursor else ""), None, session)
+        rows += len(page["items"])
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    proc.send_signal(signal.SIGTERM); proc.wait()
+    upstream.terminate(); upstream.wait()
+    shutil.rmtree(tmp, ignore_errors=True)
+    g1, d1 = result["gateway_1_conn"], result["direct_1_conn"]
+    result["added_p50_ms_1_conn"] = round(g1["p50_ms"] - d1["p50_ms"], 3)
+    result["added_p99_ms_1_conn"] = round(g1["p99_ms"] - d1["p99_ms"], 3)
+    result["throughput_ratio_32_conn"] = round(result["gateway_32_conn"]["requests_per_s"] / result["direct_32_conn"]["requests_per_s"], 3)
+    result["requests_through_gateway"] = sent
+    result["usage_rows"] = rows
+    return result
+
+
 def bench_nginx():
     tmp = tempfile.mkdtemp(prefix="vorg-bench-nginx-")
     port = free_port()
@@ -261,6 +353,7 @@ def main():
         "postgres": bench_backend("postgres"),
         "queue": {f"{b}_{w}_workers": bench_queue(b, w) for b in ("sqlite", "postgres") for w in (1, 4)},
         "sse_fanout": {str(n): bench_sse(n) for n in SSE_CLIENTS},
+        "gateway": bench_gateway(),
     }
     ref = results["reference_nginx_return_200"]["requests_per_s"]
     rows = [("reference: nginx return 200", results["reference_nginx_return_200"])]
@@ -292,6 +385,14 @@ def main():
               f"CPU per delivery {r['cpu_us_per_delivery_server']} us server + "
               f"{r['cpu_us_per_delivery_client']} us client, so one step's burst needs "
               f"{r['burst_cpu_ms_on_all_cores']} ms of both cores")
+    g = results["gateway"]
+    print("\nLLM gateway: /v1/chat/completions through vorg vs straight to an instant upstream (nginx):")
+    for name in ("direct_1_conn", "gateway_1_conn", "direct_32_conn", "gateway_32_conn"):
+        r = g[name]
+        print(f"  {name:<16} {r['requests_per_s']:>8} req/s  p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  non-2xx {r['non_2xx']}")
+    print(f"  added latency (1 connection): p50 {g['added_p50_ms_1_conn']} ms, p99 {g['added_p99_ms_1_conn']} ms; "
+          f"throughput through vorg {g['throughput_ratio_32_conn']:.0%} of direct; "
+          f"usage rows {g['usage_rows']} for {g['requests_through_gateway']} requests")
     out_dir = os.path.join(ROOT, "bench", "results")
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, datetime.now(timezone.utc).strftime("%Y-%m-%d") + "-backbone.json")
