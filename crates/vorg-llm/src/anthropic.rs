@@ -12,7 +12,7 @@ use vorg_domain::Secret;
 
 use crate::{
     ChatRequest, ChatResponse, ChunkStream, ProviderError, Usage,
-    error::{ErrorKind, retry_after},
+    error::{ErrorKind, http_client, send_checked},
     provider::{BoxFuture, Provider},
     types::content_text,
 };
@@ -38,11 +38,7 @@ impl Anthropic {
         connect_timeout: Duration,
         timeout: Duration,
     ) -> Result<Self, ProviderError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .read_timeout(timeout)
-            .build()
-            .map_err(|e| ProviderError::from_reqwest(name, &e))?;
+        let client = http_client(name, connect_timeout, timeout)?;
         Ok(Anthropic {
             name: name.to_owned(),
             base_url: base_url.trim_end_matches('/').to_owned(),
@@ -119,17 +115,7 @@ impl Anthropic {
         if let Some(t) = total {
             builder = builder.timeout(t);
         }
-        let resp = builder
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(&self.name, &e))?;
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        let status = resp.status().as_u16();
-        let wait = retry_after(resp.headers());
-        let text = resp.text().await.unwrap_or_default();
-        Err(ProviderError::from_status(&self.name, status, wait, &text))
+        send_checked(&self.name, builder).await
     }
 }
 

@@ -128,6 +128,37 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs_f64)
 }
 
+/// The HTTP client of one provider: connect and read timeouts set.
+pub fn http_client(
+    provider: &str,
+    connect: Duration,
+    read: Duration,
+) -> Result<reqwest::Client, ProviderError> {
+    reqwest::Client::builder()
+        .connect_timeout(connect)
+        .read_timeout(read)
+        .build()
+        .map_err(|e| ProviderError::from_reqwest(provider, &e))
+}
+
+/// Sends a request; a non-2xx answer becomes a classified error (with `Retry-After`).
+pub async fn send_checked(
+    provider: &str,
+    builder: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, ProviderError> {
+    let resp = builder
+        .send()
+        .await
+        .map_err(|e| ProviderError::from_reqwest(provider, &e))?;
+    if resp.status().is_success() {
+        return Ok(resp);
+    }
+    let status = resp.status().as_u16();
+    let wait = retry_after(resp.headers());
+    let body = resp.text().await.unwrap_or_default();
+    Err(ProviderError::from_status(provider, status, wait, &body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

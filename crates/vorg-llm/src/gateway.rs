@@ -144,6 +144,18 @@ impl Gateway {
         Err(GatewayError::UnknownModel(model.to_owned()))
     }
 
+    /// After a failed attempt: retry this provider (after a delay), move to the next one, or
+    /// stop (a bad request would be refused everywhere).
+    fn after_failure(&self, attempt: u32, e: &ProviderError) -> AfterFailure {
+        if e.kind == ErrorKind::BadRequest {
+            AfterFailure::Stop
+        } else if e.retryable() && attempt < self.retry.max_retries {
+            AfterFailure::Retry(self.delay(attempt, e))
+        } else {
+            AfterFailure::NextProvider
+        }
+    }
+
     fn delay(&self, attempt: u32, err: &ProviderError) -> Duration {
         let exp = self.retry.base.saturating_mul(2u32.saturating_pow(attempt));
         let jittered = exp.mul_f64(rand::rng().random_range(0.5..1.0));
@@ -197,26 +209,18 @@ impl Gateway {
                         };
                         self.record(&call, Usage::default(), Some(&e)).await;
                         tracing::warn!(provider = %provider_name, model, attempt, error = %e, "LLM call failed");
-                        let retry = e.retryable() && attempt < self.retry.max_retries;
-                        let delay = self.delay(attempt, &e);
-                        let stop_chain = e.kind == ErrorKind::BadRequest;
+                        let next = self.after_failure(attempt, &e);
                         last = Some(e);
-                        if stop_chain {
-                            return Err(last
-                                .map(GatewayError::from)
-                                .unwrap_or(GatewayError::UnknownModel(String::new())));
+                        match next {
+                            AfterFailure::Retry(delay) => tokio::time::sleep(delay).await,
+                            AfterFailure::NextProvider => break,
+                            AfterFailure::Stop => return Err(failed(last, req)),
                         }
-                        if !retry {
-                            break;
-                        }
-                        tokio::time::sleep(delay).await;
                     }
                 }
             }
         }
-        Err(last
-            .map(GatewayError::from)
-            .unwrap_or_else(|| GatewayError::UnknownModel(req.model().to_owned())))
+        Err(failed(last, req))
     }
 
     /// A streamed completion. Opening the stream is retried and falls back like
@@ -261,26 +265,18 @@ impl Gateway {
                             streamed: true,
                         };
                         self.record(&call, Usage::default(), Some(&e)).await;
-                        let retry = e.retryable() && attempt < self.retry.max_retries;
-                        let delay = self.delay(attempt, &e);
-                        let stop_chain = e.kind == ErrorKind::BadRequest;
+                        let next = self.after_failure(attempt, &e);
                         last = Some(e);
-                        if stop_chain {
-                            return Err(last
-                                .map(GatewayError::from)
-                                .unwrap_or(GatewayError::UnknownModel(String::new())));
+                        match next {
+                            AfterFailure::Retry(delay) => tokio::time::sleep(delay).await,
+                            AfterFailure::NextProvider => break,
+                            AfterFailure::Stop => return Err(failed(last, req)),
                         }
-                        if !retry {
-                            break;
-                        }
-                        tokio::time::sleep(delay).await;
                     }
                 }
             }
         }
-        Err(last
-            .map(GatewayError::from)
-            .unwrap_or_else(|| GatewayError::UnknownModel(req.model().to_owned())))
+        Err(failed(last, req))
     }
 
     fn handle(&self) -> RecordHandle {
@@ -289,6 +285,18 @@ impl Gateway {
             pricing: self.pricing.clone(),
         }
     }
+}
+
+enum AfterFailure {
+    Retry(Duration),
+    NextProvider,
+    Stop,
+}
+
+/// The error of a chain that produced no answer: the last provider's, if any was tried.
+fn failed(last: Option<ProviderError>, req: &ChatRequest) -> GatewayError {
+    last.map(GatewayError::from)
+        .unwrap_or_else(|| GatewayError::UnknownModel(req.model().to_owned()))
 }
 
 /// One provider call, as recorded.

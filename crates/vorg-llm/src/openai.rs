@@ -10,7 +10,7 @@ use vorg_domain::Secret;
 
 use crate::{
     ChatRequest, ChatResponse, ChunkStream, ProviderError, Usage,
-    error::{ErrorKind, retry_after},
+    error::{ErrorKind, http_client, send_checked},
     provider::{BoxFuture, Provider},
 };
 
@@ -32,11 +32,7 @@ impl OpenAi {
         connect_timeout: Duration,
         timeout: Duration,
     ) -> Result<Self, ProviderError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .read_timeout(timeout)
-            .build()
-            .map_err(|e| ProviderError::from_reqwest(name, &e))?;
+        let client = http_client(name, connect_timeout, timeout)?;
         Ok(OpenAi {
             name: name.to_owned(),
             base_url: base_url.trim_end_matches('/').to_owned(),
@@ -64,23 +60,6 @@ impl OpenAi {
         }
         builder
     }
-
-    async fn send(
-        &self,
-        builder: reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, ProviderError> {
-        let resp = builder
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(&self.name, &e))?;
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        let status = resp.status().as_u16();
-        let wait = retry_after(resp.headers());
-        let body = resp.text().await.unwrap_or_default();
-        Err(ProviderError::from_status(&self.name, status, wait, &body))
-    }
 }
 
 impl Provider for OpenAi {
@@ -94,9 +73,11 @@ impl Provider for OpenAi {
         req: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
         Box::pin(async move {
-            let resp = self
-                .send(self.request(model, req, false).timeout(self.timeout))
-                .await?;
+            let resp = send_checked(
+                &self.name,
+                self.request(model, req, false).timeout(self.timeout),
+            )
+            .await?;
             let body: Value = resp
                 .json()
                 .await
@@ -119,7 +100,7 @@ impl Provider for OpenAi {
         req: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
         Box::pin(async move {
-            let resp = self.send(self.request(model, req, true)).await?;
+            let resp = send_checked(&self.name, self.request(model, req, true)).await?;
             let name = self.name.clone();
             let events = Box::pin(resp.bytes_stream().eventsource());
             // State: the upstream events, and whether the stream is over. A stream that ends
