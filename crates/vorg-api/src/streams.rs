@@ -203,12 +203,10 @@ impl RunStream {
                     }
                 }
                 Phase::Live => {
-                    let shutdown = self.hub.shutdown().clone();
-                    let received = tokio::select! {
-                        r = self.rx.recv() => r,
-                        _ = shutdown.cancelled() => return None,
-                    };
-                    match received {
+                    // On shutdown the hub drops its run channels, which ends this wait with
+                    // `Closed`: no per-event cancellation future (10,000 clients would contend
+                    // on the token's waiter list).
+                    match self.rx.recv().await {
                         Ok(live) if live.row.id > self.last => {
                             let data = live.rendered[usize::from(self.json)]
                                 .get_or_init(|| render(&live.row, self.json));

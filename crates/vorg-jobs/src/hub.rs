@@ -73,6 +73,10 @@ impl StreamHub {
     /// skip ids already sent: nothing is lost between the two.
     pub fn subscribe_run(&self, run_id: i64) -> broadcast::Receiver<Arc<LiveRow>> {
         let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        if self.shutdown.is_cancelled() {
+            // Shutting down: a closed channel, so the new stream ends after its history.
+            return broadcast::channel(1).1;
+        }
         runs.entry(run_id)
             .or_insert_with(|| RunChannel {
                 tx: broadcast::channel(CAPACITY).0,
@@ -98,7 +102,11 @@ impl StreamHub {
         let mut sweep = tokio::time::interval(Duration::from_secs(15));
         loop {
             let notice = tokio::select! {
-                _ = self.shutdown.cancelled() => return,
+                _ = self.shutdown.cancelled() => {
+                    // Dropping the senders ends every live run stream (`Closed`).
+                    self.runs.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                    return;
+                }
                 _ = sweep.tick() => { self.sweep(); continue; }
                 n = notices.recv() => n,
             };

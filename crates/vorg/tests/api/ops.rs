@@ -110,8 +110,28 @@ async fn metrics_count_requests_by_route_and_status_for_admins(backend: Backend)
 }
 
 async fn in_flight_requests_finish_on_shutdown(backend: Backend) {
-    let mut app = TestApp::spawn_with(backend, |s| s.allow_signup = Some(true)).await;
-    app.admin().await;
+    let mut app = TestApp::spawn_with(backend, |s| {
+        s.allow_signup = Some(true);
+        s.shutdown_grace_ms = 200;
+    })
+    .await;
+    let admin = app.admin().await;
+    // A live stream that would never end by itself must not hold shutdown up.
+    let (_, run) = app
+        .post(
+            "/runs/start_demo",
+            Some(&admin),
+            json!({ "steps": 1000, "step_ms": 1000 }),
+        )
+        .await;
+    let resp = app
+        .client
+        .get(app.url(&format!("/streams/runs/{}", run["run_id"])))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = crate::sse::SseReader::new(resp);
     // Registrations hash passwords (tens of ms each, two at a time): several are in flight.
     let mut pending = Vec::new();
     for i in 0..6 {
@@ -134,6 +154,11 @@ async fn in_flight_requests_finish_on_shutdown(backend: Backend) {
     assert!(
         app.client.get(app.url("/health")).send().await.is_err(),
         "no longer listening"
+    );
+    let rest = stream.rest(Duration::from_secs(10)).await;
+    assert!(
+        rest.iter().all(|f| f.event != "done"),
+        "the stream ended with the server, not with the run"
     );
 }
 
