@@ -168,46 +168,38 @@ impl Gateway {
         self.handle().record(attempt, usage, error).await
     }
 
-    /// A completion through the chain for `req.model()`: retries per provider, then the
-    /// next provider. Returns the answer and the `(provider, model)` that gave it.
-    pub async fn complete(
+    /// Walks the chain for `req.model()`, calling `call` on each provider (retried, then
+    /// the next provider) until one answers. Failed attempts are recorded here; the caller
+    /// records the answer. Returns it with the provider, model and start of that attempt.
+    async fn first_answer<T, F, Fut>(
         &self,
         ctx: &CallContext,
         req: &ChatRequest,
-    ) -> Result<(ChatResponse, String, String), GatewayError> {
-        let chain = self.resolve(req.model())?;
+        streamed: bool,
+        mut call: F,
+    ) -> Result<(T, String, String, tokio::time::Instant), GatewayError>
+    where
+        F: FnMut(Arc<dyn Provider>, String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ProviderError>>,
+    {
         let mut last = None;
-        for (provider_name, model) in chain {
+        for (provider_name, model) in self.resolve(req.model())? {
             let Some(provider) = self.providers.get(&provider_name) else {
                 continue;
             };
             for attempt in 0..=self.retry.max_retries {
                 let started = tokio::time::Instant::now();
-                match provider.complete(&model, req).await {
-                    Ok(mut resp) => {
-                        let call = Attempt {
-                            ctx,
-                            provider: &provider_name,
-                            model: &model,
-                            started,
-                            streamed: false,
-                        };
-                        self.record(&call, resp.usage, None).await;
-                        if let Some(obj) = resp.body.as_object_mut() {
-                            obj.entry("provider")
-                                .or_insert_with(|| Value::from(provider_name.clone()));
-                        }
-                        return Ok((resp, provider_name, model));
-                    }
+                match call(provider.clone(), model.clone()).await {
+                    Ok(answer) => return Ok((answer, provider_name, model, started)),
                     Err(e) => {
-                        let call = Attempt {
+                        let failed_call = Attempt {
                             ctx,
                             provider: &provider_name,
                             model: &model,
                             started,
-                            streamed: false,
+                            streamed,
                         };
-                        self.record(&call, Usage::default(), Some(&e)).await;
+                        self.record(&failed_call, Usage::default(), Some(&e)).await;
                         tracing::warn!(provider = %provider_name, model, attempt, error = %e, "LLM call failed");
                         let next = self.after_failure(attempt, &e);
                         last = Some(e);
@@ -223,6 +215,36 @@ impl Gateway {
         Err(failed(last, req))
     }
 
+    /// A completion through the chain for `req.model()`: retries per provider, then the
+    /// next provider. Returns the answer and the `(provider, model)` that gave it.
+    pub async fn complete(
+        &self,
+        ctx: &CallContext,
+        req: &ChatRequest,
+    ) -> Result<(ChatResponse, String, String), GatewayError> {
+        let (mut resp, provider, model, started) = self
+            .first_answer(
+                ctx,
+                req,
+                false,
+                |p, m| async move { p.complete(&m, req).await },
+            )
+            .await?;
+        let call = Attempt {
+            ctx,
+            provider: &provider,
+            model: &model,
+            started,
+            streamed: false,
+        };
+        self.record(&call, resp.usage, None).await;
+        if let Some(obj) = resp.body.as_object_mut() {
+            obj.entry("provider")
+                .or_insert_with(|| Value::from(provider.clone()));
+        }
+        Ok((resp, provider, model))
+    }
+
     /// A streamed completion. Opening the stream is retried and falls back like
     /// [`Gateway::complete`]; once chunks flow, a broken stream ends with its error. Usage
     /// (from the final chunk) is recorded when the stream ends, however it ends.
@@ -230,53 +252,26 @@ impl Gateway {
         &self,
         ctx: &CallContext,
         req: &ChatRequest,
-    ) -> Result<(ChunkStream, String, String), GatewayError>
-    where
-        Self: Sized,
-    {
-        let chain = self.resolve(req.model())?;
-        let mut last = None;
-        for (provider_name, model) in chain {
-            let Some(provider) = self.providers.get(&provider_name) else {
-                continue;
-            };
-            for attempt in 0..=self.retry.max_retries {
-                let started = tokio::time::Instant::now();
-                match provider.stream(&model, req).await {
-                    Ok(inner) => {
-                        let recorder = StreamRecorder {
-                            gateway: self.handle(),
-                            ctx: ctx.clone(),
-                            provider: provider_name.clone(),
-                            model: model.clone(),
-                            started,
-                            usage: None,
-                            error: None,
-                            recorded: false,
-                        };
-                        return Ok((record_stream(inner, recorder), provider_name, model));
-                    }
-                    Err(e) => {
-                        let call = Attempt {
-                            ctx,
-                            provider: &provider_name,
-                            model: &model,
-                            started,
-                            streamed: true,
-                        };
-                        self.record(&call, Usage::default(), Some(&e)).await;
-                        let next = self.after_failure(attempt, &e);
-                        last = Some(e);
-                        match next {
-                            AfterFailure::Retry(delay) => tokio::time::sleep(delay).await,
-                            AfterFailure::NextProvider => break,
-                            AfterFailure::Stop => return Err(failed(last, req)),
-                        }
-                    }
-                }
-            }
-        }
-        Err(failed(last, req))
+    ) -> Result<(ChunkStream, String, String), GatewayError> {
+        let (inner, provider, model, started) = self
+            .first_answer(
+                ctx,
+                req,
+                true,
+                |p, m| async move { p.stream(&m, req).await },
+            )
+            .await?;
+        let recorder = StreamRecorder {
+            gateway: self.handle(),
+            ctx: ctx.clone(),
+            provider: provider.clone(),
+            model: model.clone(),
+            started,
+            usage: None,
+            error: None,
+            recorded: false,
+        };
+        Ok((record_stream(inner, recorder), provider, model))
     }
 
     fn handle(&self) -> RecordHandle {
