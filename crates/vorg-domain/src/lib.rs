@@ -5,6 +5,7 @@
 
 mod access;
 mod input;
+pub mod money;
 mod run;
 
 pub use access::{Permission, Role, UnknownRole};

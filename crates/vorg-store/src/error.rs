@@ -12,6 +12,12 @@ pub enum StoreError {
     /// A domain rule refused the write (e.g. demoting the last admin).
     #[error("{0}")]
     Rule(&'static str),
+    /// The write conflicts with the state of other rows; the message says how.
+    #[error("{0}")]
+    Refused(String),
+    /// A field of the write is invalid given other rows (e.g. an unknown manager).
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
     /// The store is misconfigured (e.g. an unknown URL scheme).
     #[error("{0}")]
     Config(String),

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 
-use crate::{DEFAULT_ORG, Db, Result, Store, notify::Notice, with_pool};
+use crate::{DEFAULT_ORG, Result, Store, notify::Notice, with_pool};
 
 /// Advisory-lock key of the org event log (run logs use odd keys).
 pub(crate) const EVENTS_LOCK_KEY: i64 = 2;
@@ -23,7 +23,7 @@ pub struct OrgEvent {
 /// `pg_notify`) and evaluates to the row. Callers send the in-process notice after commit.
 macro_rules! insert_event {
     ($db:expr, $tx:expr, $kind:expr, $run_id:expr, $data:expr) => {{
-        let pg = matches!($db, Db::Postgres(_));
+        let pg = matches!($db, $crate::Db::Postgres(_));
         if pg {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind($crate::events::EVENTS_LOCK_KEY)

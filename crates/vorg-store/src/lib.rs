@@ -4,11 +4,14 @@
 //! (`$N` placeholders, `RETURNING`) on whichever pool the URL chose. Only the few
 //! dialect-specific statements fork (see ADR 0002). Higher layers never see sqlx.
 
+mod approvals;
 mod audit;
+mod budgets;
 mod error;
 mod events;
 mod jobs;
 mod notify;
+mod org;
 mod roles_cache;
 mod runs;
 pub mod testing;
@@ -24,11 +27,14 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
+pub use approvals::{Approval, NewApproval};
 pub use audit::{AuditEntry, NewAuditEntry};
+pub use budgets::{BudgetBalance, BudgetKey, BudgetRefusal, BudgetWarning};
 pub use error::StoreError;
 pub use events::OrgEvent;
 pub use jobs::{AbandonedJob, Job};
 pub use notify::Notice;
+pub use org::{PersonaRow, PersonaVersion, PersonaWrite, PolicyVersion};
 pub use roles_cache::ROLES_TTL;
 pub use runs::{NewRun, Run, RunFilter, RunLog};
 pub use tokens::{ApiToken, NewApiToken, TokenOwner};

@@ -677,3 +677,277 @@ async fn usage_is_recorded_listed_and_summarised(store: Store) {
             .is_empty()
     );
 }
+
+contract!(
+    policy_versions_are_kept_in_order,
+    personas_are_versioned_and_reporting_lines_cannot_cycle,
+    an_approval_is_decided_once_even_under_concurrent_deciders,
+    concurrent_reservations_never_overshoot_a_budget,
+);
+
+async fn policy_versions_are_kept_in_order(store: Store) {
+    assert!(store.current_policy().await.unwrap().is_none());
+    assert_eq!(store.current_policy_version().await.unwrap(), 0);
+    store
+        .add_policy_version("a: 1", "file", "system")
+        .await
+        .unwrap();
+    let v2 = store
+        .add_policy_version("a: 2", "api", "ann@example.com")
+        .await
+        .unwrap();
+    assert_eq!(v2.version, 2);
+    assert_eq!(store.current_policy().await.unwrap().unwrap().body, "a: 2");
+    assert_eq!(store.last_file_policy().await.unwrap().unwrap().version, 1);
+    let history = store.policy_history(10).await.unwrap();
+    assert_eq!(
+        history.iter().map(|v| v.version).collect::<Vec<_>>(),
+        [2, 1]
+    );
+    assert_eq!(store.policy_version(1).await.unwrap().body, "a: 1");
+    assert!(matches!(
+        store.policy_version(9).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn personas_are_versioned_and_reporting_lines_cannot_cycle(store: Store) {
+    use crate::PersonaWrite::*;
+    let doc = |n: &str| serde_json::json!({ "id": n, "name": n, "skills": [] });
+    store
+        .save_persona("ceo", &doc("ceo"), None, "t", Create)
+        .await
+        .unwrap();
+    store
+        .save_persona("cto", &doc("cto"), Some("ceo"), "t", Create)
+        .await
+        .unwrap();
+    store
+        .save_persona("eng", &doc("eng"), Some("cto"), "t", Upsert)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .save_persona("ceo", &doc("ceo"), None, "t", Create)
+            .await,
+        Err(StoreError::Refused(_))
+    ));
+    assert!(matches!(
+        store
+            .save_persona("nobody", &doc("x"), None, "t", Update)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    match store
+        .save_persona("ceo", &doc("ceo"), Some("eng"), "t", Update)
+        .await
+    {
+        Err(StoreError::Invalid { field, reason }) => {
+            assert_eq!(field, "reports_to");
+            assert!(reason.contains("ceo → eng → cto → ceo"), "{reason}");
+        }
+        other => panic!("expected a cycle, got {other:?}"),
+    }
+    assert!(matches!(
+        store
+            .save_persona("cto", &doc("cto"), Some("ghost"), "t", Update)
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+    let v2 = store
+        .save_persona(
+            "eng",
+            &serde_json::json!({"id": "eng", "name": "E2", "skills": []}),
+            Some("ceo"),
+            "u",
+            Update,
+        )
+        .await
+        .unwrap();
+    assert_eq!(v2.version, 2);
+    match store.delete_persona("ceo", "t").await {
+        Err(StoreError::Refused(m)) => assert!(m.contains("cto, eng"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    store.delete_persona("eng", "t").await.unwrap();
+    assert!(matches!(
+        store.get_persona("eng").await,
+        Err(StoreError::NotFound)
+    ));
+    let history = store.persona_history("eng").await.unwrap();
+    assert_eq!(
+        history.iter().map(|v| v.version).collect::<Vec<_>>(),
+        [3, 2, 1]
+    );
+    assert!(history[0].doc.is_none());
+    assert_eq!(history[1].doc.as_ref().unwrap().0["name"], "E2");
+    let again = store
+        .save_persona("eng", &doc("eng"), None, "t", Create)
+        .await
+        .unwrap();
+    assert_eq!(again.version, 4, "history continues after a delete");
+    assert_eq!(store.count_personas().await.unwrap(), 3);
+    assert!(store.personas_ever_written().await.unwrap());
+}
+
+async fn an_approval_is_decided_once_even_under_concurrent_deciders(store: Store) {
+    let user = store
+        .create_user("ann@example.com", "h", &[Role::Admin], true)
+        .await
+        .unwrap();
+    let new = crate::NewApproval {
+        description: "laptops",
+        amount_micro_usd: 120_000_000,
+        justification: "team",
+        status: "pending",
+        threshold_micro_usd: 50_000_000,
+        kind: None,
+        tier: Some("approver"),
+        rule: "human_review_usd: 50-500",
+        tags: vec![],
+        checks: vec![],
+        escalated_to: vec![],
+        run_id: None,
+        requested_by: None,
+        requested_by_label: "bob@example.com",
+        expires_at: None,
+    };
+    let a = store.create_approval(new.clone()).await.unwrap();
+    assert_eq!(a.status, "pending");
+    assert!(a.decided_at.is_none());
+    let uid = user.user.id;
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let s = store.clone();
+            tokio::spawn(async move { s.decide_approval(a.id, i % 2 == 0, uid, Some("ok")).await })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => wins += 1,
+            Err(StoreError::Refused(m)) => assert!(m.contains("already")),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    assert!(matches!(
+        store.decide_approval(999, true, uid, None).await,
+        Err(StoreError::NotFound)
+    ));
+    let expired = store
+        .create_approval(crate::NewApproval {
+            expires_at: Some(chrono::Utc::now() - chrono::Duration::seconds(1)),
+            ..new.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_approval(expired.id).await.unwrap().status,
+        "expired"
+    );
+    let auto = store
+        .create_approval(crate::NewApproval {
+            status: "auto_approved",
+            tier: None,
+            ..new
+        })
+        .await
+        .unwrap();
+    assert!(auto.decided_at.is_some());
+    let pending = store
+        .list_approvals(
+            Some("pending"),
+            Page {
+                limit: 10,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(pending.is_empty());
+    let all = store
+        .list_approvals(
+            None,
+            Page {
+                limit: 10,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|a| a.id).collect::<Vec<_>>(),
+        [auto.id, expired.id, a.id]
+    );
+    let kinds: Vec<String> = store
+        .events_after(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "approval.decided").count(), 1);
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "approval.submitted").count(),
+        3
+    );
+}
+
+async fn concurrent_reservations_never_overshoot_a_budget(store: Store) {
+    let key = |scope: &str, limit: i64| crate::BudgetKey {
+        scope: scope.into(),
+        subject: "default".into(),
+        period: "2026-11".into(),
+        limit_micro_usd: limit,
+    };
+    let keys = vec![key("org", 10), key("actor", 1_000)];
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (s, k) = (store.clone(), keys.clone());
+            tokio::spawn(async move { s.reserve_budget(&k, 1).await.unwrap() })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(r) => {
+                assert_eq!(r.index, 0, "the org budget is the tight one");
+                assert_eq!(r.balance.reserved_micro_usd, 10);
+            }
+        }
+    }
+    assert_eq!(ok, 10);
+    // Refusal rolled back: the actor budget holds only the 10 that fitted.
+    let balances = store.budget_balances(&keys).await.unwrap();
+    assert_eq!(balances[1].reserved_micro_usd, 10);
+    // Settling: 7 reservations cost 1 each; the 8th crosses 80% of 10 and warns, once.
+    let mut warned = vec![];
+    for _ in 0..10 {
+        warned.extend(store.settle_budget(&keys, 1, 1, 800).await.unwrap());
+    }
+    assert_eq!(warned.len(), 1);
+    assert_eq!(warned[0].index, 0);
+    assert_eq!(warned[0].spent_micro_usd, 8);
+    let balances = store.budget_balances(&keys).await.unwrap();
+    assert_eq!(
+        balances[0],
+        crate::BudgetBalance {
+            spent_micro_usd: 10,
+            reserved_micro_usd: 0
+        }
+    );
+    assert!(store.reserve_budget(&keys, 1).await.unwrap().is_err());
+    assert!(
+        store.reserve_budget(&keys, 0).await.unwrap().is_ok(),
+        "spent == limit, nothing more"
+    );
+    let events = store.events_after(0, 100).await.unwrap();
+    let warnings: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "budget.warning")
+        .collect();
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0].data.0["scope"], "org");
+}
