@@ -10,6 +10,7 @@ use serde_json::Value;
 use vorg_store::{NewUsage, Store};
 
 use crate::{
+    budget::{BudgetExceeded, Charge, Governor, model_matches, period_end, worst_case},
     ChatRequest, ChatResponse, ChunkStream, ErrorKind, Pricing, Provider, ProviderError, Usage,
 };
 
@@ -21,6 +22,10 @@ pub struct CallContext {
     pub user_id: Option<i64>,
     pub token_id: Option<i64>,
     pub run_id: Option<i64>,
+    /// The persona the call speaks for (its `risk_limits.max_spend` is a budget).
+    pub persona: Option<String>,
+    /// The caller's roles, for the model allow-list (empty: not checked).
+    pub roles: Vec<vorg_domain::Role>,
 }
 
 /// Retry behaviour for one provider in a chain.
@@ -55,6 +60,7 @@ pub struct Gateway {
     pricing: Pricing,
     store: Store,
     retry: RetryPolicy,
+    governor: Option<Arc<dyn Governor>>,
 }
 
 /// A call that failed on every provider of its chain; the last error says why.
@@ -64,6 +70,15 @@ pub enum GatewayError {
     UnknownModel(String),
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// A budget would be passed by this call's worst case.
+    #[error("budget exceeded: {0}")]
+    Budget(Box<BudgetExceeded>),
+    /// The caller's roles may not use this model (`model_allowlist` in the policies).
+    #[error("model {model:?} is not allowed for your role by the governance policies (model_allowlist)")]
+    ModelNotAllowed { model: String },
+    /// The budgets could not be checked (the call was not made).
+    #[error("budgets could not be checked: {0}")]
+    Governance(String),
 }
 
 impl Gateway {
@@ -76,7 +91,14 @@ impl Gateway {
             pricing,
             store,
             retry,
+            governor: None,
         }
+    }
+
+    /// Budgets and model rules for every call from now on.
+    pub fn with_governor(mut self, governor: Arc<dyn Governor>) -> Self {
+        self.governor = Some(governor);
+        self
     }
 
     /// Adds a provider whose default model is `default_model`.
@@ -164,7 +186,12 @@ impl Gateway {
             .min(self.retry.max_delay)
     }
 
-    async fn record(&self, attempt: &Attempt<'_>, usage: Usage, error: Option<&ProviderError>) {
+    async fn record(
+        &self,
+        attempt: &Attempt<'_>,
+        usage: Usage,
+        error: Option<&ProviderError>,
+    ) -> i64 {
         self.handle().record(attempt, usage, error).await
     }
 
@@ -175,6 +202,7 @@ impl Gateway {
         &self,
         ctx: &CallContext,
         req: &ChatRequest,
+        chain: Chain,
         streamed: bool,
         mut call: F,
     ) -> Result<(T, String, String, tokio::time::Instant), GatewayError>
@@ -183,7 +211,7 @@ impl Gateway {
         Fut: std::future::Future<Output = Result<T, ProviderError>>,
     {
         let mut last = None;
-        for (provider_name, model) in self.resolve(req.model())? {
+        for (provider_name, model) in chain {
             let Some(provider) = self.providers.get(&provider_name) else {
                 continue;
             };
@@ -222,14 +250,23 @@ impl Gateway {
         ctx: &CallContext,
         req: &ChatRequest,
     ) -> Result<(ChatResponse, String, String), GatewayError> {
-        let (mut resp, provider, model, started) = self
+        let (chain, charge) = self.admit(ctx, req).await?;
+        let answer = self
             .first_answer(
                 ctx,
                 req,
+                chain,
                 false,
                 |p, m| async move { p.complete(&m, req).await },
             )
-            .await?;
+            .await;
+        let (mut resp, provider, model, started) = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                self.handle().settle(charge, 0).await;
+                return Err(e);
+            }
+        };
         let call = Attempt {
             ctx,
             provider: &provider,
@@ -237,7 +274,8 @@ impl Gateway {
             started,
             streamed: false,
         };
-        self.record(&call, resp.usage, None).await;
+        let cost = self.record(&call, resp.usage, None).await;
+        self.handle().settle(charge, cost).await;
         if let Some(obj) = resp.body.as_object_mut() {
             obj.entry("provider")
                 .or_insert_with(|| Value::from(provider.clone()));
@@ -253,14 +291,23 @@ impl Gateway {
         ctx: &CallContext,
         req: &ChatRequest,
     ) -> Result<(ChunkStream, String, String), GatewayError> {
-        let (inner, provider, model, started) = self
+        let (chain, charge) = self.admit(ctx, req).await?;
+        let opened = self
             .first_answer(
                 ctx,
                 req,
+                chain,
                 true,
                 |p, m| async move { p.stream(&m, req).await },
             )
-            .await?;
+            .await;
+        let (inner, provider, model, started) = match opened {
+            Ok(a) => a,
+            Err(e) => {
+                self.handle().settle(charge, 0).await;
+                return Err(e);
+            }
+        };
         let recorder = StreamRecorder {
             gateway: self.handle(),
             ctx: ctx.clone(),
@@ -270,8 +317,77 @@ impl Gateway {
             usage: None,
             error: None,
             recorded: false,
+            charge,
         };
         Ok((record_stream(inner, recorder), provider, model))
+    }
+
+    /// Resolves the chain of `req`, keeps the models the caller may use, and reserves the
+    /// call's worst case (the most expensive model of the chain) on every budget that applies.
+    async fn admit(
+        &self,
+        ctx: &CallContext,
+        req: &ChatRequest,
+    ) -> Result<(Chain, Option<Charge>), GatewayError> {
+        let mut chain = self.resolve(req.model())?;
+        let Some(governor) = &self.governor else {
+            return Ok((chain, None));
+        };
+        let policy = governor
+            .plan(ctx)
+            .await
+            .map_err(GatewayError::Governance)?;
+        if let Some(allowed) = &policy.model_allowlist {
+            chain.retain(|(p, m)| model_matches(allowed, p, m));
+            if chain.is_empty() {
+                return Err(GatewayError::ModelNotAllowed {
+                    model: req.model().to_owned(),
+                });
+            }
+        }
+        let worst = chain
+            .iter()
+            .map(|(p, m)| worst_case(&self.pricing, req, p, m, policy.default_max_tokens))
+            .max()
+            .unwrap_or(0);
+        // A free call (simulated, unpriced) cannot pass a budget: no ledger round trip.
+        if policy.budgets.is_empty() || worst == 0 {
+            return Ok((chain, None));
+        }
+        match self.store.reserve_budget(&policy.budgets, worst).await {
+            Ok(Ok(())) => Ok((
+                chain,
+                Some(Charge {
+                    keys: policy.budgets,
+                    reserved: worst,
+                    warn_permille: policy.warn_permille,
+                }),
+            )),
+            Ok(Err(refusal)) => {
+                let key = &policy.budgets[refusal.index];
+                let exceeded = BudgetExceeded {
+                    scope: key.scope.clone(),
+                    subject: key.subject.clone(),
+                    period: key.period.clone(),
+                    limit_micro_usd: key.limit_micro_usd,
+                    spent_micro_usd: refusal.balance.spent_micro_usd,
+                    reserved_micro_usd: refusal.balance.reserved_micro_usd,
+                    call_worst_case_micro_usd: worst,
+                    resets_at: period_end(&key.period),
+                };
+                tracing::warn!(actor = %ctx.actor, run_id = ?ctx.run_id, budget = %exceeded, "LLM call refused by a budget");
+                let data = serde_json::json!({
+                    "actor": ctx.actor,
+                    "model": req.model(),
+                    "budget": &exceeded,
+                });
+                if let Err(e) = self.store.record_event("budget.refused", ctx.run_id, data).await {
+                    tracing::error!(error = %e, "could not record a budget refusal");
+                }
+                Err(GatewayError::Budget(Box::new(exceeded)))
+            }
+            Err(e) => Err(GatewayError::Governance(format!("budget ledger: {e}"))),
+        }
     }
 
     fn handle(&self) -> RecordHandle {
@@ -310,8 +426,21 @@ struct RecordHandle {
 }
 
 impl RecordHandle {
-    /// Writes the usage row of one provider call (a failure to write is logged).
-    async fn record(&self, a: &Attempt<'_>, usage: Usage, error: Option<&ProviderError>) {
+    /// Releases a reservation and charges what the call cost (a failure is logged).
+    async fn settle(&self, charge: Option<Charge>, cost: i64) {
+        let Some(c) = charge else { return };
+        if let Err(e) = self
+            .store
+            .settle_budget(&c.keys, c.reserved, cost, c.warn_permille)
+            .await
+        {
+            tracing::error!(error = %e, "could not settle a budget reservation");
+        }
+    }
+
+    /// Writes the usage row of one provider call (a failure to write is logged) and returns
+    /// its cost.
+    async fn record(&self, a: &Attempt<'_>, usage: Usage, error: Option<&ProviderError>) -> i64 {
         let (cost, priced) = self.pricing.cost_micro_usd(a.provider, a.model, usage);
         let message = error.map(|e| e.message.clone());
         let row = NewUsage {
@@ -346,6 +475,7 @@ impl RecordHandle {
                 tracing::error!(error = %e, provider = a.provider, model = a.model, "could not record LLM usage");
             }
         }
+        cost
     }
 }
 
@@ -358,6 +488,8 @@ struct StreamRecorder {
     usage: Option<Usage>,
     error: Option<ProviderError>,
     recorded: bool,
+    /// The budget reservation, settled when the stream ends.
+    charge: Option<Charge>,
 }
 
 impl Drop for StreamRecorder {
@@ -384,6 +516,7 @@ impl Drop for StreamRecorder {
                 )
             })),
             recorded: false,
+            charge: self.charge.take(),
         };
         self.recorded = true;
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
@@ -407,9 +540,11 @@ impl StreamRecorder {
             started: self.started,
             streamed: true,
         };
-        self.gateway
+        let cost = self
+            .gateway
             .record(&call, self.usage.unwrap_or_default(), self.error.as_ref())
             .await;
+        self.gateway.settle(self.charge.take(), cost).await;
     }
 }
 

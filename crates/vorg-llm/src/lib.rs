@@ -7,6 +7,7 @@
 //! fallback chains, pricing and a usage row for every call.
 
 pub mod anthropic;
+pub mod budget;
 mod error;
 pub mod gateway;
 pub mod openai;
@@ -15,6 +16,7 @@ mod provider;
 pub mod simulated;
 mod types;
 
+pub use budget::{BudgetExceeded, CallPolicy, Governor};
 pub use error::{ErrorKind, ProviderError};
 pub use gateway::{CallContext, Gateway, GatewayError, RetryPolicy};
 pub use pricing::Pricing;

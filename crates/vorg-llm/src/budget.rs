@@ -1,0 +1,153 @@
+//! Budgets and model policy around every call: the gateway asks a [`Governor`] which
+//! budgets a call is charged to, reserves the call's worst case on all of them atomically
+//! before calling, and settles to the real cost afterwards.
+
+use std::{future::Future, pin::Pin};
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use serde::Serialize;
+use vorg_store::BudgetKey;
+
+use crate::{ChatRequest, Pricing, Usage, gateway::CallContext};
+
+/// What governs one call.
+#[derive(Debug, Clone, Default)]
+pub struct CallPolicy {
+    /// Every budget the call is charged to (all apply; the tightest refuses first).
+    pub budgets: Vec<BudgetKey>,
+    /// Completion tokens assumed for the worst case when the request sets no `max_tokens`.
+    pub default_max_tokens: u64,
+    /// Share of a budget (thousandths) at which a `budget.warning` event is emitted.
+    pub warn_permille: i64,
+    /// Model patterns the caller may use (`*`, `model`, `provider/model`, `provider/*`);
+    /// `None`: any.
+    pub model_allowlist: Option<Vec<String>>,
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Decides the budgets and model rules of a call (implemented by the organization).
+pub trait Governor: Send + Sync {
+    fn plan<'a>(&'a self, ctx: &'a CallContext) -> BoxFuture<'a, Result<CallPolicy, String>>;
+}
+
+/// The budget that refused a call, with what it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BudgetExceeded {
+    pub scope: String,
+    pub subject: String,
+    pub period: String,
+    pub limit_micro_usd: i64,
+    pub spent_micro_usd: i64,
+    pub reserved_micro_usd: i64,
+    pub call_worst_case_micro_usd: i64,
+    /// When the period ends (`None` for per-run budgets, which do not reset).
+    pub resets_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Display for BudgetExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let usd = |m: i64| vorg_domain::money::micro_to_usd(m);
+        write!(
+            f,
+            "the {} budget of {} ({}) is ${} and ${} is spent or reserved; this call may cost up to ${}",
+            self.scope,
+            self.subject,
+            self.period,
+            usd(self.limit_micro_usd),
+            usd(self.spent_micro_usd + self.reserved_micro_usd),
+            usd(self.call_worst_case_micro_usd),
+        )
+    }
+}
+
+/// Whether `provider/model` matches one of `patterns`.
+pub fn model_matches(patterns: &[String], provider: &str, model: &str) -> bool {
+    patterns.iter().any(|p| {
+        p == "*"
+            || p == model
+            || p.split_once('/')
+                .is_some_and(|(pp, pm)| pp == provider && (pm == "*" || pm == model))
+    })
+}
+
+/// The monthly period of `now` (`2026-11`).
+pub fn month_period(now: DateTime<Utc>) -> String {
+    now.format("%Y-%m").to_string()
+}
+
+/// The daily period of `now` (`2026-11-29`).
+pub fn day_period(now: DateTime<Utc>) -> String {
+    now.format("%Y-%m-%d").to_string()
+}
+
+/// When a period ends: the next month or day (UTC); `None` for `all`.
+pub fn period_end(period: &str) -> Option<DateTime<Utc>> {
+    let date = if period.len() == 7 {
+        let first = NaiveDate::parse_from_str(&format!("{period}-01"), "%Y-%m-%d").ok()?;
+        let (y, m) = if first.month() == 12 {
+            (first.year() + 1, 1)
+        } else {
+            (first.year(), first.month() + 1)
+        };
+        NaiveDate::from_ymd_opt(y, m, 1)?
+    } else {
+        NaiveDate::parse_from_str(period, "%Y-%m-%d").ok()?.succ_opt()?
+    };
+    Some(Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0)?))
+}
+
+/// Tokens a prompt is assumed to use before the provider says: 1 per 4 characters (rounded
+/// up) plus 4 per message, an upper estimate for English text with the usual tokenizers.
+pub fn estimate_prompt_tokens(req: &ChatRequest) -> i64 {
+    let chars: usize = req.prompt_text().chars().count();
+    i64::try_from(chars.div_ceil(4)).unwrap_or(i64::MAX) + 4 * req.messages().len() as i64
+}
+
+/// The worst-case cost of `req` on `provider/model`: its prompt estimate and its whole
+/// `max_tokens` (or `default_max_tokens`) priced.
+pub fn worst_case(
+    pricing: &Pricing,
+    req: &ChatRequest,
+    provider: &str,
+    model: &str,
+    default_max_tokens: u64,
+) -> i64 {
+    let usage = Usage {
+        prompt_tokens: estimate_prompt_tokens(req),
+        completion_tokens: i64::try_from(req.max_tokens().unwrap_or(default_max_tokens))
+            .unwrap_or(i64::MAX / 4),
+    };
+    pricing.cost_micro_usd(provider, model, usage).0
+}
+
+/// A reservation to settle when the call ends.
+#[derive(Debug, Clone)]
+pub struct Charge {
+    pub keys: Vec<BudgetKey>,
+    pub reserved: i64,
+    pub warn_permille: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_end_at_the_next_month_or_day() {
+        let end = period_end("2026-12").unwrap();
+        assert_eq!(end.to_rfc3339(), "2027-01-01T00:00:00+00:00");
+        let end = period_end("2026-11-30").unwrap();
+        assert_eq!(end.to_rfc3339(), "2026-12-01T00:00:00+00:00");
+        assert_eq!(period_end("all"), None);
+    }
+
+    #[test]
+    fn model_patterns() {
+        let p = vec!["openai/*".to_owned(), "claude-haiku".to_owned()];
+        assert!(model_matches(&p, "openai", "gpt-4o"));
+        assert!(model_matches(&p, "anthropic", "claude-haiku"));
+        assert!(!model_matches(&p, "anthropic", "claude-opus"));
+        assert!(model_matches(&["*".to_owned()], "x", "y"));
+    }
+}
