@@ -58,6 +58,9 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// A budget would be passed (402, naming the budget).
+    #[error("{0}")]
+    BudgetExceeded(Box<vorg_llm::BudgetExceeded>),
     /// An upstream (a model provider) failed.
     #[error("{0}")]
     BadGateway(String),
@@ -79,6 +82,10 @@ pub struct Problem {
     /// Field-level reasons, for `invalid_input`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// The budget that refused the call, for `budget_exceeded`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub budget: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -98,6 +105,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BudgetExceeded(_) => StatusCode::PAYMENT_REQUIRED,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -116,6 +124,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::BudgetExceeded(_) => "budget_exceeded",
             ApiError::BadGateway(_) => "upstream_failed",
             ApiError::Internal(_) => "internal",
         }
@@ -161,6 +170,10 @@ impl IntoResponse for ApiError {
                 ApiError::Invalid(errors) => errors.clone(),
                 _ => Vec::new(),
             },
+            budget: match &self {
+                ApiError::BudgetExceeded(b) => Some(budget_json(b)),
+                _ => None,
+            },
         };
         let mut response = (status, Json(problem)).into_response();
         let headers = response.headers_mut();
@@ -190,9 +203,30 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound("resource"),
             StoreError::Conflict(what) => ApiError::Conflict(format!("already exists ({what})")),
             StoreError::Rule(rule) => ApiError::Conflict(rule.to_owned()),
+            StoreError::Refused(m) => ApiError::Conflict(m),
+            StoreError::Invalid { field, reason } => ApiError::invalid(field, reason),
             other => ApiError::Internal(anyhow::Error::new(other).context("store")),
         }
     }
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The budget of a refusal, in dollars (and exact micro-dollars).
+pub fn budget_json(b: &vorg_llm::BudgetExceeded) -> serde_json::Value {
+    use vorg_domain::money::micro_to_usd;
+    serde_json::json!({
+        "scope": b.scope,
+        "subject": b.subject,
+        "period": b.period,
+        "limit_usd": micro_to_usd(b.limit_micro_usd),
+        "spent_usd": micro_to_usd(b.spent_micro_usd),
+        "reserved_usd": micro_to_usd(b.reserved_micro_usd),
+        "call_worst_case_usd": micro_to_usd(b.call_worst_case_micro_usd),
+        "limit_micro_usd": b.limit_micro_usd,
+        "spent_micro_usd": b.spent_micro_usd,
+        "reserved_micro_usd": b.reserved_micro_usd,
+        "call_worst_case_micro_usd": b.call_worst_case_micro_usd,
+        "resets_at": b.resets_at,
+    })
+}

@@ -2,6 +2,7 @@
 //! document. Built by [`router`] from an [`AppState`]; the binary crate serves it.
 
 pub mod access;
+mod approvals;
 mod audit;
 pub mod auth;
 pub mod error;
@@ -9,6 +10,7 @@ pub mod extract;
 mod health;
 mod llm;
 mod openapi;
+mod org;
 mod pagination;
 mod runs;
 mod streams;
@@ -69,6 +71,7 @@ pub struct AppState {
     pub limiter: Arc<AuthLimiter>,
     pub hub: Arc<vorg_jobs::StreamHub>,
     pub llm: Arc<vorg_llm::Gateway>,
+    pub org: Arc<vorg_org::Org>,
     pub metrics: Metrics,
 }
 
@@ -78,6 +81,7 @@ impl AppState {
         config: ApiConfig,
         hub: Arc<vorg_jobs::StreamHub>,
         llm: Arc<vorg_llm::Gateway>,
+        org: Arc<vorg_org::Org>,
     ) -> Result<Self, ApiError> {
         let jwt = JwtKeys::new(
             config.jwt_secret.expose().as_bytes(),
@@ -97,6 +101,7 @@ impl AppState {
             config: Arc::new(config),
             hub,
             llm,
+            org,
             metrics: Metrics::new(),
         })
     }
@@ -114,6 +119,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(streams::router())
         .merge(llm::router())
         .merge(usage::router())
+        .merge(org::router())
+        .merge(approvals::router())
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

@@ -44,6 +44,8 @@ fn context(user: &CurrentUser, run_id: Option<i64>) -> CallContext {
             _ => None,
         },
         run_id,
+        persona: None,
+        roles: user.roles.clone(),
     }
 }
 
@@ -52,6 +54,9 @@ fn context(user: &CurrentUser, run_id: Option<i64>) -> CallContext {
 fn gateway_problem(e: GatewayError) -> ApiError {
     match e {
         GatewayError::UnknownModel(_) => ApiError::invalid("model", e.to_string()),
+        GatewayError::Budget(b) => ApiError::BudgetExceeded(b),
+        GatewayError::ModelNotAllowed { .. } => ApiError::Refused(e.to_string()),
+        GatewayError::Governance(m) => ApiError::Unavailable(format!("budgets: {m}")),
         GatewayError::Provider(p) => match p.kind {
             ErrorKind::BadRequest => ApiError::BadRequest(format!("model: {p}")),
             ErrorKind::RateLimited => {
@@ -75,6 +80,9 @@ pub struct GenerateRequest {
     max_tokens: Option<u64>,
     /// Attribute the call to this run.
     run_id: Option<i64>,
+    /// Speak as this persona: its model preference applies when no model is named, and its
+    /// `risk_limits.max_spend` is a daily budget for the call.
+    persona: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -102,7 +110,18 @@ pub async fn generate(
     if body.prompt.trim().is_empty() {
         return Err(ApiError::invalid("prompt", "must not be empty"));
     }
-    let model = match (&body.provider, &body.model) {
+    let persona = match &body.persona {
+        None => None,
+        Some(id) => match state.store.get_persona(id).await {
+            Ok(row) => Some(vorg_org::Persona::trusted(row.doc.0)),
+            Err(vorg_store::StoreError::NotFound) => {
+                return Err(ApiError::invalid("persona", format!("no persona {id:?}")));
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let preferred = persona.as_ref().and_then(|p| p.model()).map(str::to_owned);
+    let model = match (&body.provider, body.model.as_ref().or(preferred.as_ref())) {
         (Some(p), Some(m)) => format!("{p}/{m}"),
         (Some(p), None) => format!("{p}/{}", state.llm.default_model_for(p)),
         (None, Some(m)) => m.clone(),
@@ -123,7 +142,8 @@ pub async fn generate(
             .await
             .map_err(|m| ApiError::invalid("run_id", m))?;
     }
-    let ctx = context(&user, body.run_id);
+    let mut ctx = context(&user, body.run_id);
+    ctx.persona = body.persona.clone();
     let (resp, provider, model) = state
         .llm
         .complete(&ctx, &req)
@@ -167,6 +187,22 @@ fn front_door_error(e: GatewayError) -> Response {
             StatusCode::NOT_FOUND,
             "invalid_request_error",
             e.to_string(),
+        ),
+        GatewayError::Budget(b) => {
+            let mut body = json!({ "error": {
+                "message": format!("budget exceeded: {b}"),
+                "type": "budget_exceeded", "param": null, "code": "budget_exceeded",
+            }});
+            body["error"]["budget"] = crate::error::budget_json(&b);
+            (StatusCode::PAYMENT_REQUIRED, Json(body)).into_response()
+        }
+        GatewayError::ModelNotAllowed { .. } => {
+            openai_error(StatusCode::FORBIDDEN, "permission_error", e.to_string())
+        }
+        GatewayError::Governance(m) => openai_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            format!("budgets could not be checked: {m}"),
         ),
         GatewayError::Provider(p) => {
             let (status, kind) = match p.kind {

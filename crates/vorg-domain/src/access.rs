@@ -95,10 +95,20 @@ pub enum Permission {
     UseLlm,
     /// Read LLM usage and spend.
     ViewUsage,
+    /// Read the organization: constitution, policies, personas, org chart, approvals.
+    ViewOrg,
+    /// Change the governance policies (and roll them back).
+    ManageGovernance,
+    /// Create, change and delete personas.
+    ManagePersonas,
+    /// Ask for an approval.
+    SubmitApprovals,
+    /// Approve or reject requests (within the tier the policies allow).
+    DecideApprovals,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 15] = [
         Permission::ViewSelf,
         Permission::ManageOwnTokens,
         Permission::ManageUsers,
@@ -109,6 +119,11 @@ impl Permission {
         Permission::CancelRuns,
         Permission::UseLlm,
         Permission::ViewUsage,
+        Permission::ViewOrg,
+        Permission::ManageGovernance,
+        Permission::ManagePersonas,
+        Permission::SubmitApprovals,
+        Permission::DecideApprovals,
     ];
 
     /// The table: which roles hold this permission.
@@ -118,11 +133,18 @@ impl Permission {
             Permission::ViewSelf
             | Permission::ManageOwnTokens
             | Permission::ViewRuns
-            | Permission::ViewUsage => &Role::ALL,
+            | Permission::ViewUsage
+            | Permission::ViewOrg => &Role::ALL,
             Permission::StartRuns | Permission::CancelRuns | Permission::UseLlm => {
                 &[Admin, Engineer]
             }
-            Permission::ManageUsers | Permission::ViewAudit | Permission::ViewMetrics => &[Admin],
+            Permission::ManageUsers
+            | Permission::ViewAudit
+            | Permission::ViewMetrics
+            | Permission::ManageGovernance
+            | Permission::ManagePersonas => &[Admin],
+            Permission::SubmitApprovals => &[Admin, Approver, Engineer, Growth],
+            Permission::DecideApprovals => &[Admin, Approver],
         }
     }
 
@@ -143,6 +165,11 @@ impl Permission {
             Permission::CancelRuns => "cancel_runs",
             Permission::UseLlm => "use_llm",
             Permission::ViewUsage => "view_usage",
+            Permission::ViewOrg => "view_org",
+            Permission::ManageGovernance => "manage_governance",
+            Permission::ManagePersonas => "manage_personas",
+            Permission::SubmitApprovals => "submit_approvals",
+            Permission::DecideApprovals => "decide_approvals",
         }
     }
 }

@@ -92,7 +92,9 @@ pub fn period_end(period: &str) -> Option<DateTime<Utc>> {
         };
         NaiveDate::from_ymd_opt(y, m, 1)?
     } else {
-        NaiveDate::parse_from_str(period, "%Y-%m-%d").ok()?.succ_opt()?
+        NaiveDate::parse_from_str(period, "%Y-%m-%d")
+            .ok()?
+            .succ_opt()?
     };
     Some(Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0)?))
 }

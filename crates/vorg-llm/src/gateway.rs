@@ -10,8 +10,8 @@ use serde_json::Value;
 use vorg_store::{NewUsage, Store};
 
 use crate::{
-    budget::{BudgetExceeded, Charge, Governor, model_matches, period_end, worst_case},
     ChatRequest, ChatResponse, ChunkStream, ErrorKind, Pricing, Provider, ProviderError, Usage,
+    budget::{BudgetExceeded, Charge, Governor, model_matches, period_end, worst_case},
 };
 
 /// Who a call is for, for usage and budgets.
@@ -74,7 +74,9 @@ pub enum GatewayError {
     #[error("budget exceeded: {0}")]
     Budget(Box<BudgetExceeded>),
     /// The caller's roles may not use this model (`model_allowlist` in the policies).
-    #[error("model {model:?} is not allowed for your role by the governance policies (model_allowlist)")]
+    #[error(
+        "model {model:?} is not allowed for your role by the governance policies (model_allowlist)"
+    )]
     ModelNotAllowed { model: String },
     /// The budgets could not be checked (the call was not made).
     #[error("budgets could not be checked: {0}")]
@@ -252,13 +254,9 @@ impl Gateway {
     ) -> Result<(ChatResponse, String, String), GatewayError> {
         let (chain, charge) = self.admit(ctx, req).await?;
         let answer = self
-            .first_answer(
-                ctx,
-                req,
-                chain,
-                false,
-                |p, m| async move { p.complete(&m, req).await },
-            )
+            .first_answer(ctx, req, chain, false, |p, m| async move {
+                p.complete(&m, req).await
+            })
             .await;
         let (mut resp, provider, model, started) = match answer {
             Ok(a) => a,
@@ -293,13 +291,9 @@ impl Gateway {
     ) -> Result<(ChunkStream, String, String), GatewayError> {
         let (chain, charge) = self.admit(ctx, req).await?;
         let opened = self
-            .first_answer(
-                ctx,
-                req,
-                chain,
-                true,
-                |p, m| async move { p.stream(&m, req).await },
-            )
+            .first_answer(ctx, req, chain, true, |p, m| async move {
+                p.stream(&m, req).await
+            })
             .await;
         let (inner, provider, model, started) = match opened {
             Ok(a) => a,
@@ -333,10 +327,7 @@ impl Gateway {
         let Some(governor) = &self.governor else {
             return Ok((chain, None));
         };
-        let policy = governor
-            .plan(ctx)
-            .await
-            .map_err(GatewayError::Governance)?;
+        let policy = governor.plan(ctx).await.map_err(GatewayError::Governance)?;
         if let Some(allowed) = &policy.model_allowlist {
             chain.retain(|(p, m)| model_matches(allowed, p, m));
             if chain.is_empty() {
@@ -381,7 +372,11 @@ impl Gateway {
                     "model": req.model(),
                     "budget": &exceeded,
                 });
-                if let Err(e) = self.store.record_event("budget.refused", ctx.run_id, data).await {
+                if let Err(e) = self
+                    .store
+                    .record_event("budget.refused", ctx.run_id, data)
+                    .await
+                {
                     tracing::error!(error = %e, "could not record a budget refusal");
                 }
                 Err(GatewayError::Budget(Box::new(exceeded)))

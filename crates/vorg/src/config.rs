@@ -46,6 +46,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("VORG_LLM_CONNECT_TIMEOUT_MS", "llm_connect_timeout_ms"),
     ("VORG_LLM_MAX_RETRIES", "llm_max_retries"),
     ("VORG_PRICING_FILE", "pricing_file"),
+    ("VORG_CONFIG_DIR", "config_dir"),
 ];
 
 /// Shortest JWT secret accepted in production (HS256 wants at least 256 bits).
@@ -105,6 +106,9 @@ pub struct Settings {
     pub llm_connect_timeout_ms: u64,
     pub llm_max_retries: u32,
     pub pricing_file: Option<PathBuf>,
+    /// The organization's data folder (governance/, personas/, schemas/, meetings/);
+    /// `None`: the working directory when it holds them, else the shipped files.
+    pub config_dir: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -141,6 +145,7 @@ impl Default for Settings {
             llm_connect_timeout_ms: 5_000,
             llm_max_retries: 2,
             pricing_file: None,
+            config_dir: None,
         }
     }
 }
@@ -299,6 +304,9 @@ impl Settings {
         }
         if let Some((src, v)) = get("llm_max_retries") {
             s.llm_max_retries = parse(src, v, "a number of retries")?;
+        }
+        if let Some((_, v)) = nonempty("config_dir") {
+            s.config_dir = Some(PathBuf::from(v));
         }
         if let Some((_, v)) = nonempty("pricing_file") {
             s.pricing_file = Some(PathBuf::from(v));

@@ -94,6 +94,22 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The organization: its data files (VORG_CONFIG_DIR, the working directory, or the shipped
+/// ones), the policies in force and, on the first start, the default personas.
+pub async fn load_org(settings: &Settings, store: &Store) -> anyhow::Result<vorg_org::Org> {
+    let files = vorg_org::OrgFiles::discover(settings.config_dir.as_deref())
+        .context("finding the organization's files (VORG_CONFIG_DIR)")?;
+    let org = vorg_org::Org::load(store.clone(), files)
+        .await
+        .context("loading the organization (governance, schemas, personas)")?;
+    tracing::info!(
+        config_dir = %org.files().dir().map(|d| d.display().to_string()).unwrap_or_else(|| "built-in".into()),
+        policy_version = org.policy_version(),
+        "organization loaded"
+    );
+    Ok(org)
+}
+
 /// The LLM gateway for `settings`: OpenAI and Anthropic when their keys are set, each
 /// configured OpenAI-compatible server, and the simulated provider (the default when no key
 /// is set).
@@ -214,9 +230,10 @@ impl Application {
             )
             .spawn(&tracker, background.clone());
         }
-        let llm = std::sync::Arc::new(build_gateway(&settings, &store)?);
-        let state =
-            AppState::new(store.clone(), config, hub, llm).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let org = std::sync::Arc::new(load_org(&settings, &store).await?);
+        let llm = std::sync::Arc::new(build_gateway(&settings, &store)?.with_governor(org.clone()));
+        let state = AppState::new(store.clone(), config, hub, llm, org)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let router = vorg_api::router(state);
         let listener = TcpListener::bind(&settings.bind)
             .await
