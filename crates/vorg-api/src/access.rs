@@ -104,6 +104,10 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/approvals/{id}", Requires(ViewOrg)),
     rule("POST", "/approvals/{id}/approve", Requires(DecideApprovals)),
     rule("POST", "/approvals/{id}/reject", Requires(DecideApprovals)),
+    rule("GET", "/linear/teams", Requires(ViewOrg)),
+    rule("GET", "/linear/cycles", Requires(ViewOrg)),
+    rule("GET", "/linear/issues", Requires(ViewOrg)),
+    rule("POST", "/linear/issues", Requires(CreateLinearIssues)),
 ];
 
 /// The rule for a matched route, if the table has one.

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 mod health;
+mod linear;
 mod llm;
 mod openapi;
 mod org;
@@ -72,6 +73,8 @@ pub struct AppState {
     pub hub: Arc<vorg_jobs::StreamHub>,
     pub llm: Arc<vorg_llm::Gateway>,
     pub org: Arc<vorg_org::Org>,
+    /// `None` when `LINEAR_API_KEY` is not set.
+    pub linear: Option<vorg_linear::LinearClient>,
     pub metrics: Metrics,
 }
 
@@ -102,8 +105,17 @@ impl AppState {
             hub,
             llm,
             org,
+            linear: None,
             metrics: Metrics::new(),
         })
+    }
+}
+
+impl AppState {
+    /// Linear for the `/linear` routes and the agents' `create_linear_issue` tool.
+    pub fn with_linear(mut self, client: vorg_linear::LinearClient) -> Self {
+        self.linear = Some(client);
+        self
     }
 }
 
@@ -121,6 +133,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(usage::router())
         .merge(org::router())
         .merge(approvals::router())
+        .merge(linear::router())
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

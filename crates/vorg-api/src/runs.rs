@@ -233,15 +233,27 @@ fn run_not_found(e: StoreError) -> ApiError {
 
 /// One run.
 #[utoipa::path(get, path = "/runs/{id}", tag = "runs", params(("id" = i64, Path, description = "Run id")),
-    responses((status = 200, description = "The run", body = RunView)))]
+    responses((status = 200, description = "The run", body = RunDetail)))]
 pub async fn get_run(
     State(state): State<AppState>,
     _user: CurrentUser,
     ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<RunView>> {
-    Ok(Json(
-        state.store.get_run(id).await.map_err(run_not_found)?.into(),
-    ))
+) -> ApiResult<Json<RunDetail>> {
+    let run = state.store.get_run(id).await.map_err(run_not_found)?;
+    let links = state.store.linear_links_for_run(id).await?;
+    Ok(Json(RunDetail {
+        run: run.into(),
+        linear_issues: links.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// A run with what it produced elsewhere.
+#[derive(Serialize, ToSchema)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    run: RunView,
+    /// Linear issues this run created.
+    linear_issues: Vec<crate::linear::LinkView>,
 }
 
 #[derive(Deserialize, IntoParams)]

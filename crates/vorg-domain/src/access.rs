@@ -105,10 +105,12 @@ pub enum Permission {
     SubmitApprovals,
     /// Approve or reject requests (within the tier the policies allow).
     DecideApprovals,
+    /// Create issues in Linear.
+    CreateLinearIssues,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 16] = [
         Permission::ViewSelf,
         Permission::ManageOwnTokens,
         Permission::ManageUsers,
@@ -124,6 +126,7 @@ impl Permission {
         Permission::ManagePersonas,
         Permission::SubmitApprovals,
         Permission::DecideApprovals,
+        Permission::CreateLinearIssues,
     ];
 
     /// The table: which roles hold this permission.
@@ -145,6 +148,7 @@ impl Permission {
             | Permission::ManagePersonas => &[Admin],
             Permission::SubmitApprovals => &[Admin, Approver, Engineer, Growth],
             Permission::DecideApprovals => &[Admin, Approver],
+            Permission::CreateLinearIssues => &[Admin, Engineer, Growth],
         }
     }
 
@@ -170,6 +174,7 @@ impl Permission {
             Permission::ManagePersonas => "manage_personas",
             Permission::SubmitApprovals => "submit_approvals",
             Permission::DecideApprovals => "decide_approvals",
+            Permission::CreateLinearIssues => "create_linear_issues",
         }
     }
 }

@@ -47,6 +47,8 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("VORG_LLM_MAX_RETRIES", "llm_max_retries"),
     ("VORG_PRICING_FILE", "pricing_file"),
     ("VORG_CONFIG_DIR", "config_dir"),
+    ("LINEAR_API_KEY", "linear_api_key"),
+    ("LINEAR_API_URL", "linear_api_url"),
 ];
 
 /// Shortest JWT secret accepted in production (HS256 wants at least 256 bits).
@@ -109,6 +111,9 @@ pub struct Settings {
     /// The organization's data folder (governance/, personas/, schemas/, meetings/);
     /// `None`: the working directory when it holds them, else the shipped files.
     pub config_dir: Option<PathBuf>,
+    /// Linear's API key; `None`: the `/linear` routes answer 503 saying how to set it.
+    pub linear_api_key: Option<Secret>,
+    pub linear_api_url: String,
 }
 
 impl Default for Settings {
@@ -146,6 +151,8 @@ impl Default for Settings {
             llm_max_retries: 2,
             pricing_file: None,
             config_dir: None,
+            linear_api_key: None,
+            linear_api_url: vorg_linear::DEFAULT_ENDPOINT.into(),
         }
     }
 }
@@ -256,6 +263,10 @@ impl Settings {
             s.shutdown_grace_ms = parse(src, v, "a number of milliseconds")?;
         }
         s.openai_api_key = nonempty("openai_api_key").map(|(_, v)| Secret::new(v));
+        s.linear_api_key = nonempty("linear_api_key").map(|(_, v)| Secret::new(v));
+        if let Some((_, v)) = nonempty("linear_api_url") {
+            s.linear_api_url = v.to_owned();
+        }
         if let Some((_, v)) = nonempty("openai_base_url") {
             s.openai_base_url = v.to_owned();
         }

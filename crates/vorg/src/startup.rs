@@ -232,8 +232,16 @@ impl Application {
         }
         let org = std::sync::Arc::new(load_org(&settings, &store).await?);
         let llm = std::sync::Arc::new(build_gateway(&settings, &store)?.with_governor(org.clone()));
-        let state = AppState::new(store.clone(), config, hub, llm, org)
+        let mut state = AppState::new(store.clone(), config, hub, llm, org)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(key) = &settings.linear_api_key {
+            let config = vorg_linear::LinearConfig::new(key.expose())
+                .with_endpoint(settings.linear_api_url.clone());
+            let client = vorg_linear::LinearClient::new(config)
+                .context("building the Linear client (LINEAR_API_KEY, LINEAR_API_URL)")?;
+            tracing::info!(endpoint = %settings.linear_api_url, "Linear configured");
+            state = state.with_linear(client);
+        }
         let router = vorg_api::router(state);
         let listener = TcpListener::bind(&settings.bind)
             .await

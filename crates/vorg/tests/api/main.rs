@@ -10,6 +10,7 @@ mod access;
 mod auth;
 mod cli;
 mod errors;
+mod linear;
 mod llm;
 mod ops;
 mod persistence;
