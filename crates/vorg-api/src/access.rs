@@ -108,6 +108,16 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/linear/cycles", Requires(ViewOrg)),
     rule("GET", "/linear/issues", Requires(ViewOrg)),
     rule("POST", "/linear/issues", Requires(CreateLinearIssues)),
+    rule("POST", "/meetings/standup", Requires(HoldMeetings)),
+    rule("POST", "/meetings/brainstorm", Requires(HoldMeetings)),
+    rule("POST", "/meetings/allhands", Requires(HoldMeetings)),
+    rule("GET", "/ops/minutes", Requires(ViewOrg)),
+    rule("POST", "/hiring/plan", Requires(StartRuns)),
+    rule("POST", "/hiring/plans/{id}/apply", Requires(ManagePersonas)),
+    rule("GET", "/artifacts", Requires(ViewOrg)),
+    rule("GET", "/artifacts/search", Requires(ViewOrg)),
+    rule("GET", "/artifacts/{id}", Requires(ViewOrg)),
+    rule("GET", "/artifacts/{id}/content", Requires(ViewOrg)),
 ];
 
 /// The rule for a matched route, if the table has one.

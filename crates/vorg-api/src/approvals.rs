@@ -367,7 +367,8 @@ fn not_found(e: StoreError) -> ApiError {
 #[into_params(parameter_in = Query)]
 pub struct DecisionQuery {
     /// `true` approves, `false` rejects.
-    approved: bool,
+    #[param(value_type = bool)]
+    approved: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -387,7 +388,18 @@ pub async fn decision(
     ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<DecisionQuery>,
 ) -> ApiResult<Json<DecisionAnswer>> {
-    let row = decide(&state, &user, id, q.approved, None, &[]).await?;
+    // Parsed here rather than by serde, whose message would name `true` as the field.
+    let approved = match q.approved.as_str() {
+        "true" => true,
+        "false" => false,
+        other => {
+            return Err(ApiError::invalid(
+                "query.approved",
+                format!("must be true or false, not {other:?}"),
+            ));
+        }
+    };
+    let row = decide(&state, &user, id, approved, None, &[]).await?;
     Ok(Json(DecisionAnswer {
         id: row.id,
         status: row.status,

@@ -3,6 +3,7 @@
 
 pub mod access;
 mod approvals;
+mod artifacts;
 mod audit;
 pub mod auth;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod extract;
 mod health;
 mod linear;
 mod llm;
+mod meetings;
 mod openapi;
 mod org;
 mod pagination;
@@ -60,6 +62,8 @@ pub struct ApiConfig {
     pub metrics_public: bool,
     /// Allowed CORS origins; `*` allows any. Empty: same-origin only.
     pub cors_origins: Vec<String>,
+    /// How long meeting and hiring routes wait for their run before answering 202.
+    pub run_wait_ms: u64,
 }
 
 /// Everything handlers share. Cheap to clone.
@@ -75,6 +79,8 @@ pub struct AppState {
     pub org: Arc<vorg_org::Org>,
     /// `None` when `LINEAR_API_KEY` is not set.
     pub linear: Option<vorg_linear::LinearClient>,
+    /// Where artifacts' bytes live; `None` only in tests that need none.
+    pub blobs: Option<vorg_artifacts::Blobs>,
     pub metrics: Metrics,
 }
 
@@ -106,6 +112,7 @@ impl AppState {
             llm,
             org,
             linear: None,
+            blobs: None,
             metrics: Metrics::new(),
         })
     }
@@ -115,6 +122,12 @@ impl AppState {
     /// Linear for the `/linear` routes and the agents' `create_linear_issue` tool.
     pub fn with_linear(mut self, client: vorg_linear::LinearClient) -> Self {
         self.linear = Some(client);
+        self
+    }
+
+    /// Blob storage for artifacts.
+    pub fn with_blobs(mut self, blobs: vorg_artifacts::Blobs) -> Self {
+        self.blobs = Some(blobs);
         self
     }
 }
@@ -134,6 +147,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(org::router())
         .merge(approvals::router())
         .merge(linear::router())
+        .merge(meetings::router())
+        .merge(artifacts::router())
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

@@ -107,10 +107,12 @@ pub enum Permission {
     DecideApprovals,
     /// Create issues in Linear.
     CreateLinearIssues,
+    /// Hold meetings (stand-ups, brainstorms, all-hands).
+    HoldMeetings,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 16] = [
+    pub const ALL: [Permission; 17] = [
         Permission::ViewSelf,
         Permission::ManageOwnTokens,
         Permission::ManageUsers,
@@ -127,6 +129,7 @@ impl Permission {
         Permission::SubmitApprovals,
         Permission::DecideApprovals,
         Permission::CreateLinearIssues,
+        Permission::HoldMeetings,
     ];
 
     /// The table: which roles hold this permission.
@@ -149,6 +152,7 @@ impl Permission {
             Permission::SubmitApprovals => &[Admin, Approver, Engineer, Growth],
             Permission::DecideApprovals => &[Admin, Approver],
             Permission::CreateLinearIssues => &[Admin, Engineer, Growth],
+            Permission::HoldMeetings => &[Admin, Approver, Engineer, Growth],
         }
     }
 
@@ -175,6 +179,7 @@ impl Permission {
             Permission::SubmitApprovals => "submit_approvals",
             Permission::DecideApprovals => "decide_approvals",
             Permission::CreateLinearIssues => "create_linear_issues",
+            Permission::HoldMeetings => "hold_meetings",
         }
     }
 }

@@ -4,15 +4,31 @@
 
 pub mod files;
 pub mod governance;
+pub mod hiring;
+pub mod meetings;
 pub mod persona;
 pub mod policies;
 pub mod schema;
+pub mod work;
 
 pub use files::OrgFiles;
 pub use governance::{Org, OrgError, Schemas};
 pub use persona::Persona;
 pub use policies::{Policies, PolicyError, Routing, Tier};
 pub use schema::{Problem, Schema};
+pub use work::Services;
+
+/// The organization's job handlers (meetings, hiring plans) beside the built-in ones.
+pub fn registry(services: Services) -> vorg_jobs::Registry {
+    vorg_jobs::builtin::registry()
+        .register(
+            meetings::JOB_KIND,
+            meetings::MeetingHandler {
+                services: services.clone(),
+            },
+        )
+        .register(hiring::JOB_KIND, hiring::HiringHandler { services })
+}
 
 #[cfg(test)]
 mod tests;

@@ -50,9 +50,21 @@ impl Schema {
         let mut problems: Vec<Problem> = self
             .validator
             .iter_errors(doc)
-            .map(|e| Problem {
-                path: pointer_to_path(&e.instance_path().to_string()),
-                reason: e.to_string(),
+            .map(|e| {
+                let mut path = pointer_to_path(&e.instance_path().to_string());
+                // A missing property is a problem of that property, not of its parent.
+                if let jsonschema::error::ValidationErrorKind::Required { property } = e.kind()
+                    && let Some(name) = property.as_str()
+                {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(name);
+                }
+                Problem {
+                    path,
+                    reason: e.to_string(),
+                }
             })
             .collect();
         problems.sort_by(|a, b| a.path.cmp(&b.path));

@@ -121,7 +121,7 @@ fn persona_problems_are_all_listed_with_their_paths() {
         json!({"id": "bad id!", "skills": "rust", "risk_limits": {"max_spend": -1}, "tools": [1]});
     let problems = Persona::validate(doc, &schema, Some("other")).unwrap_err();
     let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
-    for expected in ["", "id", "skills", "risk_limits.max_spend", "tools[0]"] {
+    for expected in ["name", "id", "skills", "risk_limits.max_spend", "tools[0]"] {
         assert!(
             paths.contains(&expected),
             "{expected:?} missing from {problems:?}"

@@ -5,6 +5,7 @@
 //! dialect-specific statements fork (see ADR 0002). Higher layers never see sqlx.
 
 mod approvals;
+mod artifacts;
 mod audit;
 mod budgets;
 mod error;
@@ -29,6 +30,7 @@ use sqlx::{
 };
 
 pub use approvals::{Approval, NewApproval};
+pub use artifacts::{Artifact, ArtifactHit, NewArtifact};
 pub use audit::{AuditEntry, NewAuditEntry};
 pub use budgets::{BudgetBalance, BudgetKey, BudgetRefusal, BudgetWarning};
 pub use error::StoreError;

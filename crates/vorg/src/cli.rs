@@ -161,9 +161,10 @@ async fn worker(settings: Settings, args: WorkerArgs) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
     let stop = CancellationToken::new();
     store.start_listener(&tracker, stop.clone()).await?;
+    let services = crate::startup::build_services(&settings, &store).await?;
     let worker = vorg_jobs::Worker::new(
         store.clone(),
-        vorg_jobs::builtin::registry(),
+        vorg_org::registry(services),
         settings.worker_config(concurrency),
     );
     tracing::info!(

@@ -49,6 +49,13 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("VORG_CONFIG_DIR", "config_dir"),
     ("LINEAR_API_KEY", "linear_api_key"),
     ("LINEAR_API_URL", "linear_api_url"),
+    ("VORG_RUN_WAIT_MS", "run_wait_ms"),
+    ("STORE_TO_S3", "store_to_s3"),
+    ("S3_BUCKET", "s3_bucket"),
+    ("S3_ENDPOINT", "s3_endpoint"),
+    ("S3_REGION", "s3_region"),
+    ("AWS_ACCESS_KEY_ID", "s3_access_key_id"),
+    ("AWS_SECRET_ACCESS_KEY", "s3_secret_access_key"),
 ];
 
 /// Shortest JWT secret accepted in production (HS256 wants at least 256 bits).
@@ -114,6 +121,15 @@ pub struct Settings {
     /// Linear's API key; `None`: the `/linear` routes answer 503 saying how to set it.
     pub linear_api_key: Option<Secret>,
     pub linear_api_url: String,
+    /// How long meeting and hiring routes wait for their run before answering 202.
+    pub run_wait_ms: u64,
+    /// Artifacts go to S3 (`S3_BUCKET`, …) instead of `data_dir/artifacts`.
+    pub store_to_s3: bool,
+    pub s3_bucket: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: String,
+    pub s3_access_key_id: Option<Secret>,
+    pub s3_secret_access_key: Option<Secret>,
 }
 
 impl Default for Settings {
@@ -152,6 +168,13 @@ impl Default for Settings {
             pricing_file: None,
             config_dir: None,
             linear_api_key: None,
+            run_wait_ms: 120_000,
+            store_to_s3: false,
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
             linear_api_url: vorg_linear::DEFAULT_ENDPOINT.into(),
         }
     }
@@ -238,6 +261,19 @@ impl Settings {
                 .map(str::to_owned)
                 .collect();
         }
+        if let Some((src, v)) = get("run_wait_ms") {
+            s.run_wait_ms = parse(src, v, "a number of milliseconds")?;
+        }
+        if let Some((src, v)) = get("store_to_s3") {
+            s.store_to_s3 = parse_bool(src, v)?;
+        }
+        s.s3_bucket = nonempty("s3_bucket").map(|(_, v)| v.to_owned());
+        s.s3_endpoint = nonempty("s3_endpoint").map(|(_, v)| v.to_owned());
+        if let Some((_, v)) = nonempty("s3_region") {
+            s.s3_region = v.to_owned();
+        }
+        s.s3_access_key_id = nonempty("s3_access_key_id").map(|(_, v)| Secret::new(v));
+        s.s3_secret_access_key = nonempty("s3_secret_access_key").map(|(_, v)| Secret::new(v));
         if let Some((src, v)) = get("max_body_bytes") {
             s.max_body_bytes = parse(src, v, "a number of bytes")?;
         }

@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use vorg_api::{ApiConfig, AppState};
 use vorg_domain::Secret;
-use vorg_jobs::{StreamHub, Worker, builtin};
+use vorg_jobs::{StreamHub, Worker};
 use vorg_store::Store;
 
 use crate::config::{Environment, Settings};
@@ -92,6 +92,71 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     #[cfg(not(unix))]
     std::fs::write(path, text).with_context(|| format!("creating {}", path.display()))?;
     Ok(())
+}
+
+/// Everything the API and the workers share: the organization, the gateway governed by
+/// it, artifact storage and Linear (when configured).
+pub async fn build_services(
+    settings: &Settings,
+    store: &Store,
+) -> anyhow::Result<vorg_org::Services> {
+    let org = std::sync::Arc::new(load_org(settings, store).await?);
+    let llm = std::sync::Arc::new(build_gateway(settings, store)?.with_governor(org.clone()));
+    let blobs = build_blobs(settings).await?;
+    let linear = match &settings.linear_api_key {
+        None => None,
+        Some(key) => {
+            let config = vorg_linear::LinearConfig::new(key.expose())
+                .with_endpoint(settings.linear_api_url.clone());
+            let client = vorg_linear::LinearClient::new(config)
+                .context("building the Linear client (LINEAR_API_KEY, LINEAR_API_URL)")?;
+            tracing::info!(endpoint = %settings.linear_api_url, "Linear configured");
+            Some(client)
+        }
+    };
+    Ok(vorg_org::Services {
+        store: store.clone(),
+        org,
+        llm,
+        blobs,
+        linear,
+    })
+}
+
+/// Artifact storage: `data_dir/artifacts`, or S3 when `STORE_TO_S3=true` (checked now, so
+/// a missing bucket or bad credentials stop the start with a clear message).
+pub async fn build_blobs(settings: &Settings) -> anyhow::Result<vorg_artifacts::Blobs> {
+    if !settings.store_to_s3 {
+        let dir = settings.data_dir.join("artifacts");
+        return vorg_artifacts::Blobs::local(&dir)
+            .with_context(|| format!("artifact storage at {}", dir.display()));
+    }
+    let bucket = settings
+        .s3_bucket
+        .clone()
+        .context("STORE_TO_S3=true needs S3_BUCKET")?;
+    let endpoint = settings.s3_endpoint.clone();
+    let cfg = vorg_artifacts::S3Config {
+        bucket,
+        region: settings.s3_region.clone(),
+        allow_http: endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://")),
+        endpoint,
+        access_key_id: settings
+            .s3_access_key_id
+            .as_ref()
+            .map(|s| s.expose().to_owned()),
+        secret_access_key: settings
+            .s3_secret_access_key
+            .as_ref()
+            .map(|s| s.expose().to_owned()),
+    };
+    let blobs = vorg_artifacts::Blobs::s3(cfg)
+        .await
+        .context("artifact storage on S3 (STORE_TO_S3, S3_BUCKET, S3_ENDPOINT, AWS credentials)")?;
+    tracing::info!(storage = %blobs.describe(), "artifact storage ready");
+    Ok(blobs)
 }
 
 /// The organization: its data files (VORG_CONFIG_DIR, the working directory, or the shipped
@@ -213,6 +278,7 @@ impl Application {
             login_per_minute_per_account: settings.login_per_minute_per_account,
             metrics_public: settings.metrics_public,
             cors_origins: settings.cors_origins.clone(),
+            run_wait_ms: settings.run_wait_ms,
         };
         let tracker = TaskTracker::new();
         let streams = CancellationToken::new();
@@ -222,24 +288,25 @@ impl Application {
             .await
             .context("listening for events on PostgreSQL")?;
         let hub = StreamHub::start(store.clone(), &tracker, streams.clone());
+        let services = build_services(&settings, &store).await?;
         if settings.workers > 0 {
             Worker::new(
                 store.clone(),
-                builtin::registry(),
+                vorg_org::registry(services.clone()),
                 settings.worker_config(settings.workers),
             )
             .spawn(&tracker, background.clone());
         }
-        let org = std::sync::Arc::new(load_org(&settings, &store).await?);
-        let llm = std::sync::Arc::new(build_gateway(&settings, &store)?.with_governor(org.clone()));
-        let mut state = AppState::new(store.clone(), config, hub, llm, org)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        if let Some(key) = &settings.linear_api_key {
-            let config = vorg_linear::LinearConfig::new(key.expose())
-                .with_endpoint(settings.linear_api_url.clone());
-            let client = vorg_linear::LinearClient::new(config)
-                .context("building the Linear client (LINEAR_API_KEY, LINEAR_API_URL)")?;
-            tracing::info!(endpoint = %settings.linear_api_url, "Linear configured");
+        let mut state = AppState::new(
+            store.clone(),
+            config,
+            hub,
+            services.llm.clone(),
+            services.org.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_blobs(services.blobs.clone());
+        if let Some(client) = services.linear.clone() {
             state = state.with_linear(client);
         }
         let router = vorg_api::router(state);

@@ -12,6 +12,7 @@ mod cli;
 mod errors;
 mod linear;
 mod llm;
+mod meetings;
 mod ops;
 mod persistence;
 mod ratelimit;

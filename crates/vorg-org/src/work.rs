@@ -1,0 +1,273 @@
+//! What the organization's runs share: the services a worker needs, personas speaking
+//! through the gateway, artifacts written to blob storage.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicI64, Ordering},
+};
+
+use serde_json::{Value, json};
+use vorg_artifacts::Blobs;
+use vorg_jobs::{JobContext, JobError};
+use vorg_llm::{CallContext, ChatRequest, Gateway, GatewayError};
+use vorg_store::{Artifact, NewArtifact, Store};
+
+use crate::{Org, Persona};
+
+/// Everything the organization's job handlers use.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Store,
+    pub org: Arc<Org>,
+    pub llm: Arc<Gateway>,
+    pub blobs: Blobs,
+    pub linear: Option<vorg_linear::LinearClient>,
+}
+
+/// One run's conversation with the gateway: every call attributed to the run and the
+/// speaking persona, its cost added up.
+pub struct Speaker<'a> {
+    pub services: &'a Services,
+    pub job: &'a JobContext,
+    /// `provider/model` or an alias; `None`: each persona's preference, else the default.
+    pub model: Option<String>,
+    pub user_id: Option<i64>,
+    cost: AtomicI64,
+    calls: AtomicI64,
+}
+
+impl<'a> Speaker<'a> {
+    pub fn new(services: &'a Services, job: &'a JobContext, model: Option<String>) -> Self {
+        let user_id = job.input().get("requested_by").and_then(Value::as_i64);
+        Speaker {
+            services,
+            job,
+            model,
+            user_id,
+            cost: AtomicI64::new(0),
+            calls: AtomicI64::new(0),
+        }
+    }
+
+    pub fn cost_micro_usd(&self) -> i64 {
+        self.cost.load(Ordering::Relaxed)
+    }
+
+    pub fn calls(&self) -> i64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// The persona's system prompt: who they are, how they speak, what they care about.
+    pub fn system_prompt(persona: &Persona) -> String {
+        let doc = persona.doc();
+        let mut s = format!("You are {}", persona.name());
+        if let Some(title) = persona.title() {
+            s.push_str(&format!(", {title}"));
+        }
+        s.push_str(" in an AI-staffed organization.");
+        if let Some(style) = doc.get("style").and_then(Value::as_object) {
+            for (k, v) in style {
+                if let Some(v) = v.as_str() {
+                    s.push_str(&format!(" Your {k}: {v}."));
+                }
+            }
+        }
+        let skills = persona.skills();
+        if !skills.is_empty() {
+            s.push_str(&format!(" Your skills: {}.", skills.join(", ")));
+        }
+        if let Some(goals) = doc.get("goals").and_then(Value::as_array) {
+            let goals: Vec<&str> = goals.iter().filter_map(Value::as_str).collect();
+            if !goals.is_empty() {
+                s.push_str(&format!(" Your goals: {}.", goals.join("; ")));
+            }
+        }
+        s.push_str(" Answer briefly and concretely.");
+        s
+    }
+
+    /// Asks `persona` for JSON matching `schema`; answers that are not JSON of that shape
+    /// are kept as text under `"text"`.
+    pub async fn ask_json(
+        &self,
+        persona: &Persona,
+        prompt: &str,
+        schema: Value,
+    ) -> Result<Value, JobError> {
+        self.job.checkpoint().await?;
+        let model = self
+            .model
+            .clone()
+            .or_else(|| persona.model().map(str::to_owned))
+            .unwrap_or_else(|| "default".to_owned());
+        let mut req = ChatRequest::user(&model, prompt);
+        req.body.insert(
+            "messages".into(),
+            json!([
+                { "role": "system", "content": Self::system_prompt(persona) },
+                { "role": "user", "content": prompt },
+            ]),
+        );
+        req.body.insert("max_tokens".into(), json!(800));
+        req.body.insert(
+            "response_format".into(),
+            json!({ "type": "json_schema", "json_schema": { "name": "answer", "schema": schema } }),
+        );
+        let ctx = CallContext {
+            actor: persona.id().to_owned(),
+            user_id: self.user_id,
+            run_id: self.job.run_id(),
+            persona: Some(persona.id().to_owned()),
+            ..CallContext::default()
+        };
+        let (resp, provider, model) = self
+            .services
+            .llm
+            .complete(&ctx, &req)
+            .await
+            .map_err(gateway_job_error)?;
+        let (cost, _) = self
+            .services
+            .llm
+            .pricing()
+            .cost_micro_usd(&provider, &model, resp.usage);
+        self.cost.fetch_add(cost, Ordering::Relaxed);
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let text = resp.text();
+        let parsed = parse_json_answer(&text).unwrap_or_else(|| json!({ "text": text }));
+        self.job
+            .log(
+                "info",
+                &format!("{} spoke ({provider}/{model})", persona.name()),
+                json!({ "persona": persona.id(), "provider": provider, "model": model,
+                        "tokens": resp.usage.prompt_tokens + resp.usage.completion_tokens,
+                        "cost_micro_usd": cost }),
+            )
+            .await?;
+        Ok(parsed)
+    }
+}
+
+/// A gateway failure inside a run: budgets and bad requests are final, upstream trouble is
+/// worth another attempt.
+pub fn gateway_job_error(e: GatewayError) -> JobError {
+    match e {
+        GatewayError::Provider(ref p) if p.retryable() => JobError::Retryable(e.to_string()),
+        other => JobError::Fatal(other.to_string()),
+    }
+}
+
+/// The JSON in a model's answer: the whole text, or inside a ``` fence.
+pub fn parse_json_answer(text: &str) -> Option<Value> {
+    let t = text.trim();
+    if let Ok(v) = serde_json::from_str::<Value>(t) {
+        return Some(v);
+    }
+    let start = t.find('{')?;
+    let end = t.rfind('}')?;
+    serde_json::from_str(t.get(start..=end)?).ok()
+}
+
+/// Strings of a JSON array field (`[]` when absent).
+pub fn strings(v: &Value, key: &str) -> Vec<String> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| match x {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Null => None,
+                    other => Some(other.to_string()),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Writes `bytes` to blob storage under `key` and records the artifact.
+pub struct NewBlob<'a> {
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub key: String,
+    pub content_type: &'a str,
+    pub bytes: Vec<u8>,
+    pub meta: Value,
+    pub run_id: Option<i64>,
+    pub created_by: Option<i64>,
+}
+
+pub async fn save_artifact(services: &Services, a: NewBlob<'_>) -> Result<Artifact, JobError> {
+    let text = if a.content_type.starts_with("text/") || a.content_type.contains("json") {
+        String::from_utf8_lossy(&a.bytes).into_owned()
+    } else {
+        String::new()
+    };
+    let size = a.bytes.len() as i64;
+    let stored = services
+        .blobs
+        .put(&a.key, a.bytes.into())
+        .await
+        .map_err(|e| JobError::Retryable(format!("storing {}: {e}", a.key)))?;
+    services
+        .store
+        .create_artifact(NewArtifact {
+            kind: a.kind,
+            name: a.name,
+            key: &stored.key,
+            storage: stored.backend,
+            s3_bucket: stored.bucket.as_deref(),
+            meta: a.meta,
+            run_id: a.run_id,
+            content_type: a.content_type,
+            size,
+            body_text: &text,
+            created_by: a.created_by,
+        })
+        .await
+        .map_err(|e| JobError::Retryable(format!("recording artifact {}: {e}", a.name)))
+}
+
+/// The personas named by `ids`, or the org's leadership when none are named: personas with
+/// no manager and their direct reports, up to `max`, in reporting-line order.
+pub async fn participants(
+    services: &Services,
+    ids: &[String],
+    max: usize,
+) -> Result<Vec<Persona>, JobError> {
+    let rows = services
+        .store
+        .list_personas()
+        .await
+        .map_err(|e| JobError::Retryable(format!("reading personas: {e}")))?;
+    if !ids.is_empty() {
+        let mut out = Vec::new();
+        for id in ids {
+            match rows.iter().find(|r| &r.id == id) {
+                Some(r) => out.push(Persona::trusted(r.doc.0.clone())),
+                None => return Err(JobError::Fatal(format!("unknown persona {id:?}"))),
+            }
+        }
+        return Ok(out);
+    }
+    Ok(reporting_order(&rows)
+        .into_iter()
+        .take(max)
+        .map(|r| Persona::trusted(r.doc.0.clone()))
+        .collect())
+}
+
+/// Personas in reporting-line order: roots first, then their reports, breadth first.
+pub fn reporting_order(rows: &[vorg_store::PersonaRow]) -> Vec<&vorg_store::PersonaRow> {
+    let mut out: Vec<&vorg_store::PersonaRow> =
+        rows.iter().filter(|r| r.reports_to.is_none()).collect();
+    let mut i = 0;
+    while i < out.len() {
+        let id = out[i].id.clone();
+        out.extend(
+            rows.iter()
+                .filter(|r| r.reports_to.as_deref() == Some(id.as_str())),
+        );
+        i += 1;
+    }
+    out
+}
