@@ -81,6 +81,7 @@ pub async fn list_usage_events(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Paged<UsageView>>> {
     let page = query.page()?;
+    state.llm.flush_usage().await;
     let rows = state.store.list_usage(page).await?;
     Ok(Json(Paged::new(rows, page, |r| r.id, UsageView::from)))
 }
@@ -127,6 +128,7 @@ pub async fn usage_summary(
     _user: CurrentUser,
     ApiQuery(q): ApiQuery<SummaryQuery>,
 ) -> ApiResult<Json<UsageSummary>> {
+    state.llm.flush_usage().await;
     let name = q.group_by.unwrap_or_else(|| "provider".to_owned());
     let group = match name.as_str() {
         "provider" => UsageGroup::Provider,

@@ -7,7 +7,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use futures_util::StreamExt;
 use rand::Rng;
 use serde_json::Value;
-use vorg_store::{NewUsage, Store};
+use vorg_store::Store;
 
 use crate::{
     ChatRequest, ChatResponse, ChunkStream, ErrorKind, Pricing, Provider, ProviderError, Usage,
@@ -61,6 +61,7 @@ pub struct Gateway {
     store: Store,
     retry: RetryPolicy,
     governor: Option<Arc<dyn Governor>>,
+    usage: crate::usage_writer::UsageWriter,
 }
 
 /// A call that failed on every provider of its chain; the last error says why.
@@ -91,6 +92,7 @@ impl Gateway {
             aliases: HashMap::new(),
             default_provider: default_provider.to_owned(),
             pricing,
+            usage: crate::usage_writer::UsageWriter::start(store.clone()),
             store,
             retry,
             governor: None,
@@ -385,8 +387,14 @@ impl Gateway {
         }
     }
 
+    /// Waits until every usage row of calls made so far in this process is written.
+    pub async fn flush_usage(&self) {
+        self.usage.flush().await;
+    }
+
     fn handle(&self) -> RecordHandle {
         RecordHandle {
+            usage: self.usage.clone(),
             store: self.store.clone(),
             pricing: self.pricing.clone(),
         }
@@ -416,6 +424,7 @@ struct Attempt<'a> {
 
 /// What recording needs, also after the gateway call returned (streams).
 struct RecordHandle {
+    usage: crate::usage_writer::UsageWriter,
     store: Store,
     pricing: Pricing,
 }
@@ -437,14 +446,13 @@ impl RecordHandle {
     /// its cost.
     async fn record(&self, a: &Attempt<'_>, usage: Usage, error: Option<&ProviderError>) -> i64 {
         let (cost, priced) = self.pricing.cost_micro_usd(a.provider, a.model, usage);
-        let message = error.map(|e| e.message.clone());
-        let row = NewUsage {
+        let row = crate::usage_writer::UsageRow {
             run_id: a.ctx.run_id,
-            actor: &a.ctx.actor,
+            actor: a.ctx.actor.clone(),
             user_id: a.ctx.user_id,
             token_id: a.ctx.token_id,
-            provider: a.provider,
-            model: a.model,
+            provider: a.provider.to_owned(),
+            model: a.model.to_owned(),
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,
             cost_micro_usd: cost,
@@ -452,24 +460,9 @@ impl RecordHandle {
             latency_ms: i64::try_from(a.started.elapsed().as_millis()).unwrap_or(i64::MAX),
             streamed: a.streamed,
             status: if error.is_some() { "error" } else { "ok" },
-            error: message.as_deref(),
+            error: error.map(|e| e.message.clone()),
         };
-        match self.store.record_usage(row.clone()).await {
-            Ok(_) => {}
-            // The run was deleted meanwhile: keep the cost, drop the link.
-            Err(vorg_store::StoreError::Conflict(_)) if row.run_id.is_some() => {
-                let unlinked = NewUsage {
-                    run_id: None,
-                    ..row
-                };
-                if let Err(e) = self.store.record_usage(unlinked).await {
-                    tracing::error!(error = %e, provider = a.provider, model = a.model, "could not record LLM usage");
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, provider = a.provider, model = a.model, "could not record LLM usage");
-            }
-        }
+        self.usage.record(row).await;
         cost
     }
 }
@@ -495,6 +488,7 @@ impl Drop for StreamRecorder {
         }
         let mut rest = StreamRecorder {
             gateway: RecordHandle {
+                usage: self.gateway.usage.clone(),
                 store: self.gateway.store.clone(),
                 pricing: self.gateway.pricing.clone(),
             },

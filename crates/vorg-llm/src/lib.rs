@@ -15,6 +15,7 @@ pub mod pricing;
 mod provider;
 pub mod simulated;
 mod types;
+pub mod usage_writer;
 
 pub use budget::{BudgetExceeded, CallPolicy, Governor};
 pub use error::{ErrorKind, ProviderError};

@@ -237,6 +237,7 @@ async fn a_completion_is_priced_and_recorded(backend: Backend) {
         sent["tools"][0]["function"]["name"], "f",
         "unknown fields pass through"
     );
+    s.gateway.flush_usage().await;
     let rows = s
         .store
         .list_usage(Page {
@@ -280,6 +281,7 @@ async fn a_429_is_retried_after_retry_after_and_every_attempt_is_recorded(backen
         started.elapsed() >= Duration::from_secs(1),
         "Retry-After honoured"
     );
+    s.gateway.flush_usage().await;
     let rows = s
         .store
         .list_usage(Page {
@@ -306,6 +308,7 @@ async fn a_bad_key_is_not_retried_falls_back_and_is_never_shown(backend: Backend
         .unwrap();
     assert_eq!(provider, "simulated", "fell back along the alias chain");
     assert_eq!(resp.body["provider"], "simulated");
+    s.gateway.flush_usage().await;
     let rows = s
         .store
         .list_usage(Page {
@@ -359,6 +362,7 @@ async fn a_stream_passes_chunks_through_and_records_its_usage(backend: Backend) 
     assert_eq!(text, "Hello");
     let sent = s.fake.seen.lock().unwrap()[0].clone();
     assert_eq!(sent["stream_options"]["include_usage"], true);
+    s.gateway.flush_usage().await;
     let rows = s
         .store
         .list_usage(Page {
@@ -398,6 +402,7 @@ async fn a_stream_cut_mid_way_is_an_error_and_still_recorded(backend: Backend) {
     assert!(items[0].is_ok());
     let err = items.last().unwrap().as_ref().unwrap_err();
     assert_eq!(err.kind, ErrorKind::Connect, "{err}");
+    s.gateway.flush_usage().await;
     let rows = s
         .store
         .list_usage(Page {
@@ -427,6 +432,7 @@ async fn a_bad_request_is_neither_retried_nor_sent_elsewhere(backend: Backend) {
         err.to_string().contains("Invalid value for 'temperature'"),
         "{err}"
     );
+    s.gateway.flush_usage().await;
     let rows = s
         .store
         .list_usage(Page {

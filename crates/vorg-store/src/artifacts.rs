@@ -57,9 +57,8 @@ macro_rules! artifact_columns {
 
 impl Store {
     pub async fn create_artifact(&self, a: NewArtifact<'_>) -> Result<Artifact> {
-        let row =
-            with_pool!(self, |p| {
-                sqlx::query_as(concat!(
+        let row = with_pool!(self, |p| {
+            sqlx::query_as(concat!(
             "INSERT INTO artifacts (org_id, kind, name, path, storage, s3_bucket, s3_key, meta, \
              run_id, content_type, size, body_text, created_by, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $4, $7, $8, $9, $10, $11, $12, $13) RETURNING ",
@@ -80,7 +79,7 @@ impl Store {
         .bind(Utc::now())
         .fetch_one(p)
         .await
-            })?;
+        })?;
         Ok(row)
     }
 

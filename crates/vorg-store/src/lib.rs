@@ -90,6 +90,7 @@ pub struct Store {
     /// sessions commit without waiting for the WAL flush (see `jobs.rs`); on SQLite `db`.
     queue_db: Db,
     roles: Arc<roles_cache::RolesCache>,
+    tokens: Arc<tokens::TokenCache>,
     notices: tokio::sync::broadcast::Sender<Notice>,
 }
 
@@ -132,6 +133,7 @@ impl Store {
             db,
             queue_db,
             roles: Arc::default(),
+            tokens: Arc::default(),
             notices: notify::channel(),
         })
     }

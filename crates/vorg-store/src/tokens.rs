@@ -58,13 +58,51 @@ macro_rules! token_columns {
 /// `last_used_at` is written at most this often per token, to keep reads read-only.
 const LAST_USED_GRANULARITY: Duration = Duration::seconds(60);
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, Clone)]
 struct LiveToken {
     token_id: i64,
     user_id: i64,
     email: String,
     token_roles: String,
     last_used: Option<DateTime<Utc>>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// Tokens authenticated in the last [`crate::ROLES_TTL`], by hash, so an agent's burst of
+/// calls reads the token row once a second at most. Revocations through this process drop
+/// the entry at once; elsewhere they take effect within the TTL (as role changes do).
+#[derive(Default)]
+pub(crate) struct TokenCache {
+    map: std::sync::RwLock<std::collections::HashMap<String, (std::time::Instant, LiveToken)>>,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenCache")
+    }
+}
+
+impl TokenCache {
+    fn get(&self, hash: &str) -> Option<LiveToken> {
+        let map = self.map.read().ok()?;
+        let (at, token) = map.get(hash)?;
+        (at.elapsed() < crate::ROLES_TTL).then(|| token.clone())
+    }
+
+    fn put(&self, hash: &str, token: &LiveToken) {
+        if let Ok(mut map) = self.map.write() {
+            if map.len() >= 100_000 {
+                map.clear();
+            }
+            map.insert(hash.to_owned(), (std::time::Instant::now(), token.clone()));
+        }
+    }
+
+    fn forget(&self, token_id: i64) {
+        if let Ok(mut map) = self.map.write() {
+            map.retain(|_, (_, t)| t.token_id != token_id);
+        }
+    }
 }
 
 impl Store {
@@ -116,6 +154,7 @@ impl Store {
             .bind(user_id.unwrap_or(0))
             .fetch_optional(p)
             .await)?;
+        self.tokens.forget(token_id);
         token.ok_or(StoreError::NotFound)
     }
 
@@ -123,9 +162,14 @@ impl Store {
     /// notes its use. `None` when there is no such token.
     pub async fn authenticate_token(&self, token_hash: &str) -> Result<Option<TokenOwner>> {
         let now = Utc::now();
+        if let Some(t) = self.tokens.get(token_hash)
+            && t.expires_at.is_none_or(|e| e > now)
+        {
+            return self.token_owner(t).await.map(Some);
+        }
         let row: Option<LiveToken> = with_pool!(self, |p| sqlx::query_as(
             "SELECT t.id AS token_id, t.user_id, u.email, t.roles AS token_roles, \
-                 t.last_used_at AS last_used FROM api_tokens t \
+                 t.last_used_at AS last_used, t.expires_at FROM api_tokens t \
                  JOIN users u ON u.id = t.user_id \
                  WHERE t.token_hash = $1 AND t.revoked_at IS NULL \
                  AND (t.expires_at IS NULL OR t.expires_at > $2)"
@@ -134,17 +178,14 @@ impl Store {
         .bind(now)
         .fetch_optional(p)
         .await)?;
-        let Some(LiveToken {
-            token_id,
-            user_id,
-            email,
-            token_roles,
-            last_used,
-        }) = row
-        else {
+        let Some(token) = row else {
             return Ok(None);
         };
-        if last_used.is_none_or(|t| now - t > LAST_USED_GRANULARITY) {
+        let token_id = token.token_id;
+        if token
+            .last_used
+            .is_none_or(|t| now - t > LAST_USED_GRANULARITY)
+        {
             with_pool!(self, |p| sqlx::query(
                 "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2"
             )
@@ -154,17 +195,24 @@ impl Store {
             .await
             .map(|_| ()))?;
         }
-        let held = self.current_roles(user_id).await?;
-        let roles = token_roles
+        self.tokens.put(token_hash, &token);
+        self.token_owner(token).await.map(Some)
+    }
+
+    /// The owner of a live token, with the token's roles narrowed to those held now.
+    async fn token_owner(&self, t: LiveToken) -> Result<TokenOwner> {
+        let held = self.current_roles(t.user_id).await?;
+        let roles = t
+            .token_roles
             .split(',')
             .filter_map(|r| r.parse::<Role>().ok())
             .filter(|r| held.contains(r))
             .collect();
-        Ok(Some(TokenOwner {
-            token_id,
-            user_id,
-            email,
+        Ok(TokenOwner {
+            token_id: t.token_id,
+            user_id: t.user_id,
+            email: t.email,
             roles,
-        }))
+        })
     }
 }

@@ -75,6 +75,42 @@ impl Store {
         Ok(id)
     }
 
+    /// Writes several rows in one transaction (all or none).
+    pub async fn record_usage_batch(&self, rows: &[NewUsage<'_>]) -> Result<()> {
+        with_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let now = Utc::now();
+            for u in rows {
+                sqlx::query(
+                    "INSERT INTO usage_events (org_id, run_id, actor, user_id, token_id, provider, \
+                     model, prompt_tokens, completion_tokens, cost_micro_usd, priced, latency_ms, \
+                     streamed, status, error, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                )
+                .bind(DEFAULT_ORG)
+                .bind(u.run_id)
+                .bind(u.actor)
+                .bind(u.user_id)
+                .bind(u.token_id)
+                .bind(u.provider)
+                .bind(u.model)
+                .bind(u.prompt_tokens)
+                .bind(u.completion_tokens)
+                .bind(u.cost_micro_usd)
+                .bind(u.priced)
+                .bind(u.latency_ms)
+                .bind(u.streamed)
+                .bind(u.status)
+                .bind(u.error)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     /// Usage rows, newest first.
     pub async fn list_usage(&self, page: Page) -> Result<Vec<UsageEvent>> {
         let rows = with_pool!(self, |p| sqlx::query_as(

@@ -162,6 +162,7 @@ async fn worker(settings: Settings, args: WorkerArgs) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     store.start_listener(&tracker, stop.clone()).await?;
     let services = crate::startup::build_services(&settings, &store).await?;
+    let llm = services.llm.clone();
     let worker = vorg_jobs::Worker::new(
         store.clone(),
         vorg_org::registry(services),
@@ -179,6 +180,7 @@ async fn worker(settings: Settings, args: WorkerArgs) -> anyhow::Result<()> {
         trigger.cancel();
     });
     worker.run(stop.clone()).await;
+    llm.flush_usage().await;
     stop.cancel();
     tracker.close();
     tracker.wait().await;

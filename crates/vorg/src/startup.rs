@@ -27,6 +27,8 @@ pub struct Application {
     streams: CancellationToken,
     /// Stops workers and the listener once HTTP has drained.
     background: CancellationToken,
+    /// Flushed at shutdown: usage rows still queued are written before the store closes.
+    llm: std::sync::Arc<vorg_llm::Gateway>,
 }
 
 /// Opens the store for `settings` (creating the data directory) and migrates it.
@@ -322,6 +324,7 @@ impl Application {
             tracker,
             streams,
             background,
+            llm: services.llm.clone(),
         })
     }
 
@@ -352,6 +355,7 @@ impl Application {
         self.background.cancel();
         self.tracker.close();
         self.tracker.wait().await;
+        self.llm.flush_usage().await;
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

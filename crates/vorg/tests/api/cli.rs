@@ -129,6 +129,8 @@ async fn the_user_and_token_commands_manage_accounts_the_server_accepts(backend:
     );
     let (ok, _, err) = run(vorg(&db, &dir).args(["token", "revoke", &me["token_id"].to_string()]));
     assert!(ok, "{err}");
+    // Revoked in another process: in force here within the token cache's TTL.
+    tokio::time::sleep(vorg_store::ROLES_TTL + std::time::Duration::from_millis(50)).await;
     assert_eq!(
         app.get("/auth/me", &secret).await.0,
         StatusCode::UNAUTHORIZED

@@ -168,7 +168,14 @@ async fn each_class_of_bad_input_gets_a_problem_naming_the_field(backend: Backen
 }
 
 async fn garbage_sent_to_every_route_never_gets_a_5xx(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    // Linear configured (a fake that checks every document), so its routes see the garbage.
+    let linear = vorg_linear::fake::FakeLinear::start().await;
+    let url = linear.url();
+    let app = TestApp::spawn_with(backend, move |s| {
+        s.linear_api_key = Some(vorg_domain::Secret::new(vorg_linear::fake::FAKE_API_KEY));
+        s.linear_api_url = url;
+    })
+    .await;
     let admin = app.admin().await;
     let bodies = [
         "".to_owned(),

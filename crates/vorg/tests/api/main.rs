@@ -14,6 +14,7 @@ mod linear;
 mod llm;
 mod meetings;
 mod ops;
+mod org;
 mod persistence;
 mod ratelimit;
 mod runs;

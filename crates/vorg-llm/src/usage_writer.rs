@@ -1,0 +1,150 @@
+//! Usage rows leave the response path: calls hand their row to a writer task, which inserts
+//! whatever has queued up in one transaction. Under load many rows share a commit; at rest a
+//! row is written as soon as it arrives. Readers of usage in this process call
+//! [`UsageWriter::flush`] first, so what a client did is always visible to it.
+
+use tokio::sync::{mpsc, oneshot};
+use vorg_store::{NewUsage, Store, StoreError};
+
+/// One call's row, owned (it outlives the call).
+#[derive(Debug, Clone)]
+pub struct UsageRow {
+    pub run_id: Option<i64>,
+    pub actor: String,
+    pub user_id: Option<i64>,
+    pub token_id: Option<i64>,
+    pub provider: String,
+    pub model: String,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_micro_usd: i64,
+    pub priced: bool,
+    pub latency_ms: i64,
+    pub streamed: bool,
+    pub status: &'static str,
+    pub error: Option<String>,
+}
+
+impl UsageRow {
+    fn as_new(&self) -> NewUsage<'_> {
+        NewUsage {
+            run_id: self.run_id,
+            actor: &self.actor,
+            user_id: self.user_id,
+            token_id: self.token_id,
+            provider: &self.provider,
+            model: &self.model,
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            cost_micro_usd: self.cost_micro_usd,
+            priced: self.priced,
+            latency_ms: self.latency_ms,
+            streamed: self.streamed,
+            status: self.status,
+            error: self.error.as_deref(),
+        }
+    }
+}
+
+enum Msg {
+    Row(Box<UsageRow>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Rows per transaction at most.
+const MAX_BATCH: usize = 512;
+
+/// The handle calls send rows through.
+#[derive(Clone, Debug)]
+pub struct UsageWriter {
+    tx: Option<mpsc::UnboundedSender<Msg>>,
+    store: Store,
+}
+
+impl UsageWriter {
+    /// Starts the writer task on the current runtime; without one, rows are written inline.
+    pub fn start(store: Store) -> Self {
+        let tx = tokio::runtime::Handle::try_current().ok().map(|handle| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            #[allow(clippy::disallowed_methods)] // ends when the last sender is dropped
+            handle.spawn(run(store.clone(), rx));
+            tx
+        });
+        UsageWriter { tx, store }
+    }
+
+    /// Queues a row (written inline when there is no writer task).
+    pub async fn record(&self, row: UsageRow) {
+        let row = Box::new(row);
+        let row = match &self.tx {
+            Some(tx) => match tx.send(Msg::Row(row)) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(Msg::Row(row))) => row,
+                Err(_) => return,
+            },
+            None => row,
+        };
+        write(&self.store, &[*row]).await;
+    }
+
+    /// Waits until every row queued before this call is written.
+    pub async fn flush(&self) {
+        if let Some(tx) = &self.tx {
+            let (done, wait) = oneshot::channel();
+            if tx.send(Msg::Flush(done)).is_ok() {
+                let _ = wait.await;
+            }
+        }
+    }
+}
+
+async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Msg>) {
+    while let Some(first) = rx.recv().await {
+        let mut rows = Vec::new();
+        let mut waiters = Vec::new();
+        let mut next = Some(first);
+        while let Some(msg) = next {
+            match msg {
+                Msg::Row(r) => rows.push(*r),
+                Msg::Flush(w) => waiters.push(w),
+            }
+            next = if rows.len() < MAX_BATCH {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if !rows.is_empty() {
+            write(&store, &rows).await;
+        }
+        for w in waiters {
+            let _ = w.send(());
+        }
+    }
+}
+
+/// Writes `rows` in one transaction; if that fails, one by one, so one bad row (a run
+/// deleted meanwhile) costs only its link, never the others.
+async fn write(store: &Store, rows: &[UsageRow]) {
+    let batch: Vec<NewUsage<'_>> = rows.iter().map(UsageRow::as_new).collect();
+    if store.record_usage_batch(&batch).await.is_ok() {
+        return;
+    }
+    for row in rows {
+        match store.record_usage(row.as_new()).await {
+            Ok(_) => {}
+            Err(StoreError::Conflict(_)) if row.run_id.is_some() => {
+                let unlinked = NewUsage {
+                    run_id: None,
+                    ..row.as_new()
+                };
+                if let Err(e) = store.record_usage(unlinked).await {
+                    tracing::error!(error = %e, provider = %row.provider, model = %row.model, "could not record LLM usage");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, provider = %row.provider, model = %row.model, "could not record LLM usage");
+            }
+        }
+    }
+}
