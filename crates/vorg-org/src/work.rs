@@ -86,6 +86,54 @@ impl<'a> Speaker<'a> {
         s
     }
 
+    /// The documents the persona's `context_pack` names, for its system prompt:
+    /// `constitution` (or `charter`), `policies` (the version in force), or
+    /// `context/<name>.md` from the config folder. Unknown names are skipped.
+    pub async fn context_pack(&self, persona: &Persona) -> String {
+        let names: Vec<String> = persona
+            .doc()
+            .get("context_pack")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut out = String::new();
+        for name in names.iter().take(8) {
+            let text = match name.as_str() {
+                "constitution" | "charter" => Some(self.services.org.constitution().to_owned()),
+                "policies" => self
+                    .services
+                    .org
+                    .policies()
+                    .await
+                    .ok()
+                    .and_then(|p| serde_yaml::to_string(&p.document).ok()),
+                other
+                    if other
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+                {
+                    self.services
+                        .org
+                        .files()
+                        .read(&format!("context/{other}.md"))
+                        .ok()
+                        .map(|s| s.text.into_owned())
+                }
+                _ => None,
+            };
+            if let Some(text) = text {
+                let text: String = text.chars().take(4000).collect();
+                out.push_str(&format!("\n\n## {name}\n{text}"));
+            }
+        }
+        out
+    }
+
     /// Asks `persona` for JSON matching `schema`; answers that are not JSON of that shape
     /// are kept as text under `"text"`.
     pub async fn ask_json(
@@ -100,11 +148,13 @@ impl<'a> Speaker<'a> {
             .clone()
             .or_else(|| persona.model().map(str::to_owned))
             .unwrap_or_else(|| "default".to_owned());
+        let mut system = Self::system_prompt(persona);
+        system.push_str(&self.context_pack(persona).await);
         let mut req = ChatRequest::user(&model, prompt);
         req.body.insert(
             "messages".into(),
             json!([
-                { "role": "system", "content": Self::system_prompt(persona) },
+                { "role": "system", "content": system },
                 { "role": "user", "content": prompt },
             ]),
         );

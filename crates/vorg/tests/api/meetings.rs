@@ -26,7 +26,48 @@ both!(
     a_hiring_plan_is_validated_stored_and_applied_behind_an_approval,
     an_invalid_plan_is_repaired_by_reasking_then_fails_with_the_errors,
     bad_meeting_bodies_name_the_field,
+    personas_speak_with_their_context_pack_and_model,
 );
+
+async fn personas_speak_with_their_context_pack_and_model(backend: Backend) {
+    let answer = r#"{"yesterday": ["a"], "today": ["b"], "blockers": [], "summary": "s", "action_items": []}"#;
+    let (upstream, url) = scripted(&[answer]).await;
+    let app = TestApp::spawn_with(backend, move |s| {
+        s.openai_api_key = Some(Secret::new("sk-test-0123456789abcdef"));
+        s.openai_base_url = url;
+        s.openai_model = "gpt-4o-mini".into();
+    })
+    .await;
+    let admin = app.admin().await;
+    let (status, out) = app
+        .post(
+            "/meetings/standup",
+            Some(&admin),
+            json!({ "participants": ["ceo.org.v1"], "model": "openai/gpt-4o-mini" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    let seen = upstream.seen.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    let system = seen[0]["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        system.contains("Maya Okafor"),
+        "the persona speaks: {system}"
+    );
+    assert!(
+        system.contains("## constitution") && system.contains("Who decides"),
+        "{system}"
+    );
+    assert!(
+        system.contains("## policies") && system.contains("auto_approve_usd"),
+        "{system}"
+    );
+    assert_eq!(seen[0]["model"], "gpt-4o-mini");
+    assert_eq!(out["minutes"]["summary"], "s");
+}
 
 /// The front matter of minutes, parsed.
 fn front_matter(markdown: &str) -> Value {
