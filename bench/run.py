@@ -343,6 +343,17 @@ http {{ access_log off; client_body_temp_path {tmp}; proxy_temp_path {tmp}; fast
 def main():
     if not os.path.exists(BIN):
         sys.exit("build the release binary first: make release")
+    only = os.environ.get("BENCH_ONLY")
+    if only == "gateway":
+        # A quick run of one section: printed, and written beside the full results.
+        g = bench_gateway()
+        print(json.dumps(g, indent=2))
+        out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                           datetime.now(timezone.utc).strftime("%Y-%m-%d") + "-gateway.json")
+        with open(out, "w") as f:
+            json.dump({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       "machine": {"cores": os.cpu_count()}, "gateway": g}, f, indent=2)
+        return
     results = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cores": os.cpu_count(), "kernel": os.uname().release},
