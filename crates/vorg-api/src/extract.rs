@@ -1,7 +1,7 @@
 //! Our own extractors: their rejections are [`ApiError`] problems that name the field,
 //! never the framework's plain-text errors.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 
 use crate::error::{ApiError, FieldError};
@@ -16,10 +16,38 @@ pub struct ApiJson<T>(pub T);
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
 
-/// Query string extractor with problem rejections.
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
+/// Query string extractor with problem rejections that name the parameter (`query.limit`),
+/// also for type errors serde reports without a field name.
 pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let message = e.inner().to_string();
+                let field = if path == "." {
+                    // Missing and unknown parameters are named inside the message.
+                    message.split('`').nth(1).unwrap_or("query").to_owned()
+                } else {
+                    path
+                };
+                ApiError::invalid(format!("query.{field}"), message)
+            })
+    }
+}
 
 /// Splits serde's "field: reason at line 1 column 9" into a field error.
 fn serde_field_error(text: &str, fallback_field: &str) -> FieldError {
@@ -101,18 +129,5 @@ impl From<PathRejection> for ApiError {
             }
             other => ApiError::BadRequest(format!("path: {}", other.body_text())),
         }
-    }
-}
-
-impl From<QueryRejection> for ApiError {
-    fn from(rejection: QueryRejection) -> Self {
-        let text = rejection.body_text();
-        let body = text.split_once(": ").map(|(_, r)| r).unwrap_or(&text);
-        let field = body
-            .split('`')
-            .nth(1)
-            .or_else(|| body.split_once(':').map(|(f, _)| f))
-            .unwrap_or("query");
-        ApiError::invalid(format!("query.{field}"), body)
     }
 }
