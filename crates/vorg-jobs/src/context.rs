@@ -15,6 +15,10 @@ pub enum JobError {
     /// The worker stopped (shutdown or lost lease): the job is released, not failed.
     #[error("interrupted")]
     Interrupted,
+    /// The run waits for an approval: it is parked (`waiting_approval`) and runs again from
+    /// the start (or its checkpoint) once the approval is decided or expires.
+    #[error("waiting for approval {0}")]
+    WaitingApproval(i64),
     /// A failure worth another attempt (a timeout, a 5xx upstream).
     #[error("{0}")]
     Retryable(String),
@@ -71,6 +75,21 @@ impl JobContext {
             }
         }
         Ok(())
+    }
+
+    /// The decision on `approval_id`: `approved`, `rejected`, `expired` or `auto_approved`;
+    /// while it is pending, parks the run (`Err(WaitingApproval)`), which the decision
+    /// resumes.
+    pub async fn wait_for_approval(&self, approval_id: i64) -> Result<String, JobError> {
+        let approval = self
+            .store
+            .get_approval(approval_id)
+            .await
+            .map_err(|e| JobError::Retryable(format!("reading approval {approval_id}: {e}")))?;
+        if approval.status == "pending" {
+            return Err(JobError::WaitingApproval(approval_id));
+        }
+        Ok(approval.status)
     }
 
     /// Sleeps, ending early (with `Interrupted`) when the worker must stop.

@@ -307,6 +307,28 @@ async fn execute(
             }
             let _ = store.complete_job(job.id, worker).await;
         }
+        Err(JobError::WaitingApproval(approval_id)) => {
+            let parked = store.park_job(job.id, worker).await.unwrap_or(false);
+            if let (true, Some(run_id)) = (parked, run_id) {
+                let _ = store
+                    .transition_run(
+                        run_id,
+                        &[RunStatus::Running],
+                        RunStatus::WaitingApproval,
+                        None,
+                        None,
+                    )
+                    .await;
+                let _ = store
+                    .append_run_log(
+                        run_id,
+                        "info",
+                        &format!("waiting for approval {approval_id}; the decision resumes the run"),
+                        json!({ "approval_id": approval_id }),
+                    )
+                    .await;
+            }
+        }
         Err(JobError::Interrupted) if lease_lost.is_cancelled() => {}
         Err(JobError::Interrupted) => {
             // Shutdown: give the job back; the run waits in the queue for the next worker.

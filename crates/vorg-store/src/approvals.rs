@@ -192,22 +192,28 @@ impl Store {
             (row, event.id)
         });
         self.local_notify(&[Notice::Event { id: event_id }]);
+        if let Some(run_id) = row.run_id {
+            // A run parked on this approval goes on.
+            self.resume_parked(run_id).await?;
+        }
         Ok(row)
     }
 
-    /// Marks pending approvals whose time ran out as `expired`.
+    /// Marks pending approvals whose time ran out as `expired` (and resumes runs parked on
+    /// them, which then see the expiry).
     pub async fn expire_approvals(&self) -> Result<u64> {
-        let n = with_pool!(self, |p| {
-            sqlx::query(
+        let runs: Vec<Option<i64>> = with_pool!(self, |p| sqlx::query_scalar(
             "UPDATE approvals SET status = 'expired', decided_at = $2 \
-             WHERE org_id = $1 AND status = 'pending' AND expires_at IS NOT NULL AND expires_at <= $2"
+             WHERE org_id = $1 AND status = 'pending' AND expires_at IS NOT NULL \
+             AND expires_at <= $2 RETURNING run_id"
         )
         .bind(DEFAULT_ORG)
         .bind(Utc::now())
-        .execute(p)
-        .await?
-        .rows_affected()
-        });
-        Ok(n)
+        .fetch_all(p)
+        .await?);
+        for run_id in runs.iter().flatten() {
+            self.resume_parked(*run_id).await?;
+        }
+        Ok(runs.len() as u64)
     }
 }

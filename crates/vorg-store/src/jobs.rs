@@ -173,6 +173,50 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// Parks a claimed job until [`Store::resume_parked`] (its run waits for an approval);
+    /// the attempt is not counted.
+    pub async fn park_job(&self, job_id: i64, worker_id: &str) -> Result<bool> {
+        let n = with_pool!(self, |p| sqlx::query(
+            "UPDATE jobs SET status = 'parked', attempts = attempts - 1, lease_until_ms = NULL, \
+             worker_id = NULL, updated_at = $1 WHERE id = $2 AND worker_id = $3 AND status = 'running'"
+        )
+        .bind(Utc::now())
+        .bind(job_id)
+        .bind(worker_id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n > 0)
+    }
+
+    /// Queues the parked job of `run_id` again (an approval it waited for was decided) and
+    /// moves the run from `waiting_approval` back to `queued`. False when nothing was parked.
+    pub async fn resume_parked(&self, run_id: i64) -> Result<bool> {
+        let n = with_pool!(self, |p| sqlx::query(
+            "UPDATE jobs SET status = 'queued', run_at_ms = $1, updated_at = $2 \
+             WHERE run_id = $3 AND status = 'parked'"
+        )
+        .bind(now_ms())
+        .bind(Utc::now())
+        .bind(run_id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if n == 0 {
+            return Ok(false);
+        }
+        self.transition_run(
+            run_id,
+            &[vorg_domain::RunStatus::WaitingApproval],
+            vorg_domain::RunStatus::Queued,
+            None,
+            None,
+        )
+        .await?;
+        self.local_notify(&[Notice::JobQueued]);
+        Ok(true)
+    }
+
     /// Gives a claimed job back untouched (graceful shutdown): due now, attempt not counted.
     pub async fn release_job(&self, job_id: i64, worker_id: &str) -> Result<bool> {
         let n = with_pool!(self, |p| sqlx::query(
