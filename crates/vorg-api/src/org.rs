@@ -579,6 +579,7 @@ pub async fn my_budgets(
     State(state): State<AppState>,
     user: CurrentUser,
 ) -> ApiResult<Json<BudgetList>> {
+    state.llm.flush_usage().await;
     let policies = state.org.policies().await?;
     let ctx = CallContext {
         actor: user.email.clone(),

@@ -323,7 +323,9 @@ async fn execute(
                     .append_run_log(
                         run_id,
                         "info",
-                        &format!("waiting for approval {approval_id}; the decision resumes the run"),
+                        &format!(
+                            "waiting for approval {approval_id}; the decision resumes the run"
+                        ),
                         json!({ "approval_id": approval_id }),
                     )
                     .await;

@@ -347,7 +347,14 @@ impl Gateway {
         if policy.budgets.is_empty() || worst == 0 {
             return Ok((chain, None));
         }
-        match self.store.reserve_budget(&policy.budgets, worst).await {
+        let mut outcome = self.store.reserve_budget(&policy.budgets, worst).await;
+        if let Ok(Err(_)) = outcome {
+            // Settlements of calls that already ended may still be queued: apply them, so a
+            // refusal is never due to a reservation that is already over, then try again.
+            self.usage.flush().await;
+            outcome = self.store.reserve_budget(&policy.budgets, worst).await;
+        }
+        match outcome {
             Ok(Ok(())) => Ok((
                 chain,
                 Some(Charge {
@@ -432,13 +439,8 @@ struct RecordHandle {
 impl RecordHandle {
     /// Releases a reservation and charges what the call cost (a failure is logged).
     async fn settle(&self, charge: Option<Charge>, cost: i64) {
-        let Some(c) = charge else { return };
-        if let Err(e) = self
-            .store
-            .settle_budget(&c.keys, c.reserved, cost, c.warn_permille)
-            .await
-        {
-            tracing::error!(error = %e, "could not settle a budget reservation");
+        if let Some(c) = charge {
+            self.usage.settle(c, cost).await;
         }
     }
 

@@ -65,31 +65,31 @@ impl Store {
             let mut refused = None;
             for &i in &order {
                 let k = &keys[i];
-                sqlx::query(
-                    "INSERT INTO budget_ledger (org_id, scope, subject, period) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                )
-                .bind(DEFAULT_ORG)
-                .bind(&k.scope)
-                .bind(&k.subject)
-                .bind(&k.period)
-                .execute(&mut *tx)
-                .await?;
-                let fitted: Option<i64> = sqlx::query_scalar(
-                    "UPDATE budget_ledger SET reserved_micro_usd = reserved_micro_usd + $5 \
-                     WHERE org_id = $1 AND scope = $2 AND subject = $3 AND period = $4 \
-                     AND spent_micro_usd + reserved_micro_usd + $5 <= $6 RETURNING spent_micro_usd",
-                )
-                .bind(DEFAULT_ORG)
-                .bind(&k.scope)
-                .bind(&k.subject)
-                .bind(&k.period)
-                .bind(amount)
-                .bind(k.limit_micro_usd)
-                .fetch_optional(&mut *tx)
-                .await?;
+                // One statement per budget: a new row takes the reservation (when it fits
+                // the limit at all), an existing one only when it still fits.
+                let fitted: Option<i64> = if amount > k.limit_micro_usd {
+                    None
+                } else {
+                    sqlx::query_scalar(
+                        "INSERT INTO budget_ledger (org_id, scope, subject, period, reserved_micro_usd) \
+                         VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (org_id, scope, subject, period) DO UPDATE \
+                         SET reserved_micro_usd = budget_ledger.reserved_micro_usd + excluded.reserved_micro_usd \
+                         WHERE budget_ledger.spent_micro_usd + budget_ledger.reserved_micro_usd \
+                           + excluded.reserved_micro_usd <= $6 \
+                         RETURNING spent_micro_usd",
+                    )
+                    .bind(DEFAULT_ORG)
+                    .bind(&k.scope)
+                    .bind(&k.subject)
+                    .bind(&k.period)
+                    .bind(amount)
+                    .bind(k.limit_micro_usd)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                };
                 if fitted.is_none() {
-                    let (spent, reserved): (i64, i64) = sqlx::query_as(
+                    let balance: Option<(i64, i64)> = sqlx::query_as(
                         "SELECT spent_micro_usd, reserved_micro_usd FROM budget_ledger \
                          WHERE org_id = $1 AND scope = $2 AND subject = $3 AND period = $4",
                     )
@@ -97,8 +97,9 @@ impl Store {
                     .bind(&k.scope)
                     .bind(&k.subject)
                     .bind(&k.period)
-                    .fetch_one(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?;
+                    let (spent, reserved) = balance.unwrap_or_default();
                     refused = Some(BudgetRefusal {
                         index: i,
                         balance: BudgetBalance {

@@ -176,7 +176,8 @@ impl Store {
     /// Parks a claimed job until [`Store::resume_parked`] (its run waits for an approval);
     /// the attempt is not counted.
     pub async fn park_job(&self, job_id: i64, worker_id: &str) -> Result<bool> {
-        let n = with_pool!(self, |p| sqlx::query(
+        let n = with_pool!(self, |p| {
+            sqlx::query(
             "UPDATE jobs SET status = 'parked', attempts = attempts - 1, lease_until_ms = NULL, \
              worker_id = NULL, updated_at = $1 WHERE id = $2 AND worker_id = $3 AND status = 'running'"
         )
@@ -185,7 +186,8 @@ impl Store {
         .bind(worker_id)
         .execute(p)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+        })?;
         Ok(n > 0)
     }
 

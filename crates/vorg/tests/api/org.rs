@@ -1169,7 +1169,11 @@ async fn concurrent_calls_never_reserve_past_a_budget(backend: Backend) {
     assert_eq!(usage["items"].as_array().unwrap().len(), K, "{usage}");
 }
 
-async fn warnings(app: &TestApp) -> Vec<Value> {
+/// The `budget.warning` events so far (reading `/budgets` first: it waits for the
+/// settlements still queued in the writer).
+async fn warnings(app: &TestApp, token: &str) -> Vec<Value> {
+    let (status, _) = app.get("/budgets", token).await;
+    assert_eq!(status, StatusCode::OK);
     let events = app.store.events_after(0, 1000).await.unwrap();
     events
         .into_iter()
@@ -1189,7 +1193,7 @@ async fn a_budget_warning_is_emitted_once(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{out}");
     assert_eq!(out["cost_micro_usd"], 3002);
     assert_eq!(
-        warnings(&app).await,
+        warnings(&app, &admin).await,
         Vec::<Value>::new(),
         "30% is below warn_at"
     );
@@ -1201,7 +1205,7 @@ async fn a_budget_warning_is_emitted_once(backend: Backend) {
     assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{problem}");
     assert_eq!(problem["budget"]["spent_micro_usd"], 9006);
 
-    let seen = warnings(&app).await;
+    let seen = warnings(&app, &admin).await;
     assert_eq!(seen.len(), 1, "once per period: {seen:?}");
     assert_eq!(seen[0]["scope"], "actor");
     assert_eq!(seen[0]["subject"], "admin@example.com");
