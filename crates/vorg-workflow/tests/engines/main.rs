@@ -1,0 +1,10 @@
+//! The engines end to end against a scripted [`fake::Fake`] runtime: one test binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod chat;
+mod crew;
+mod dag;
+mod examples;
+mod fake;
+mod graph;
+mod validation;
