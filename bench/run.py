@@ -274,15 +274,23 @@ def wrk_post(url, token, connections, threads):
     }
 
 
-def bench_gateway():
+def bench_gateway(budgets=True):
     """/v1/chat/completions through vorg to an instant upstream, against the same load sent
-    to the upstream directly: one connection (latency without queueing) and 32 (throughput)."""
+    to the upstream directly: one connection (latency without queueing) and 32 (throughput).
+    With `budgets`, the shipped policies (org, actor and token budgets: every call reserves
+    and settles); without, a policies file with no budgets."""
     tmp = tempfile.mkdtemp(prefix="vorg-bench-gw-")
     up_port = free_port()
     upstream = nginx_upstream(tmp, up_port)
     data = os.path.join(tmp, "data")
     env = dict(os.environ, VORG_DATA_DIR=data, RUST_LOG="warn", VORG_CONFIG=os.path.join(tmp, "none.toml"),
                OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=f"http://127.0.0.1:{up_port}/v1")
+    if not budgets:
+        cfg = os.path.join(tmp, "config")
+        os.makedirs(os.path.join(cfg, "governance"))
+        with open(os.path.join(cfg, "governance", "policies.yaml"), "w") as f:
+            f.write("spend_thresholds:\n  auto_approve_usd: 50\n")
+        env["VORG_CONFIG_DIR"] = cfg
     env.pop("DATABASE_URL", None)
     port = free_port()
     proc, _ = start_vorg(env, port)
@@ -346,7 +354,7 @@ def main():
     only = os.environ.get("BENCH_ONLY")
     if only == "gateway":
         # A quick run of one section: printed, and written beside the full results.
-        g = bench_gateway()
+        g = {"with_budgets": bench_gateway(True), "without_budgets": bench_gateway(False)}
         print(json.dumps(g, indent=2))
         out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                            datetime.now(timezone.utc).strftime("%Y-%m-%d") + "-gateway.json")
@@ -364,7 +372,8 @@ def main():
         "postgres": bench_backend("postgres"),
         "queue": {f"{b}_{w}_workers": bench_queue(b, w) for b in ("sqlite", "postgres") for w in (1, 4)},
         "sse_fanout": {str(n): bench_sse(n) for n in SSE_CLIENTS},
-        "gateway": bench_gateway(),
+        "gateway": bench_gateway(True),
+        "gateway_without_budgets": bench_gateway(False),
     }
     ref = results["reference_nginx_return_200"]["requests_per_s"]
     rows = [("reference: nginx return 200", results["reference_nginx_return_200"])]
@@ -396,14 +405,15 @@ def main():
               f"CPU per delivery {r['cpu_us_per_delivery_server']} us server + "
               f"{r['cpu_us_per_delivery_client']} us client, so one step's burst needs "
               f"{r['burst_cpu_ms_on_all_cores']} ms of both cores")
-    g = results["gateway"]
-    print("\nLLM gateway: /v1/chat/completions through vorg vs straight to an instant upstream (nginx):")
-    for name in ("direct_1_conn", "gateway_1_conn", "direct_32_conn", "gateway_32_conn"):
-        r = g[name]
-        print(f"  {name:<16} {r['requests_per_s']:>8} req/s  p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  non-2xx {r['non_2xx']}")
-    print(f"  added latency (1 connection): p50 {g['added_p50_ms_1_conn']} ms, p99 {g['added_p99_ms_1_conn']} ms; "
-          f"throughput through vorg {g['throughput_ratio_32_conn']:.0%} of direct; "
-          f"usage rows {g['usage_rows']} for {g['requests_through_gateway']} requests")
+    for key, label in (("gateway", "with the shipped budgets"), ("gateway_without_budgets", "without budgets")):
+        g = results[key]
+        print(f"\nLLM gateway ({label}): /v1/chat/completions through vorg vs straight to an instant upstream (nginx):")
+        for name in ("direct_1_conn", "gateway_1_conn", "direct_32_conn", "gateway_32_conn"):
+            r = g[name]
+            print(f"  {name:<16} {r['requests_per_s']:>8} req/s  p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  non-2xx {r['non_2xx']}")
+        print(f"  added latency (1 connection): p50 {g['added_p50_ms_1_conn']} ms, p99 {g['added_p99_ms_1_conn']} ms; "
+              f"throughput through vorg {g['throughput_ratio_32_conn']:.0%} of direct; "
+              f"usage rows {g['usage_rows']} for {g['requests_through_gateway']} requests")
     out_dir = os.path.join(ROOT, "bench", "results")
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, datetime.now(timezone.utc).strftime("%Y-%m-%d") + "-backbone.json")

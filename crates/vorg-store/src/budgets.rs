@@ -60,6 +60,7 @@ impl Store {
             let (ka, kb) = (&keys[a], &keys[b]);
             (&ka.scope, &ka.subject, &ka.period).cmp(&(&kb.scope, &kb.subject, &kb.period))
         });
+        let _guard = self.hot_write().await;
         let outcome = with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let mut refused = None;
@@ -141,6 +142,7 @@ impl Store {
             let (ka, kb) = (&keys[a], &keys[b]);
             (&ka.scope, &ka.subject, &ka.period).cmp(&(&kb.scope, &kb.subject, &kb.period))
         });
+        let _guard = self.hot_write().await;
         let (warnings, events) = with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let mut warnings = Vec::new();

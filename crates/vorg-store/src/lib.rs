@@ -91,6 +91,9 @@ pub struct Store {
     queue_db: Db,
     roles: Arc<roles_cache::RolesCache>,
     tokens: Arc<tokens::TokenCache>,
+    /// On SQLite, the hot write paths (budget ledger, usage) queue here instead of meeting
+    /// each other in SQLite's busy handler, which sleeps in whole milliseconds.
+    hot_writes: Arc<tokio::sync::Mutex<()>>,
     notices: tokio::sync::broadcast::Sender<Notice>,
 }
 
@@ -134,6 +137,7 @@ impl Store {
             queue_db,
             roles: Arc::default(),
             tokens: Arc::default(),
+            hot_writes: Arc::default(),
             notices: notify::channel(),
         })
     }
@@ -175,6 +179,17 @@ impl Store {
     pub async fn close(&self) {
         with_pool!(self, |p| p.close().await);
         with_db!(&self.queue_db, |p| p.close().await);
+    }
+}
+
+impl Store {
+    /// Serialises this process's hot writers on SQLite (see `hot_writes`); `None` on
+    /// PostgreSQL, where row locks do the work.
+    pub(crate) async fn hot_write(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.db {
+            Db::Sqlite(_) => Some(self.hot_writes.lock().await),
+            Db::Postgres(_) => None,
+        }
     }
 }
 

@@ -314,6 +314,7 @@ async fn role_changes_are_seen_by_current_roles_at_once_here_and_within_the_ttl_
         queue_db: store.queue_db.clone(),
         roles: Default::default(),
         tokens: Default::default(),
+        hot_writes: Default::default(),
         notices: crate::notify::channel(),
     };
     other.revoke_role(u.user.id, Role::Engineer).await.unwrap();

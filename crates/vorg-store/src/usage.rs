@@ -77,6 +77,7 @@ impl Store {
 
     /// Writes several rows in one transaction (all or none).
     pub async fn record_usage_batch(&self, rows: &[NewUsage<'_>]) -> Result<()> {
+        let _guard = self.hot_write().await;
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let now = Utc::now();

@@ -1,4 +1,6 @@
-//! The command line: `vorg serve | migrate | user … | token …`.
+//! The command line: `vorg serve | worker | meeting | migrate | user … | token …`.
+
+mod meeting;
 
 use std::path::PathBuf;
 
@@ -35,6 +37,14 @@ pub enum Command {
     /// Run job workers only (no HTTP), to scale execution out; several may share one
     /// PostgreSQL database.
     Worker(WorkerArgs),
+    /// Hold a stand-up, brainstorm or all-hands now, in this process (no server needed):
+    /// the run's log streams to stderr and the minutes (markdown) print to stdout.
+    ///
+    /// Without content the personas hold the meeting through the configured models (the
+    /// simulated provider when no API key is set); with `--json FILE` (the body `POST
+    /// /meetings/{type}` takes) it is rendered as given. Exits non-zero with the run's error
+    /// when the meeting fails.
+    Meeting(meeting::MeetingArgs),
     /// Apply pending database migrations and exit (serve also does this on start).
     Migrate,
     /// Manage user accounts and their roles.
@@ -118,10 +128,19 @@ pub fn settings(cli: &Cli) -> anyhow::Result<Settings> {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = settings(&cli)?;
-    telemetry::init(settings.log_format);
+    match cli.command {
+        Command::Meeting(_) => meeting::init_logs(settings.log_format),
+        _ => telemetry::init(settings.log_format),
+    }
     match cli.command {
         Command::Serve(_) => serve(settings).await,
         Command::Worker(args) => worker(settings, args).await,
+        Command::Meeting(args) => {
+            let store = open_store(&settings).await?;
+            let result = meeting::meeting(&settings, &store, args).await;
+            store.close().await;
+            result
+        }
         Command::Migrate => {
             open_store(&settings).await?.close().await;
             println!("migrations applied to {}", settings.database_url_for_logs());

@@ -12,13 +12,19 @@ use vorg_store::{Backend, testing::TestDb};
 use crate::helpers::*;
 
 fn vorg(db: &TestDb, dir: &std::path::Path) -> Command {
+    let mut cmd = vorg_in(dir);
+    cmd.env("DATABASE_URL", &db.url)
+        .env("JWT_SECRET", JWT_SECRET);
+    cmd
+}
+
+/// `vorg` with nothing configured but its data directory (so SQLite under `dir`).
+fn vorg_in(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vorg"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &db.url)
         .env("VORG_DATA_DIR", dir)
-        .env("VORG_CONFIG", dir.join("absent.toml"))
-        .env("JWT_SECRET", JWT_SECRET);
+        .env("VORG_CONFIG", dir.join("absent.toml"));
     cmd
 }
 
@@ -218,5 +224,73 @@ async fn sigterm_stops_the_server_cleanly_and_port_zero_is_logged() {
     assert!(status.success(), "exit status {status}");
     let rest: Vec<String> = rx.try_iter().collect();
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The front matter of minutes, parsed.
+fn front_matter(markdown: &str) -> serde_json::Value {
+    let rest = markdown.strip_prefix("---\n").expect("front matter");
+    let (yaml, _) = rest.split_once("\n---\n").expect("end of front matter");
+    serde_yaml::from_str(yaml).expect("front matter is YAML")
+}
+
+#[test]
+fn vorg_meeting_standup_prints_minutes_on_a_fresh_data_dir() {
+    let dir = temp_dir("meeting");
+    let data = dir.join("data");
+    let (ok, out, err) = run(vorg_in(&data).args(["meeting", "standup"]));
+    assert!(ok, "{err}");
+    let front = front_matter(&out);
+    assert_eq!(front["meeting"], "standup", "{out}");
+    assert_eq!(front["generated_by"], "personas", "{out}");
+    assert!(out.contains("# Stand-up"), "{out}");
+    assert!(
+        err.contains("spoke (simulated/") && err.contains("status: succeeded"),
+        "the run's log streams to stderr: {err}"
+    );
+    assert!(data.join("vorg.db").is_file(), "SQLite under the data dir");
+
+    let file = dir.join("standup.json");
+    std::fs::write(
+        &file,
+        r#"{"attendees": ["Avery"], "today": ["ship the meeting command"]}"#,
+    )
+    .unwrap();
+    let (ok, out, err) = run(vorg_in(&data)
+        .args(["meeting", "standup", "--json"])
+        .arg(&file));
+    assert!(ok, "{err}");
+    assert_eq!(front_matter(&out)["generated_by"], "caller", "{out}");
+    assert!(out.contains("ship the meeting command"), "{out}");
+
+    let (ok, _, err) =
+        run(vorg_in(&data).args(["meeting", "brainstorm", "--participant", "nobody.v1"]));
+    assert!(
+        !ok && err.contains("--participant nobody.v1: no such persona"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn vorg_meeting_exits_non_zero_with_the_runs_error() {
+    let dir = temp_dir("meeting-fails");
+    // Bind then drop: a port that refuses connections.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (ok, out, err) = run(vorg_in(&dir.join("data"))
+        .args(["meeting", "standup"])
+        .env("OPENAI_API_KEY", "sk-test-0123456789abcdef")
+        .env("OPENAI_BASE_URL", format!("http://127.0.0.1:{port}/v1"))
+        .env("VORG_LLM_MAX_RETRIES", "0"));
+    assert!(!ok, "{out}");
+    assert!(out.is_empty(), "no minutes: {out}");
+    assert!(
+        err.contains("ended failed: openai") && err.contains("status: failed"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -18,6 +18,7 @@ mod org;
 mod persistence;
 mod ratelimit;
 mod runs;
+mod storage;
 mod tokens;
 mod users;
 mod workers;
