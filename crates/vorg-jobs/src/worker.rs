@@ -329,6 +329,13 @@ async fn execute(
                         json!({ "approval_id": approval_id }),
                     )
                     .await;
+                // Decided while we were parking (the decision found nothing parked yet):
+                // resume now.
+                if let Ok(a) = store.get_approval(approval_id).await
+                    && a.status != "pending"
+                {
+                    let _ = store.resume_parked(run_id).await;
+                }
             }
         }
         Err(JobError::Interrupted) if lease_lost.is_cancelled() => {}

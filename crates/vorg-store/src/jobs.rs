@@ -194,6 +194,15 @@ impl Store {
     /// Queues the parked job of `run_id` again (an approval it waited for was decided) and
     /// moves the run from `waiting_approval` back to `queued`. False when nothing was parked.
     pub async fn resume_parked(&self, run_id: i64) -> Result<bool> {
+        // The run first, so a worker that claims the job finds it queued, not waiting.
+        self.transition_run(
+            run_id,
+            &[vorg_domain::RunStatus::WaitingApproval],
+            vorg_domain::RunStatus::Queued,
+            None,
+            None,
+        )
+        .await?;
         let n = with_pool!(self, |p| sqlx::query(
             "UPDATE jobs SET status = 'queued', run_at_ms = $1, updated_at = $2 \
              WHERE run_id = $3 AND status = 'parked'"
@@ -207,14 +216,6 @@ impl Store {
         if n == 0 {
             return Ok(false);
         }
-        self.transition_run(
-            run_id,
-            &[vorg_domain::RunStatus::WaitingApproval],
-            vorg_domain::RunStatus::Queued,
-            None,
-            None,
-        )
-        .await?;
         self.local_notify(&[Notice::JobQueued]);
         Ok(true)
     }
