@@ -273,21 +273,24 @@ fn persona_body(state: &AppState, body: &[u8], id: Option<&str>) -> ApiResult<Pe
     if !doc.is_object() {
         return Err(ApiError::invalid("body", "must be a JSON object"));
     }
-    Persona::validate(doc, &state.org.schemas().persona, id).map_err(|problems| {
-        ApiError::Invalid(
-            problems
-                .into_iter()
-                .map(|p| {
-                    let field = if p.path.is_empty() {
-                        "body".to_owned()
-                    } else {
-                        p.path
-                    };
-                    FieldError::new(field, p.reason)
-                })
-                .collect(),
-        )
-    })
+    Persona::validate(doc, &state.org.schemas().persona, id).map_err(persona_problems)
+}
+
+/// Schema problems of a persona as a 422, each at its field (the document itself: `body`).
+fn persona_problems(problems: Vec<vorg_org::Problem>) -> ApiError {
+    ApiError::Invalid(
+        problems
+            .into_iter()
+            .map(|p| {
+                let field = if p.path.is_empty() {
+                    "body".to_owned()
+                } else {
+                    p.path
+                };
+                FieldError::new(field, p.reason)
+            })
+            .collect(),
+    )
 }
 
 async fn save(
@@ -474,15 +477,8 @@ pub async fn rollback_persona(
             format!("persona {id:?} has no version {} with content", req.version),
         ));
     };
-    let persona =
-        Persona::validate(doc.0, &state.org.schemas().persona, Some(&id)).map_err(|problems| {
-            ApiError::Invalid(
-                problems
-                    .into_iter()
-                    .map(|p| FieldError::new(p.path, p.reason))
-                    .collect(),
-            )
-        })?;
+    let persona = Persona::validate(doc.0, &state.org.schemas().persona, Some(&id))
+        .map_err(persona_problems)?;
     let row = save(
         &state,
         &user,

@@ -44,34 +44,48 @@ pub struct UsageEvent {
     pub created_at: DateTime<Utc>,
 }
 
+/// The insert of one usage row.
+macro_rules! insert_usage_sql {
+    () => {
+        "INSERT INTO usage_events (org_id, run_id, actor, user_id, token_id, \
+     provider, model, prompt_tokens, completion_tokens, cost_micro_usd, priced, latency_ms, \
+     streamed, status, error, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+    };
+}
+
+/// Binds a [`NewUsage`] to a query built on `insert_usage_sql!`.
+macro_rules! bind_usage {
+    ($query:expr, $u:expr, $now:expr) => {
+        $query
+            .bind(DEFAULT_ORG)
+            .bind($u.run_id)
+            .bind($u.actor)
+            .bind($u.user_id)
+            .bind($u.token_id)
+            .bind($u.provider)
+            .bind($u.model)
+            .bind($u.prompt_tokens)
+            .bind($u.completion_tokens)
+            .bind($u.cost_micro_usd)
+            .bind($u.priced)
+            .bind($u.latency_ms)
+            .bind($u.streamed)
+            .bind($u.status)
+            .bind($u.error)
+            .bind($now)
+    };
+}
+
 impl Store {
     pub async fn record_usage(&self, u: NewUsage<'_>) -> Result<i64> {
-        let id: i64 = with_pool!(self, |p| {
-            sqlx::query_scalar(
-            "INSERT INTO usage_events (org_id, run_id, actor, user_id, token_id, provider, model, \
-             prompt_tokens, completion_tokens, cost_micro_usd, priced, latency_ms, streamed, \
-             status, error, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id"
+        let id: i64 = with_pool!(self, |p| bind_usage!(
+            sqlx::query_scalar(concat!(insert_usage_sql!(), " RETURNING id")),
+            u,
+            Utc::now()
         )
-        .bind(DEFAULT_ORG)
-        .bind(u.run_id)
-        .bind(u.actor)
-        .bind(u.user_id)
-        .bind(u.token_id)
-        .bind(u.provider)
-        .bind(u.model)
-        .bind(u.prompt_tokens)
-        .bind(u.completion_tokens)
-        .bind(u.cost_micro_usd)
-        .bind(u.priced)
-        .bind(u.latency_ms)
-        .bind(u.streamed)
-        .bind(u.status)
-        .bind(u.error)
-        .bind(Utc::now())
         .fetch_one(p)
-        .await
-        })?;
+        .await)?;
         Ok(id)
     }
 
@@ -82,30 +96,9 @@ impl Store {
             let mut tx = p.begin().await?;
             let now = Utc::now();
             for u in rows {
-                sqlx::query(
-                    "INSERT INTO usage_events (org_id, run_id, actor, user_id, token_id, provider, \
-                     model, prompt_tokens, completion_tokens, cost_micro_usd, priced, latency_ms, \
-                     streamed, status, error, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-                )
-                .bind(DEFAULT_ORG)
-                .bind(u.run_id)
-                .bind(u.actor)
-                .bind(u.user_id)
-                .bind(u.token_id)
-                .bind(u.provider)
-                .bind(u.model)
-                .bind(u.prompt_tokens)
-                .bind(u.completion_tokens)
-                .bind(u.cost_micro_usd)
-                .bind(u.priced)
-                .bind(u.latency_ms)
-                .bind(u.streamed)
-                .bind(u.status)
-                .bind(u.error)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                bind_usage!(sqlx::query(insert_usage_sql!()), u, now)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
         });
