@@ -20,6 +20,7 @@ pub mod testing;
 mod tokens;
 mod usage;
 mod users;
+mod workflows;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
@@ -44,6 +45,7 @@ pub use runs::{NewRun, Run, RunFilter, RunLog};
 pub use tokens::{ApiToken, NewApiToken, TokenOwner};
 pub use usage::{NewUsage, UsageEvent, UsageGroup, UsageTotals};
 pub use users::{User, UserWithRoles};
+pub use workflows::{CheckpointRow, NewWorkflowVersion, WorkflowVersion};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

@@ -23,6 +23,7 @@ macro_rules! lock_xact {
         }
     };
 }
+pub(crate) use lock_xact;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PolicyVersion {

@@ -685,7 +685,116 @@ contract!(
     personas_are_versioned_and_reporting_lines_cannot_cycle,
     an_approval_is_decided_once_even_under_concurrent_deciders,
     concurrent_reservations_never_overshoot_a_budget,
+    workflows_are_versioned_by_name,
+    checkpoints_and_interrupts_belong_to_their_run,
 );
+
+async fn workflows_are_versioned_by_name(store: Store) {
+    let new = |name, source| crate::NewWorkflowVersion {
+        name,
+        engine: "dag",
+        description: Some("d"),
+        source,
+        created_by: None,
+    };
+    assert!(store.list_workflows().await.unwrap().is_empty());
+    let a1 = store.save_workflow(new("a", "v1")).await.unwrap();
+    let a2 = store.save_workflow(new("a", "v2")).await.unwrap();
+    let b1 = store.save_workflow(new("b", "b1")).await.unwrap();
+    assert_eq!((a1.version, a2.version, b1.version), (1, 2, 1));
+    let latest: Vec<(String, i64)> = store
+        .list_workflows()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| (w.name, w.version))
+        .collect();
+    assert_eq!(latest, vec![("a".into(), 2), ("b".into(), 1)]);
+    assert_eq!(store.get_workflow("a", None).await.unwrap().source, "v2");
+    assert_eq!(store.get_workflow("a", Some(1)).await.unwrap().source, "v1");
+    assert!(matches!(
+        store.get_workflow("a", Some(3)).await,
+        Err(StoreError::NotFound)
+    ));
+    let versions: Vec<i64> = store
+        .workflow_versions("a")
+        .await
+        .unwrap()
+        .iter()
+        .map(|w| w.version)
+        .collect();
+    assert_eq!(versions, vec![2, 1]);
+    assert!(store.workflow_versions("zzz").await.unwrap().is_empty());
+}
+
+async fn checkpoints_and_interrupts_belong_to_their_run(store: Store) {
+    let run = store
+        .create_run(demo_run(serde_json::json!({})))
+        .await
+        .unwrap();
+    assert!(store.last_checkpoint(run.id).await.unwrap().is_none());
+    let state = serde_json::json!({ "n": 1 });
+    store
+        .save_checkpoint(run.id, 1, "a", Some("b"), &state)
+        .await
+        .unwrap();
+    store
+        .save_checkpoint(run.id, 2, "b", None, &serde_json::json!({ "n": 2 }))
+        .await
+        .unwrap();
+    // Rewriting a position replaces it.
+    store
+        .save_checkpoint(run.id, 2, "b", None, &serde_json::json!({ "n": 3 }))
+        .await
+        .unwrap();
+    let last = store.last_checkpoint(run.id).await.unwrap().unwrap();
+    assert_eq!((last.steps, last.node.as_str(), last.next), (2, "b", None));
+    assert_eq!(last.state.0, serde_json::json!({ "n": 3 }));
+    assert_eq!(store.list_checkpoints(run.id).await.unwrap().len(), 2);
+
+    let approval = |label| crate::NewApproval {
+        description: "go on?",
+        amount_micro_usd: 0,
+        justification: "",
+        status: "pending",
+        threshold_micro_usd: 0,
+        kind: Some("workflow_interrupt"),
+        tier: Some("approver"),
+        rule: "interrupt",
+        tags: vec![],
+        checks: vec![],
+        escalated_to: vec![],
+        run_id: Some(run.id),
+        requested_by: None,
+        requested_by_label: label,
+        expires_at: None,
+    };
+    let first = store.create_approval(approval("x")).await.unwrap();
+    let second = store.create_approval(approval("y")).await.unwrap();
+    assert_eq!(
+        store.interrupt_approval(run.id, "approve@3").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .link_interrupt(run.id, "approve@3", first.id)
+            .await
+            .unwrap(),
+        first.id
+    );
+    // A second request for the same interrupt gets the first approval.
+    assert_eq!(
+        store
+            .link_interrupt(run.id, "approve@3", second.id)
+            .await
+            .unwrap(),
+        first.id
+    );
+    assert_eq!(
+        store.interrupt_approval(run.id, "approve@3").await.unwrap(),
+        Some(first.id)
+    );
+}
 
 async fn policy_versions_are_kept_in_order(store: Store) {
     assert!(store.current_policy().await.unwrap().is_none());

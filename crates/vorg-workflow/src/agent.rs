@@ -42,7 +42,7 @@ where
         };
         match result {
             Ok(v) => return (Ok(v), n),
-            Err(e) if n > retries || matches!(e, StepError::Forbidden(_)) => return (Err(e), n),
+            Err(e) if n > retries || e.is_final() => return (Err(e), n),
             Err(e) => {
                 rt.log(step, &format!("attempt {n} failed: {e}; retrying"))
                     .await;
@@ -59,6 +59,7 @@ pub(crate) async fn turn(
     system: &str,
     prompt: &str,
     tools: &[String],
+    schema: Option<&Value>,
 ) -> Result<String, StepError> {
     let mut prompt = prompt.to_owned();
     let mut calls = 0;
@@ -69,6 +70,7 @@ pub(crate) async fn turn(
                 agent,
                 system,
                 prompt: &prompt,
+                schema,
             })
             .await?;
         let call = if tools.is_empty() {
@@ -94,6 +96,7 @@ pub(crate) async fn turn(
                 rt.log(step, &format!("{agent} calls {name} {args}")).await;
                 match rt.call_tool(agent, &name, &args).await {
                     Ok(v) => format!("TOOL RESULT {name}: {v}"),
+                    Err(StepError::Halted(why)) => return Err(StepError::Halted(why)),
                     Err(StepError::Forbidden(why)) => {
                         return Err(StepError::Forbidden(format!(
                             "{agent} may not call {name}: {why}"

@@ -1,12 +1,14 @@
 //! The `chat` engine (AutoGen's group chat): participants take turns chosen round-robin, by
 //! a manual order or by a selector persona reading the transcript; the chat ends after
-//! `max_rounds` messages or on a message containing the termination keyword.
+//! `max_rounds` messages, on a message containing the termination keyword, or when the
+//! `terminate_when` condition holds.
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::agent::turn;
 use crate::definition::{ChatWorkflow, SpeakerSelection};
+use crate::expr::Expr;
 use crate::graph::pick;
 use crate::runtime::Runtime;
 use crate::template;
@@ -22,6 +24,8 @@ pub struct Message {
 #[serde(rename_all = "snake_case")]
 pub enum Termination {
     Keyword,
+    /// `terminate_when` held.
+    Condition,
     MaxRounds,
     Error,
 }
@@ -76,6 +80,7 @@ pub async fn run_chat(workflow: &ChatWorkflow, inputs: &Value, rt: &dyn Runtime)
                     "You choose the next speaker of a group chat.",
                     &prompt,
                     &[],
+                    None,
                 )
                 .await
                 {
@@ -117,7 +122,7 @@ pub async fn run_chat(workflow: &ChatWorkflow, inputs: &Value, rt: &dyn Runtime)
         if let Some(k) = &workflow.termination_keyword {
             prompt.push_str(&format!(" Say {k} when the task is done."));
         }
-        let content = match turn(rt, &step, &speaker, system.trim(), &prompt, &[]).await {
+        let content = match turn(rt, &step, &speaker, system.trim(), &prompt, &[], None).await {
             Ok(c) => c,
             Err(e) => {
                 return ChatRun {
@@ -132,11 +137,32 @@ pub async fn run_chat(workflow: &ChatWorkflow, inputs: &Value, rt: &dyn Runtime)
             .termination_keyword
             .as_deref()
             .is_some_and(|k| content.contains(k));
+        let condition = match &workflow.terminate_when {
+            None => false,
+            Some(src) => {
+                let state = json!({ "rounds": round + 1,
+                    "last": { "speaker": &speaker, "content": &content } });
+                Expr::parse(src).is_ok_and(|e| e.eval(&state))
+            }
+        };
         transcript.push(Message { speaker, content });
-        if done {
+        if done || condition {
+            rt.log(
+                "run",
+                if done {
+                    "termination keyword said"
+                } else {
+                    "terminate_when holds"
+                },
+            )
+            .await;
             return ChatRun {
                 transcript,
-                terminated_by: Termination::Keyword,
+                terminated_by: if done {
+                    Termination::Keyword
+                } else {
+                    Termination::Condition
+                },
                 error: None,
             };
         }

@@ -115,7 +115,16 @@ async fn run_task(
     }
     let system = system_prompt(agent);
     rt.log(&task.id, &format!("assigned to {}", agent.id)).await;
-    let mut output = turn(rt, &task.id, &agent.id, &system, &prompt, &agent.tools).await?;
+    let mut output = turn(
+        rt,
+        &task.id,
+        &agent.id,
+        &system,
+        &prompt,
+        &agent.tools,
+        None,
+    )
+    .await?;
     let Some(manager) = manager else {
         return Ok(output);
     };
@@ -131,6 +140,7 @@ async fn run_task(
             "You are the manager of this crew.",
             &review,
             &[],
+            None,
         )
         .await?;
         if verdict
@@ -160,7 +170,7 @@ async fn run_task(
         let again = format!(
             "{prompt}\n\nYour previous answer:\n{output}\n\nThe manager asks for changes:\n{feedback}"
         );
-        output = turn(rt, &task.id, &agent.id, &system, &again, &agent.tools).await?;
+        output = turn(rt, &task.id, &agent.id, &system, &again, &agent.tools, None).await?;
     }
 }
 
@@ -189,6 +199,7 @@ async fn assign(
         "You are the manager of this crew.",
         &prompt,
         &[],
+        None,
     )
     .await?;
     pick(&answer, &ids)

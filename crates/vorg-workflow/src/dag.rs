@@ -198,7 +198,15 @@ async fn run_step(
     let system = step.system.as_deref().unwrap_or_default();
     rt.log(&step.id, &format!("started ({})", step.agent)).await;
     with_retries(rt, &step.id, step.retries, step.timeout_ms, || {
-        turn(rt, &step.id, &step.agent, system, &prompt, &step.tools)
+        turn(
+            rt,
+            &step.id,
+            &step.agent,
+            system,
+            &prompt,
+            &step.tools,
+            None,
+        )
     })
     .await
 }

@@ -182,6 +182,10 @@ pub struct GraphNode {
     pub system: Option<String>,
     #[serde(default)]
     pub format: OutputFormat,
+    /// `format: json`: a JSON Schema for the answer, passed to the provider (structured
+    /// output); the update is still checked against the declared state types.
+    #[serde(default)]
+    pub schema: Option<Value>,
     /// The state key receiving the answer / tool result / approval decision.
     #[serde(default)]
     pub output: Option<String>,
@@ -324,6 +328,10 @@ pub struct ChatWorkflow {
     /// A message containing it ends the chat (`null` disables).
     #[serde(default = "default_keyword")]
     pub termination_keyword: Option<String>,
+    /// A condition checked after every message, over `state.rounds` (messages written),
+    /// `state.last.speaker` and `state.last.content` (e.g. `state.last.speaker == "cfo"`).
+    #[serde(default)]
+    pub terminate_when: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

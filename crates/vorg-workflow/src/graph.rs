@@ -182,7 +182,16 @@ async fn execute(
             let system = node.system.as_deref().unwrap_or_default();
             let agent = node.agent.as_deref().unwrap_or_default();
             let (result, _) = with_retries(rt, &node.id, node.retries, node.timeout_ms, || async {
-                let answer = turn(rt, &node.id, agent, system, &prompt, &[]).await?;
+                let answer = turn(
+                    rt,
+                    &node.id,
+                    agent,
+                    system,
+                    &prompt,
+                    &[],
+                    node.schema.as_ref(),
+                )
+                .await?;
                 match node.format {
                     OutputFormat::Text => Ok(node
                         .output
@@ -313,7 +322,7 @@ async fn next_node(
         );
         let system = route.system.as_deref().unwrap_or_default();
         let (result, _) = with_retries(rt, &node.id, node.retries, node.timeout_ms, || async {
-            let answer = turn(rt, &node.id, &route.agent, system, &prompt, &[]).await?;
+            let answer = turn(rt, &node.id, &route.agent, system, &prompt, &[], None).await?;
             pick(&answer, &route.targets).ok_or_else(|| {
                 StepError::Invalid(format!("routing answer names no target: {answer:?}"))
             })

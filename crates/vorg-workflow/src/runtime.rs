@@ -24,6 +24,17 @@ pub enum StepError {
     /// type, a routing answer naming no target); the engine may retry.
     #[error("invalid output: {0}")]
     Invalid(String),
+    /// The host stopped the run (cancelled, parked on an approval, worker shutting down);
+    /// never retried, and the engine winds down.
+    #[error("halted: {0}")]
+    Halted(String),
+}
+
+impl StepError {
+    /// Errors no retry can change.
+    pub fn is_final(&self) -> bool {
+        matches!(self, StepError::Forbidden(_) | StepError::Halted(_))
+    }
 }
 
 /// One model turn.
@@ -35,6 +46,9 @@ pub struct Ask<'a> {
     pub agent: &'a str,
     pub system: &'a str,
     pub prompt: &'a str,
+    /// A JSON Schema the answer must match (a `graph` node with `format: json` and a
+    /// `schema`); hosts pass it to providers with structured output.
+    pub schema: Option<&'a Value>,
 }
 
 /// The state of a `graph` run after a node completed: enough to resume it without

@@ -423,6 +423,21 @@ fn check_chat(w: &ChatWorkflow, p: &mut Vec<Problem>) {
             ));
         }
     }
+    if let Some(src) = &w.terminate_when {
+        match Expr::parse(src) {
+            Err(e) => p.push(Problem::new("terminate_when", e)),
+            Ok(e) => {
+                for key in e.keys() {
+                    if !["rounds", "last"].contains(&key) {
+                        p.push(Problem::new(
+                            "terminate_when",
+                            format!("unknown key \"{key}\" (use state.rounds, state.last.speaker, state.last.content)"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
     check_template("task", &w.task, Some(&w.inputs), p, |segs| {
         Some(format!(
             "unknown reference \"{}\" (use inputs.<name>)",

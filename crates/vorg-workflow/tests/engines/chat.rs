@@ -112,3 +112,37 @@ async fn a_selector_picks_each_speaker_from_the_transcript() {
     assert!(selector_asks[1].prompt.contains("cfo: round 1 by cfo"));
     assert!(selector_asks[1].prompt.contains("- cmo: sells things"));
 }
+
+#[tokio::test]
+async fn a_condition_ends_the_chat() {
+    let wf = chat(
+        "round_robin",
+        r#"terminate_when: 'state.last.speaker == "cfo" && state.rounds >= 3'"#,
+    );
+    let rt = Fake::new();
+
+    let run = run_chat(&wf, &json!({ "topic": "pricing" }), &rt).await;
+
+    assert_eq!(run.terminated_by, Termination::Condition);
+    assert_eq!(speakers(&run), vec!["user", "cto", "cmo", "cfo"]);
+}
+
+#[test]
+fn a_condition_over_unknown_keys_is_refused() {
+    let text = r#"
+engine: chat
+name: c
+task: t
+participants: [{ id: a }, { id: b }]
+speaker_selection: round_robin
+max_rounds: 3
+terminate_when: 'state.mood == "done"'
+"#;
+    let problems = validate(text).unwrap_err();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.path == "terminate_when" && p.message.contains("state.rounds")),
+        "{problems:?}"
+    );
+}

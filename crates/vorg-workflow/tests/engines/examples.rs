@@ -56,7 +56,7 @@ async fn the_examples_run_to_the_end() {
         "ceo",
         vec![
             Reply::Text("APPROVE"),
-            Reply::Text("cmo"),
+            Reply::Text("cto"),
             Reply::Text("APPROVE"),
         ],
     );
@@ -64,10 +64,10 @@ async fn the_examples_run_to_the_end() {
         panic!()
     };
     assert!(crew.succeeded, "{crew:?}");
-    assert_eq!(crew.output.as_deref(), Some("recommend by cmo"));
+    assert_eq!(crew.output.as_deref(), Some("recommend by cto"));
 
     let rt = Fake::new()
-        .script("ceo", vec![Reply::Text("cfo"), Reply::Text("cto")])
+        .script("ceo", vec![Reply::Text("finance"), Reply::Text("cto")])
         .script("cto", vec![Reply::Text("Agreed. TERMINATE")]);
     let RunOutcome::Chat(chat) = run_example("brainstorm.chat.yaml", &rt).await else {
         panic!()
