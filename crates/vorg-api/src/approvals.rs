@@ -2,13 +2,13 @@
 //! tier allows, never by the requester).
 
 use axum::{Json, body::Bytes, extract::State};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use vorg_domain::money::{micro_to_usd, usd_to_micro};
-use vorg_org::Tier;
-use vorg_store::{Approval, NewApproval, Page, StoreError};
+use vorg_org::{Tier, approvals::SubmitError};
+use vorg_store::{Approval, Page, StoreError};
 
 use crate::{
     AppState,
@@ -16,7 +16,6 @@ use crate::{
     auth::CurrentUser,
     error::{ApiError, ApiResult, FieldError},
     extract::{ApiPath, ApiQuery, parse_json},
-    org::escalation_owners,
     pagination::{Paged, page},
 };
 
@@ -178,12 +177,30 @@ pub async fn submit(
     let Some(amount) = amount.filter(|_| errors.is_empty()) else {
         return Err(ApiError::Invalid(errors));
     };
-    let policies = state.org.policies().await?;
-    for named in [req.action.as_deref(), req.kind.as_deref()]
-        .into_iter()
-        .flatten()
-    {
-        if policies.forbids(named) {
+    let submitted = vorg_org::approvals::submit_approval(
+        &state.store,
+        &state.org,
+        vorg_org::approvals::ApprovalRequest {
+            description: &req.description,
+            amount_micro_usd: amount,
+            justification: &req.justification,
+            kind: req.kind.as_deref(),
+            action: req.action.as_deref(),
+            tags: req.tags.clone(),
+            checks: req.checks.clone(),
+            run_id: req.run_id,
+            requested_by: Some(user.id),
+            requested_by_label: &user.email,
+        },
+    )
+    .await;
+    let vorg_org::approvals::Submitted {
+        approval: row,
+        escalated_to,
+        missing_checks: missing,
+    } = match submitted {
+        Ok(s) => s,
+        Err(SubmitError::Forbidden(named)) => {
             audit_as(
                 &state,
                 &user,
@@ -192,68 +209,11 @@ pub async fn submit(
                 serde_json::json!({ "action": named }),
             )
             .await;
-            return Err(ApiError::Refused(format!(
-                "{named:?} is a forbidden action under the governance policies (forbidden_actions)"
-            )));
+            return Err(ApiError::Refused(SubmitError::Forbidden(named).to_string()));
         }
-    }
-    let mut routing = policies.route(amount);
-    let missing: Vec<String> = req
-        .kind
-        .as_deref()
-        .map(|k| policies.checks_for(k))
-        .unwrap_or(&[])
-        .iter()
-        .filter(|c| !req.checks.contains(c))
-        .cloned()
-        .collect();
-    if routing.tier.is_none() && !missing.is_empty() {
-        routing = vorg_org::Routing {
-            tier: Some(Tier::Approver),
-            rule: format!(
-                "required_checks: {} needs {} attested",
-                req.kind.as_deref().unwrap_or(""),
-                missing.join(", ")
-            ),
-        };
-    }
-    let escalation_names: Vec<String> = req
-        .tags
-        .iter()
-        .filter_map(|t| policies.escalation_matrix.get(t))
-        .flatten()
-        .cloned()
-        .collect();
-    let escalated_to = escalation_owners(&state, &escalation_names).await?;
-    let status = if routing.tier.is_none() {
-        "auto_approved"
-    } else {
-        "pending"
+        Err(SubmitError::Store(e)) => return Err(e.into()),
     };
-    let expires_at = match (routing.tier, policies.approval_expiry_hours) {
-        (Some(_), Some(h)) => Some(Utc::now() + Duration::seconds((h * 3600.0) as i64)),
-        _ => None,
-    };
-    let row = state
-        .store
-        .create_approval(NewApproval {
-            description: req.description.trim(),
-            amount_micro_usd: amount,
-            justification: &req.justification,
-            status,
-            threshold_micro_usd: policies.auto_approve,
-            kind: req.kind.as_deref(),
-            tier: routing.tier.map(Tier::as_str),
-            rule: &routing.rule,
-            tags: req.tags.clone(),
-            checks: req.checks.clone(),
-            escalated_to: escalated_to.clone(),
-            run_id: req.run_id,
-            requested_by: Some(user.id),
-            requested_by_label: &user.email,
-            expires_at,
-        })
-        .await?;
+    let status = row.status.clone();
     audit_as(
         &state,
         &user,

@@ -1,7 +1,7 @@
 //! The organization over HTTP: the constitution and policies (versioned, admin-editable),
 //! personas (versioned, validated, with diffs and rollback), the org chart and budgets.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use axum::{
     Json,
@@ -607,37 +607,4 @@ pub async fn my_budgets(
         })
         .collect();
     Ok(Json(BudgetList { items }))
-}
-
-/// Persona ids and names resolved to the humans who own them (for escalations): the
-/// persona's `owner`, or the persona id when it has none.
-pub async fn escalation_owners(state: &AppState, names: &[String]) -> ApiResult<Vec<String>> {
-    if names.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rows = state.store.list_personas().await?;
-    let by_key: HashMap<String, &PersonaRow> = rows
-        .iter()
-        .flat_map(|r| {
-            let name = r.doc.0.get("name").and_then(Value::as_str).unwrap_or("");
-            [(r.id.clone(), r), (name.to_owned(), r)]
-        })
-        .collect();
-    let mut owners = Vec::new();
-    for n in names {
-        let owner = match by_key.get(n) {
-            Some(r) => r
-                .doc
-                .0
-                .get("owner")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_else(|| r.id.clone()),
-            None => n.clone(),
-        };
-        if !owners.contains(&owner) {
-            owners.push(owner);
-        }
-    }
-    Ok(owners)
 }

@@ -107,6 +107,21 @@ fn answer(req: &ChatRequest) -> String {
     if let Some(schema) = schema {
         return from_schema(&Value::Object(schema), seed, "item").to_string();
     }
+    // Tools offered and none called yet in this turn: call one through the text protocol
+    // (`TOOL <name> <json arguments>`), arguments filled from its parameter schema.
+    if let Some(tools) = req
+        .body
+        .get("tools")
+        .and_then(Value::as_array)
+        .filter(|t| !t.is_empty())
+        && !prompt.contains("TOOL RESULT")
+        && !prompt.contains("TOOL ERROR")
+    {
+        let f = &tools[(seed as usize) % tools.len()]["function"];
+        if let Some(name) = f["name"].as_str() {
+            return format!("TOOL {name} {}", from_schema(&f["parameters"], seed, name));
+        }
+    }
     // A schema pasted into the prompt ("… as JSON matching {…}").
     if lower.contains("json")
         && let Some(start) = prompt.find('{')
@@ -243,6 +258,27 @@ mod tests {
         );
         assert_eq!(a.usage.prompt_tokens, count_tokens(&req.prompt_text()));
         assert_eq!(a.body["provider"], "simulated");
+    }
+
+    #[tokio::test]
+    async fn it_calls_an_offered_tool_by_the_text_protocol_then_answers() {
+        let tools = json!([{ "type": "function", "function": { "name": "record_decision",
+            "parameters": { "type": "object", "required": ["title"],
+                "properties": { "title": { "type": "string" } } } } }]);
+        let mut req = ChatRequest::user("sim-1", "Decide on pricing.");
+        req.body.insert("tools".into(), tools.clone());
+        let text = Simulated.complete(MODEL, &req).await.unwrap().text();
+        let args = text.strip_prefix("TOOL record_decision ").unwrap();
+        let args: Value = serde_json::from_str(args).unwrap();
+        assert!(args["title"].is_string(), "{text}");
+
+        let mut req = ChatRequest::user(
+            "sim-1",
+            &format!("Decide on pricing.\n\n{text}\nTOOL RESULT record_decision: {{}}"),
+        );
+        req.body.insert("tools".into(), tools);
+        let text = Simulated.complete(MODEL, &req).await.unwrap().text();
+        assert!(!text.starts_with("TOOL "), "{text}");
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 //! budgets. Everything here is loaded from the organization's data files (shipped inside
 //! the binary, overridable from a config folder) and validated against their schemas.
 
+pub mod approvals;
 pub mod files;
 pub mod governance;
 pub mod hiring;
@@ -10,6 +11,7 @@ pub mod persona;
 pub mod policies;
 pub mod schema;
 pub mod work;
+pub mod workflows;
 
 pub use files::OrgFiles;
 pub use governance::{Org, OrgError, Schemas};
@@ -27,7 +29,13 @@ pub fn registry(services: Services) -> vorg_jobs::Registry {
                 services: services.clone(),
             },
         )
-        .register(hiring::JOB_KIND, hiring::HiringHandler { services })
+        .register(
+            hiring::JOB_KIND,
+            hiring::HiringHandler {
+                services: services.clone(),
+            },
+        )
+        .register(workflows::JOB_KIND, workflows::WorkflowHandler { services })
 }
 
 #[cfg(test)]

@@ -143,6 +143,26 @@ impl<'a> Speaker<'a> {
         schema: Value,
     ) -> Result<Value, JobError> {
         self.job.checkpoint().await?;
+        let text = self
+            .say(persona, "", prompt, Some(schema), None, &[])
+            .await?;
+        Ok(parse_json_answer(&text).unwrap_or_else(|| json!({ "text": text })))
+    }
+
+    /// One turn of `persona`: its system prompt (who it is, its context pack, then
+    /// `extra_system`), the prompt, and, with `schema`, structured output. The call is
+    /// attributed to the run and the persona, its cost added up and logged (with `step`).
+    /// `tools` (OpenAI format) are offered natively; a native tool call comes back as the
+    /// text protocol's `TOOL <name> <json arguments>` line.
+    pub async fn say(
+        &self,
+        persona: &Persona,
+        extra_system: &str,
+        prompt: &str,
+        schema: Option<Value>,
+        step: Option<&str>,
+        tools: &[Value],
+    ) -> Result<String, JobError> {
         let model = self
             .model
             .clone()
@@ -150,6 +170,10 @@ impl<'a> Speaker<'a> {
             .unwrap_or_else(|| "default".to_owned());
         let mut system = Self::system_prompt(persona);
         system.push_str(&self.context_pack(persona).await);
+        if !extra_system.trim().is_empty() {
+            system.push_str("\n\n");
+            system.push_str(extra_system.trim());
+        }
         let mut req = ChatRequest::user(&model, prompt);
         req.body.insert(
             "messages".into(),
@@ -159,10 +183,16 @@ impl<'a> Speaker<'a> {
             ]),
         );
         req.body.insert("max_tokens".into(), json!(800));
-        req.body.insert(
-            "response_format".into(),
-            json!({ "type": "json_schema", "json_schema": { "name": "answer", "schema": schema } }),
-        );
+        if !tools.is_empty() {
+            req.body
+                .insert("tools".into(), Value::Array(tools.to_vec()));
+        }
+        if let Some(schema) = schema {
+            req.body.insert(
+                "response_format".into(),
+                json!({ "type": "json_schema", "json_schema": { "name": "answer", "schema": schema } }),
+            );
+        }
         let ctx = CallContext {
             actor: persona.id().to_owned(),
             user_id: self.user_id,
@@ -183,18 +213,27 @@ impl<'a> Speaker<'a> {
             .cost_micro_usd(&provider, &model, resp.usage);
         self.cost.fetch_add(cost, Ordering::Relaxed);
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let text = resp.text();
-        let parsed = parse_json_answer(&text).unwrap_or_else(|| json!({ "text": text }));
-        self.job
-            .log(
-                "info",
-                &format!("{} spoke ({provider}/{model})", persona.name()),
-                json!({ "persona": persona.id(), "provider": provider, "model": model,
-                        "tokens": resp.usage.prompt_tokens + resp.usage.completion_tokens,
-                        "cost_micro_usd": cost }),
-            )
-            .await?;
-        Ok(parsed)
+        let tokens = resp.usage.prompt_tokens + resp.usage.completion_tokens;
+        let mut fields = json!({ "persona": persona.id(), "provider": provider, "model": model,
+                "tokens": tokens, "cost_micro_usd": cost });
+        if let Some(step) = step {
+            fields["step"] = json!(step);
+        }
+        let message = match step {
+            Some(step) => format!("[{step}] {} spoke ({provider}/{model})", persona.name()),
+            None => format!("{} spoke ({provider}/{model})", persona.name()),
+        };
+        self.job.log("info", &message, fields).await?;
+        let call = &resp.body["choices"][0]["message"]["tool_calls"][0]["function"];
+        if let Some(name) = call["name"].as_str() {
+            let args = match &call["arguments"] {
+                Value::String(s) => s.clone(),
+                Value::Null => "{}".to_owned(),
+                other => other.to_string(),
+            };
+            return Ok(format!("TOOL {name} {}", args.replace('\n', " ")));
+        }
+        Ok(resp.text())
     }
 }
 

@@ -63,14 +63,20 @@ pub(crate) async fn turn(
 ) -> Result<String, StepError> {
     let mut prompt = prompt.to_owned();
     let mut calls = 0;
+    let system = if tools.is_empty() {
+        system.to_owned()
+    } else {
+        format!("{system}\n\n{}", crate::tools::protocol_text(tools))
+    };
     loop {
         let answer = rt
             .ask(Ask {
                 step,
                 agent,
-                system,
+                system: &system,
                 prompt: &prompt,
                 schema,
+                tools,
             })
             .await?;
         let call = if tools.is_empty() {

@@ -17,6 +17,7 @@ pub mod graph;
 mod runtime;
 mod schema;
 mod template;
+pub mod tools;
 mod validate;
 
 pub use agent::MAX_TOOL_CALLS;

@@ -49,6 +49,10 @@ pub struct Ask<'a> {
     /// A JSON Schema the answer must match (a `graph` node with `format: json` and a
     /// `schema`); hosts pass it to providers with structured output.
     pub schema: Option<&'a Value>,
+    /// The tools the agent may call in this turn ([`crate::tools`]); their descriptions
+    /// are already in `system` for the text protocol, hosts with native tool calling send
+    /// them as tools and answer a tool call with its `TOOL <name> <json>` line.
+    pub tools: &'a [String],
 }
 
 /// The state of a `graph` run after a node completed: enough to resume it without

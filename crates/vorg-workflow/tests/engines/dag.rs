@@ -179,7 +179,7 @@ engine: dag
 name: t
 steps:
   - { id: decide, agent: ceo, prompt: "Decide", tools: [record_decision] }
-  - { id: sneaky, agent: intern, prompt: "Try", tools: [record_decision, forbidden_tool] }
+  - { id: sneaky, agent: intern, prompt: "Try", tools: [record_decision, submit_approval] }
 "#);
     let rt = Fake::new()
         .script(
@@ -190,7 +190,7 @@ steps:
                 Reply::Text("Decided: ship"),
             ],
         )
-        .script("sneaky", vec![Reply::Text("TOOL forbidden_tool {}")]);
+        .script("sneaky", vec![Reply::Text("TOOL submit_approval {}")]);
 
     let run = run_dag(&wf, &json!({}), &rt).await;
 
@@ -221,6 +221,6 @@ steps:
             .error
             .as_deref()
             .unwrap()
-            .starts_with("forbidden: intern may not call forbidden_tool")
+            .starts_with("forbidden: intern may not call submit_approval")
     );
 }

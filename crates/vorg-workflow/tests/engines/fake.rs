@@ -155,7 +155,7 @@ impl Runtime for Fake {
             .lock()
             .unwrap()
             .push((agent.into(), tool.into(), args.clone()));
-        let result = if tool == "forbidden_tool" {
+        let result = if tool == "submit_approval" {
             Err(StepError::Forbidden(
                 "not in the persona's permissions".into(),
             ))

@@ -191,7 +191,7 @@ nodes:
       prompt: "Publish or rewrite this? {{ state.draft }}"
       targets: [gate, draft]
   - { id: gate, kind: interrupt, message: "Publish {{ state.draft }}?", output: approved, next: publish, on_reject: archive }
-  - { id: publish, kind: tool, agent: growth, tool: publish_post, args: { body: "{{ state.draft }}" }, output: published }
+  - { id: publish, kind: tool, agent: growth, tool: record_decision, args: { body: "{{ state.draft }}" }, output: published }
   - { id: archive, kind: update, set: { published: { archived: true } } }
 "#;
 
@@ -234,7 +234,7 @@ async fn an_approved_interrupt_continues_on_its_edge() {
     assert_eq!(run.state["approved"], json!(true));
     assert_eq!(
         run.state["published"],
-        json!({ "tool": "publish_post", "ok": true })
+        json!({ "tool": "record_decision", "ok": true })
     );
     let requests = rt.approval_requests.lock().unwrap().clone();
     assert_eq!(requests[0].0, "gate");
@@ -244,7 +244,7 @@ async fn an_approved_interrupt_continues_on_its_edge() {
         calls,
         vec![(
             "growth".into(),
-            "publish_post".into(),
+            "record_decision".into(),
             json!({ "body": "draft by writer" })
         )]
     );

@@ -199,3 +199,17 @@ fn text_that_is_not_yaml_is_one_problem_at_the_root() {
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].path, "");
 }
+
+#[test]
+fn only_built_in_tools_can_be_named() {
+    let text = r#"
+engine: dag
+name: t
+steps:
+  - { id: a, agent: ceo, prompt: "Go", tools: [record_decision, launch_rockets] }
+"#;
+    let p = problems(text);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].starts_with("steps[0].tools[1]: "), "{p:?}");
+    assert!(vorg_workflow::tools::tool("record_decision").is_some());
+}

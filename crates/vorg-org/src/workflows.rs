@@ -1,0 +1,688 @@
+//! Workflows as runs: the host side of `vorg-workflow`'s engines. Every model turn goes
+//! through the gateway as the step's persona (usage per run and per persona is exact),
+//! every step and tool call is a line of the run's log, `graph` checkpoints are rows the run
+//! resumes from, interrupts are approvals that park the run, and tools are checked against
+//! the persona's `tools` and the policies' `forbidden_actions`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::{Value, json};
+use vorg_domain::money::{micro_to_usd, usd_to_micro};
+use vorg_jobs::{BoxFuture as JobFuture, JobContext, JobError, JobHandler};
+use vorg_linear::NewIssue;
+use vorg_store::{NewApproval, NewLinearLink, PersonaRow};
+use vorg_workflow::{
+    Ask, BoxFuture, Checkpoint, Problem, RunOutcome, Runtime, StepError, Workflow, tools,
+};
+
+use crate::approvals::{ApprovalRequest, SubmitError, submit_approval};
+use crate::work::{NewBlob, Services, Speaker, save_artifact};
+use crate::{Persona, Tier};
+
+/// The job kind of every workflow run.
+pub const JOB_KIND: &str = "workflow";
+
+/// Runs the workflow in a run's input: `{source, name, version?, inputs?, model?,
+/// linear_team_id?, requested_by?}` (`source` is the YAML or JSON document).
+pub struct WorkflowHandler {
+    pub services: Services,
+}
+
+impl JobHandler for WorkflowHandler {
+    fn run<'a>(&'a self, job: &'a JobContext) -> JobFuture<'a, Result<Value, JobError>> {
+        Box::pin(async move { execute(&self.services, job).await })
+    }
+}
+
+/// The persona an agent name of a workflow means: the persona with that id, else the one
+/// persona whose id starts with `<name>.` (`ceo` → `ceo.org.v1`).
+pub fn resolve<'p>(rows: &'p [PersonaRow], name: &str) -> Option<&'p PersonaRow> {
+    if let Some(r) = rows.iter().find(|r| r.id == name) {
+        return Some(r);
+    }
+    let prefix = format!("{name}.");
+    let mut matches = rows.iter().filter(|r| r.id.starts_with(&prefix));
+    match (matches.next(), matches.next()) {
+        (Some(r), None) => Some(r),
+        _ => None,
+    }
+}
+
+/// Every agent a workflow names, with its path in the document.
+fn agents(wf: &Workflow) -> Vec<(String, &str)> {
+    let mut out = Vec::new();
+    match wf {
+        Workflow::Dag(w) => {
+            for (i, s) in w.steps.iter().enumerate() {
+                out.push((format!("steps[{i}].agent"), s.agent.as_str()));
+            }
+        }
+        Workflow::Graph(w) => {
+            for (i, n) in w.nodes.iter().enumerate() {
+                if let Some(a) = &n.agent {
+                    out.push((format!("nodes[{i}].agent"), a.as_str()));
+                }
+                if let Some(r) = &n.route {
+                    out.push((format!("nodes[{i}].route.agent"), r.agent.as_str()));
+                }
+            }
+        }
+        Workflow::Crew(w) => {
+            for (i, a) in w.agents.iter().enumerate() {
+                out.push((format!("agents[{i}].id"), a.id.as_str()));
+            }
+            if let Some(m) = &w.manager {
+                out.push(("manager".into(), m.as_str()));
+            }
+        }
+        Workflow::Chat(w) => {
+            for (i, p) in w.participants.iter().enumerate() {
+                out.push((format!("participants[{i}].id"), p.id.as_str()));
+            }
+            if let Some(s) = &w.selector {
+                out.push(("selector".into(), s.as_str()));
+            }
+        }
+    }
+    out
+}
+
+/// Agents that name no persona of the organization (or more than one).
+pub fn agent_problems(wf: &Workflow, rows: &[PersonaRow]) -> Vec<Problem> {
+    agents(wf)
+        .into_iter()
+        .filter(|(_, name)| resolve(rows, name).is_none())
+        .map(|(path, name)| {
+            let prefix = format!("{name}.");
+            let n = rows.iter().filter(|r| r.id.starts_with(&prefix)).count();
+            let reason = if n > 1 {
+                format!("\"{name}\" matches {n} personas; use the full persona id")
+            } else {
+                format!("unknown persona \"{name}\"")
+            };
+            Problem::new(path, reason)
+        })
+        .collect()
+}
+
+/// The keys a run's `inputs` must have (`dag`, `crew`, `chat` declare them; a `graph`
+/// takes its declared state keys, all optional).
+pub fn input_problems(wf: &Workflow, inputs: &Value) -> Vec<Problem> {
+    let declared = match wf {
+        Workflow::Dag(w) => &w.inputs,
+        Workflow::Crew(w) => &w.inputs,
+        Workflow::Chat(w) => &w.inputs,
+        Workflow::Graph(g) => {
+            return match vorg_workflow::initial_state(g, inputs) {
+                Ok(_) => Vec::new(),
+                Err(e) => vec![Problem::new("inputs", e)],
+            };
+        }
+    };
+    let Some(given) = inputs.as_object() else {
+        return vec![Problem::new("inputs", "must be an object")];
+    };
+    let mut out: Vec<Problem> = declared
+        .keys()
+        .filter(|k| !given.contains_key(*k))
+        .map(|k| Problem::new(format!("inputs.{k}"), "required by the workflow"))
+        .collect();
+    out.extend(
+        given
+            .keys()
+            .filter(|k| !declared.contains_key(*k))
+            .map(|k| Problem::new(format!("inputs.{k}"), "not an input of the workflow")),
+    );
+    out
+}
+
+async fn execute(services: &Services, job: &JobContext) -> Result<Value, JobError> {
+    let input = job.input().clone();
+    let source = input
+        .get("source")
+        .and_then(Value::as_str)
+        .ok_or_else(|| JobError::Fatal("the run has no workflow source".into()))?;
+    let wf = vorg_workflow::validate(source).map_err(|problems| {
+        JobError::Fatal(format!(
+            "invalid workflow: {}",
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    })?;
+    let inputs = input.get("inputs").cloned().unwrap_or_else(|| json!({}));
+    let model = input
+        .get("model")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let rows = services
+        .store
+        .list_personas()
+        .await
+        .map_err(|e| JobError::Retryable(format!("reading personas: {e}")))?;
+    let unknown = agent_problems(&wf, &rows);
+    if !unknown.is_empty() {
+        let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+        return Err(JobError::Fatal(list.join("; ")));
+    }
+    let personas = agents(&wf)
+        .into_iter()
+        .filter_map(|(_, name)| {
+            resolve(&rows, name).map(|r| (name.to_owned(), Persona::trusted(r.doc.0.clone())))
+        })
+        .collect();
+    let host = Host {
+        services,
+        job,
+        speaker: Speaker::new(services, job, model),
+        personas,
+        name: wf.name().to_owned(),
+        halt: Mutex::new(None),
+        steps: AtomicU32::new(0),
+    };
+    job.log(
+        "info",
+        &format!("workflow {} ({}) started", wf.name(), wf.engine()),
+        json!({ "workflow": wf.name(), "engine": wf.engine(),
+                "version": input.get("version") }),
+    )
+    .await?;
+    let outcome = match (&wf, job.run_id()) {
+        (Workflow::Graph(g), Some(run_id)) => {
+            let last = services
+                .store
+                .last_checkpoint(run_id)
+                .await
+                .map_err(|e| JobError::Retryable(format!("reading the checkpoint: {e}")))?;
+            match last {
+                Some(c) => {
+                    let checkpoint = Checkpoint {
+                        node: c.node,
+                        next: c.next,
+                        state: c.state.0,
+                        steps: u32::try_from(c.steps).unwrap_or(u32::MAX),
+                    };
+                    host.steps.store(checkpoint.steps, Ordering::SeqCst);
+                    RunOutcome::Graph(vorg_workflow::resume_graph(g, &checkpoint, &host).await)
+                }
+                None => RunOutcome::Graph(vorg_workflow::run_graph(g, &inputs, &host).await),
+            }
+        }
+        _ => vorg_workflow::run(&wf, &inputs, &host).await,
+    };
+    if let Some(stop) = host.halt.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        return Err(stop);
+    }
+    let failure = match &outcome {
+        RunOutcome::Dag(d) if !d.succeeded() => Some(
+            d.steps
+                .iter()
+                .filter_map(|(id, s)| s.error.as_ref().map(|e| format!("{id}: {e}")))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        RunOutcome::Graph(g) => match g.status {
+            vorg_workflow::GraphStatus::Completed => None,
+            vorg_workflow::GraphStatus::StepLimit => {
+                Some(format!("step limit reached after {} steps", g.steps))
+            }
+            vorg_workflow::GraphStatus::Failed => g.error.clone(),
+        },
+        RunOutcome::Crew(c) if !c.succeeded => Some(
+            c.tasks
+                .iter()
+                .filter_map(|t| t.error.as_ref().map(|e| format!("{}: {e}", t.id)))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        RunOutcome::Chat(c) if c.error.is_some() => c.error.clone(),
+        _ => None,
+    };
+    let cost = host.speaker.cost_micro_usd();
+    let outcome = serde_json::to_value(&outcome).unwrap_or(Value::Null);
+    if let Some(why) = failure {
+        job.log(
+            "error",
+            &format!("workflow {} failed: {why}", wf.name()),
+            json!({ "outcome": outcome, "cost_micro_usd": cost }),
+        )
+        .await?;
+        return Err(JobError::Fatal(why));
+    }
+    job.log(
+        "info",
+        &format!("workflow {} finished", wf.name()),
+        json!({ "cost_micro_usd": cost, "llm_calls": host.speaker.calls() }),
+    )
+    .await?;
+    Ok(json!({
+        "workflow": wf.name(),
+        "engine": wf.engine(),
+        "version": input.get("version"),
+        "outcome": outcome,
+        "cost_usd": micro_to_usd(cost),
+        "llm_calls": host.speaker.calls(),
+    }))
+}
+
+/// One run's [`Runtime`].
+struct Host<'a> {
+    services: &'a Services,
+    job: &'a JobContext,
+    speaker: Speaker<'a>,
+    /// Agent names of the workflow → their personas.
+    personas: HashMap<String, Persona>,
+    name: String,
+    /// Why the run must stop (cancelled, parked, a final error); once set, every call of
+    /// the engine returns `Halted` so it winds down.
+    halt: Mutex<Option<JobError>>,
+    /// Nodes executed so far (`graph`), for the interrupt approvals' keys.
+    steps: AtomicU32,
+}
+
+impl Host<'_> {
+    fn halted(&self) -> Result<(), StepError> {
+        match &*self.halt.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(e) => Err(StepError::Halted(e.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    /// Records why the run stops (the first reason wins) and tells the engine.
+    fn halt(&self, e: JobError) -> StepError {
+        let why = e.to_string();
+        let mut slot = self.halt.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+        StepError::Halted(why)
+    }
+
+    /// A job failure inside a step: retryable ones are the step's to retry, the rest stop
+    /// the run.
+    fn step_error(&self, e: JobError) -> StepError {
+        match e {
+            JobError::Retryable(m) => StepError::Failed(m),
+            other => self.halt(other),
+        }
+    }
+
+    fn persona(&self, agent: &str) -> Result<&Persona, StepError> {
+        self.personas
+            .get(agent)
+            .ok_or_else(|| StepError::Failed(format!("unknown persona \"{agent}\"")))
+    }
+
+    async fn turn(&self, ask: Ask<'_>) -> Result<String, StepError> {
+        self.halted()?;
+        self.job.checkpoint().await.map_err(|e| self.halt(e))?;
+        let persona = self.persona(ask.agent)?;
+        let mut extra = ask.system.to_owned();
+        if !ask.tools.is_empty() {
+            extra.push_str("\n\n(Native tool calls are accepted as well.)");
+        }
+        let specs: Vec<Value> = ask
+            .tools
+            .iter()
+            .filter_map(|t| tools::tool(t))
+            .map(tools::ToolSpec::openai)
+            .collect();
+        let answer = self
+            .speaker
+            .say(
+                persona,
+                &extra,
+                ask.prompt,
+                ask.schema.cloned(),
+                Some(ask.step),
+                &specs,
+            )
+            .await
+            .map_err(|e| self.step_error(e))?;
+        Ok(answer)
+    }
+
+    async fn tool(&self, agent: &str, tool: &str, args: &Value) -> Result<Value, StepError> {
+        self.halted()?;
+        let persona = self.personas.get(agent);
+        let label = persona.map_or_else(|| format!("workflow {}", self.name), |p| p.id().into());
+        if let Some(p) = persona
+            && !p.tools().contains(&tool)
+        {
+            self.audit_refusal(&label, tool, "not in the persona's tools")
+                .await;
+            return Err(StepError::Forbidden(format!(
+                "\"{tool}\" is not in the tools of persona {}",
+                p.id()
+            )));
+        }
+        let policies = self
+            .services
+            .org
+            .policies()
+            .await
+            .map_err(|e| StepError::Failed(format!("reading the policies: {e}")))?;
+        let named = [Some(tool), args.get("action").and_then(Value::as_str)];
+        if let Some(action) = named.into_iter().flatten().find(|a| policies.forbids(a)) {
+            self.audit_refusal(&label, tool, "forbidden_actions").await;
+            return Err(StepError::Forbidden(format!(
+                "\"{action}\" is a forbidden action under the governance policies"
+            )));
+        }
+        let run_id = self.job.run_id();
+        let str_arg = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or("").trim();
+        let result = match tool {
+            "submit_approval" => {
+                let amount = args
+                    .get("amount_usd")
+                    .and_then(Value::as_f64)
+                    .and_then(usd_to_micro)
+                    .ok_or_else(|| {
+                        StepError::Invalid("amount_usd must be a non-negative number".into())
+                    })?;
+                if str_arg("description").is_empty() {
+                    return Err(StepError::Invalid("description is required".into()));
+                }
+                let strings = |k: &str| -> Vec<String> {
+                    args.get(k)
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_owned)
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                let submitted = submit_approval(
+                    &self.services.store,
+                    &self.services.org,
+                    ApprovalRequest {
+                        description: str_arg("description"),
+                        amount_micro_usd: amount,
+                        justification: str_arg("justification"),
+                        kind: args.get("kind").and_then(Value::as_str),
+                        action: args.get("action").and_then(Value::as_str),
+                        tags: strings("tags"),
+                        checks: strings("checks"),
+                        run_id,
+                        requested_by: None,
+                        requested_by_label: &label,
+                    },
+                )
+                .await
+                .map_err(|e| match e {
+                    SubmitError::Forbidden(_) => StepError::Forbidden(e.to_string()),
+                    SubmitError::Store(e) => StepError::Failed(e.to_string()),
+                })?;
+                let a = submitted.approval;
+                json!({ "id": a.id, "status": a.status, "tier": a.tier, "rule": a.rule,
+                        "amount_usd": micro_to_usd(a.amount_micro_usd) })
+            }
+            "search_artifacts" => {
+                let q = str_arg("q");
+                if q.is_empty() {
+                    return Err(StepError::Invalid("q is required".into()));
+                }
+                let limit = args.get("limit").and_then(Value::as_i64).unwrap_or(5);
+                let hits = self
+                    .services
+                    .store
+                    .search_artifacts(q, limit.clamp(1, 20))
+                    .await
+                    .map_err(|e| StepError::Failed(e.to_string()))?;
+                json!(
+                    hits.iter()
+                        .map(|h| json!({ "id": h.artifact.id, "kind": h.artifact.kind,
+                            "name": h.artifact.name, "snippet": h.snippet }))
+                        .collect::<Vec<_>>()
+                )
+            }
+            "record_decision" => {
+                let (title, body) = (str_arg("title"), str_arg("body"));
+                if title.is_empty() || body.is_empty() {
+                    return Err(StepError::Invalid("title and body are required".into()));
+                }
+                let markdown = format!(
+                    "---\nkind: decision\nworkflow: {}\nrun_id: {}\ndecided_by: {label}\n---\n\n# {title}\n\n{body}\n",
+                    self.name,
+                    run_id.map_or("null".into(), |r| r.to_string()),
+                );
+                let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f");
+                let artifact = save_artifact(
+                    self.services,
+                    NewBlob {
+                        kind: "decision",
+                        name: &format!("decision-{stamp}.md"),
+                        key: format!("decisions/decision-{}-{stamp}.md", run_id.unwrap_or(0)),
+                        content_type: "text/markdown; charset=utf-8",
+                        bytes: markdown.into_bytes(),
+                        meta: json!({ "title": title, "decided_by": label, "workflow": self.name }),
+                        run_id,
+                        created_by: self.speaker.user_id,
+                    },
+                )
+                .await
+                .map_err(|e| self.step_error(e))?;
+                json!({ "artifact_id": artifact.id, "name": artifact.name })
+            }
+            "create_linear_issue" => self.create_issue(args, str_arg("title")).await?,
+            other => return Err(StepError::Forbidden(format!("no tool \"{other}\""))),
+        };
+        self.job
+            .log(
+                "info",
+                &format!("{label} called {tool}"),
+                json!({ "tool": tool, "persona": label, "args": args, "result": &result }),
+            )
+            .await
+            .map_err(|e| self.step_error(e))?;
+        Ok(result)
+    }
+
+    async fn create_issue(&self, args: &Value, title: &str) -> Result<Value, StepError> {
+        let Some(linear) = &self.services.linear else {
+            return Err(StepError::Failed("Linear is not configured".into()));
+        };
+        if title.is_empty() {
+            return Err(StepError::Invalid("title is required".into()));
+        }
+        let team = match args
+            .get("team_id")
+            .or_else(|| self.job.input().get("linear_team_id"))
+            .and_then(Value::as_str)
+        {
+            Some(t) => t.to_owned(),
+            None => linear
+                .teams()
+                .await
+                .map_err(|e| StepError::Failed(format!("listing Linear teams: {e}")))?
+                .into_iter()
+                .next()
+                .map(|t| t.id)
+                .ok_or_else(|| StepError::Failed("Linear has no team".into()))?,
+        };
+        let run_id = self.job.run_id();
+        let key = format!(
+            "run-{}-tool-{:016x}",
+            run_id.unwrap_or(0),
+            fnv(&format!("{team}\n{title}"))
+        );
+        let issue = NewIssue {
+            team_id: team.clone(),
+            title: title.chars().take(250).collect(),
+            description: args
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            ..NewIssue::default()
+        };
+        let created = linear
+            .create_issue_idempotent(&key, &issue)
+            .await
+            .map_err(|e| StepError::Failed(format!("creating a Linear issue: {e}")))?;
+        let link = self
+            .services
+            .store
+            .link_linear_issue(NewLinearLink {
+                idempotency_key: Some(&key),
+                linear_issue_id: &created.issue.id,
+                identifier: &created.issue.identifier,
+                title: &created.issue.title,
+                url: &created.issue.url,
+                team_id: &team,
+                run_id,
+                artifact_id: None,
+                created_by: self.speaker.user_id,
+            })
+            .await
+            .map_err(|e| StepError::Failed(format!("linking the Linear issue: {e}")))?;
+        Ok(json!({ "identifier": link.identifier, "url": link.url, "title": link.title }))
+    }
+
+    async fn audit_refusal(&self, who: &str, tool: &str, why: &str) {
+        let _ = self
+            .job
+            .log(
+                "warn",
+                &format!("{who} may not call {tool}: {why}"),
+                json!({ "tool": tool, "persona": who, "refused": why }),
+            )
+            .await;
+    }
+
+    async fn interrupt(&self, node: &str, request: &Value) -> Result<bool, StepError> {
+        self.halted()?;
+        let Some(run_id) = self.job.run_id() else {
+            return Err(StepError::Failed("interrupts need a run".into()));
+        };
+        let key = format!("{node}@{}", self.steps.load(Ordering::SeqCst));
+        let store = &self.services.store;
+        let existing = store
+            .interrupt_approval(run_id, &key)
+            .await
+            .map_err(|e| StepError::Failed(e.to_string()))?;
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                let message = request
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or(node);
+                let description: String = message.chars().take(2000).collect();
+                let policies = self
+                    .services
+                    .org
+                    .policies()
+                    .await
+                    .map_err(|e| StepError::Failed(e.to_string()))?;
+                let label = format!("workflow {} (run {run_id})", self.name);
+                let rule = format!("interrupt node \"{node}\" of workflow {}", self.name);
+                let created = store
+                    .create_approval(NewApproval {
+                        description: &description,
+                        amount_micro_usd: 0,
+                        justification: &format!("state: {}", request["state"]),
+                        status: "pending",
+                        threshold_micro_usd: policies.auto_approve,
+                        kind: Some("workflow_interrupt"),
+                        tier: Some(Tier::Approver.as_str()),
+                        rule: &rule,
+                        tags: vec![],
+                        checks: vec![],
+                        escalated_to: vec![],
+                        run_id: Some(run_id),
+                        requested_by: None,
+                        requested_by_label: &label,
+                        expires_at: None,
+                    })
+                    .await
+                    .map_err(|e| StepError::Failed(e.to_string()))?;
+                let id = store
+                    .link_interrupt(run_id, &key, created.id)
+                    .await
+                    .map_err(|e| StepError::Failed(e.to_string()))?;
+                let _ = self
+                    .job
+                    .log(
+                        "info",
+                        &format!("[{node}] approval {id} requested"),
+                        json!({ "step": node, "approval_id": id }),
+                    )
+                    .await;
+                id
+            }
+        };
+        match self.job.wait_for_approval(id).await {
+            Ok(status) => Ok(matches!(status.as_str(), "approved" | "auto_approved")),
+            Err(e) => Err(self.step_error(e)),
+        }
+    }
+}
+
+impl Runtime for Host<'_> {
+    fn ask<'a>(&'a self, ask: Ask<'a>) -> BoxFuture<'a, Result<String, StepError>> {
+        Box::pin(self.turn(ask))
+    }
+
+    fn log<'a>(&'a self, step: &'a str, message: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let line = format!("[{step}] {message}");
+            if let Err(e) = self.job.log("info", &line, json!({ "step": step })).await {
+                self.halt(e);
+            }
+        })
+    }
+
+    fn checkpoint<'a>(
+        &'a self,
+        checkpoint: &'a Checkpoint,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async move {
+            self.halted()?;
+            if let Some(run_id) = self.job.run_id() {
+                self.services
+                    .store
+                    .save_checkpoint(
+                        run_id,
+                        i64::from(checkpoint.steps),
+                        &checkpoint.node,
+                        checkpoint.next.as_deref(),
+                        &checkpoint.state,
+                    )
+                    .await
+                    .map_err(|e| self.halt(JobError::Retryable(format!("checkpoint: {e}"))))?;
+            }
+            self.steps.store(checkpoint.steps, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+
+    fn wait_for_approval<'a>(
+        &'a self,
+        node: &'a str,
+        request: &'a Value,
+    ) -> BoxFuture<'a, Result<bool, StepError>> {
+        Box::pin(self.interrupt(node, request))
+    }
+
+    fn call_tool<'a>(
+        &'a self,
+        agent: &'a str,
+        tool: &'a str,
+        args: &'a Value,
+    ) -> BoxFuture<'a, Result<Value, StepError>> {
+        Box::pin(self.tool(agent, tool, args))
+    }
+}
+
+/// A stable 64-bit hash (FNV-1a) for idempotency keys.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
