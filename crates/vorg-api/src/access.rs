@@ -118,6 +118,32 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/artifacts/search", Requires(ViewOrg)),
     rule("GET", "/artifacts/{id}", Requires(ViewOrg)),
     rule("GET", "/artifacts/{id}/content", Requires(ViewOrg)),
+    rule("GET", "/workflows", Requires(ViewOrg)),
+    rule("POST", "/workflows", Requires(StartRuns)),
+    rule("GET", "/workflows/{name}", Requires(ViewOrg)),
+    rule("POST", "/workflows/{name}/runs", Requires(StartRuns)),
+    rule("POST", "/workflows/run", Requires(StartRuns)),
+    rule("GET", "/runs/{id}/checkpoints", Requires(ViewRuns)),
+    rule(
+        "POST",
+        "/orchestration/dag/meeting_cycle",
+        Requires(StartRuns),
+    ),
+    rule(
+        "POST",
+        "/orchestration/langgraph/meeting_cycle",
+        Requires(StartRuns),
+    ),
+    rule(
+        "POST",
+        "/orchestration/crewai/brainstorm",
+        Requires(StartRuns),
+    ),
+    rule(
+        "POST",
+        "/orchestration/autogen/brainstorm",
+        Requires(StartRuns),
+    ),
 ];
 
 /// The rule for a matched route, if the table has one.

@@ -19,6 +19,7 @@ mod runs;
 mod streams;
 mod usage;
 mod users;
+mod workflows;
 
 use std::{sync::Arc, time::Duration};
 
@@ -149,6 +150,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(linear::router())
         .merge(meetings::router())
         .merge(artifacts::router())
+        .merge(workflows::router())
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

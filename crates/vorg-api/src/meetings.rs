@@ -120,7 +120,7 @@ fn wait_limit(state: &AppState) -> Duration {
     Duration::from_millis(state.config.run_wait_ms)
 }
 
-fn wants_async(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_async(headers: &HeaderMap) -> bool {
     headers
         .get_all("prefer")
         .iter()
@@ -148,7 +148,7 @@ async fn wait_for(state: &AppState, run_id: i64, limit: Duration) -> ApiResult<O
 
 /// Starts a run of `job_kind` and answers as the original (its output plus `run_id`), or
 /// 202 when asked to, or when it outlasts the wait.
-async fn run_and_answer(
+pub(crate) async fn run_and_answer(
     state: &AppState,
     user: &CurrentUser,
     headers: &HeaderMap,

@@ -129,6 +129,26 @@ pub async fn put_policies(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<PolicyView>> {
+    let text = yaml_text(&headers, &body)?;
+    let version = state
+        .org
+        .put_policies(text, "api", &user.email)
+        .await?
+        .map_err(policy_problems)?;
+    audit_as(
+        &state,
+        &user,
+        "governance.policies.update",
+        Some(format!("policies:{}", version.version)),
+        serde_json::json!({ "version": version.version }),
+    )
+    .await;
+    Ok(Json(policy_view(version)?))
+}
+
+/// A YAML or JSON document sent as the body (policies, workflows): its text, or a 415 for
+/// another content type, a 400 for bytes that are not UTF-8.
+pub(crate) fn yaml_text<'b>(headers: &HeaderMap, body: &'b [u8]) -> ApiResult<&'b str> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -147,22 +167,7 @@ pub async fn put_policies(
             "content-type: {mime:?} is not accepted; send application/yaml or application/json"
         )));
     }
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::BadRequest("body: not UTF-8 text".into()))?;
-    let version = state
-        .org
-        .put_policies(text, "api", &user.email)
-        .await?
-        .map_err(policy_problems)?;
-    audit_as(
-        &state,
-        &user,
-        "governance.policies.update",
-        Some(format!("policies:{}", version.version)),
-        serde_json::json!({ "version": version.version }),
-    )
-    .await;
-    Ok(Json(policy_view(version)?))
+    std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("body: not UTF-8 text".into()))
 }
 
 #[derive(Serialize, ToSchema)]

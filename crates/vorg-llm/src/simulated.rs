@@ -109,13 +109,22 @@ fn answer(req: &ChatRequest) -> String {
     }
     // Tools offered and none called yet in this turn: call one through the text protocol
     // (`TOOL <name> <json arguments>`), arguments filled from its parameter schema.
+    let called = || {
+        req.messages()
+            .iter()
+            .filter(|m| m["role"] != "system")
+            .any(|m| {
+                content_text(&m["content"])
+                    .lines()
+                    .any(|l| l.starts_with("TOOL RESULT ") || l.starts_with("TOOL ERROR "))
+            })
+    };
     if let Some(tools) = req
         .body
         .get("tools")
         .and_then(Value::as_array)
         .filter(|t| !t.is_empty())
-        && !prompt.contains("TOOL RESULT")
-        && !prompt.contains("TOOL ERROR")
+        && !called()
     {
         let f = &tools[(seed as usize) % tools.len()]["function"];
         if let Some(name) = f["name"].as_str() {

@@ -40,6 +40,27 @@ const SHIPPED: &[(&str, &str)] = shipped!(
     "personas/security_ciso_v1.json",
 );
 
+/// The workflows the original's `/orchestration/*` routes run, shipped from
+/// `examples/workflows/` and overridable as `workflows/<file>` in the config folder.
+const SHIPPED_WORKFLOWS: &[(&str, &str)] = &[
+    (
+        "workflows/meeting_cycle.dag.yaml",
+        include_str!("../../../examples/workflows/meeting_cycle.dag.yaml"),
+    ),
+    (
+        "workflows/meeting_cycle.graph.yaml",
+        include_str!("../../../examples/workflows/meeting_cycle.graph.yaml"),
+    ),
+    (
+        "workflows/brainstorm.crew.yaml",
+        include_str!("../../../examples/workflows/brainstorm.crew.yaml"),
+    ),
+    (
+        "workflows/brainstorm.chat.yaml",
+        include_str!("../../../examples/workflows/brainstorm.chat.yaml"),
+    ),
+];
+
 /// The folders whose presence makes a directory a config folder.
 const MARKERS: &[&str] = &["governance", "personas", "schemas", "meetings"];
 
@@ -104,6 +125,7 @@ impl OrgFiles {
         }
         SHIPPED
             .iter()
+            .chain(SHIPPED_WORKFLOWS)
             .find(|(n, _)| *n == name)
             .map(|(n, text)| Source {
                 name: (*n).to_owned(),

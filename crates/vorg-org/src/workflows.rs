@@ -243,6 +243,7 @@ async fn execute(services: &Services, job: &JobContext) -> Result<Value, JobErro
         _ => None,
     };
     let cost = host.speaker.cost_micro_usd();
+    let results = results(&outcome);
     let outcome = serde_json::to_value(&outcome).unwrap_or(Value::Null);
     if let Some(why) = failure {
         job.log(
@@ -263,10 +264,32 @@ async fn execute(services: &Services, job: &JobContext) -> Result<Value, JobErro
         "workflow": wf.name(),
         "engine": wf.engine(),
         "version": input.get("version"),
+        "results": results,
         "outcome": outcome,
         "cost_usd": micro_to_usd(cost),
         "llm_calls": host.speaker.calls(),
     }))
+}
+
+/// What each step produced: a `dag`'s step outputs, a `graph`'s final state, a `crew`'s
+/// task outputs, a `chat`'s transcript.
+fn results(outcome: &RunOutcome) -> Value {
+    match outcome {
+        RunOutcome::Dag(d) => d
+            .steps
+            .iter()
+            .map(|(id, s)| (id.clone(), json!(s.output)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+        RunOutcome::Graph(g) => g.state.clone(),
+        RunOutcome::Crew(c) => c
+            .tasks
+            .iter()
+            .map(|t| (t.id.clone(), json!(t.output)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+        RunOutcome::Chat(c) => json!(c.transcript),
+    }
 }
 
 /// One run's [`Runtime`].

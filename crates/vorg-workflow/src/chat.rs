@@ -73,6 +73,9 @@ pub async fn run_chat(workflow: &ChatWorkflow, inputs: &Value, rt: &dyn Runtime)
                     render(&transcript),
                     roster.join("\n")
                 );
+                let schema = json!({ "type": "object",
+                    "properties": { "speaker": { "type": "string", "enum": &ids } },
+                    "required": ["speaker"] });
                 match turn(
                     rt,
                     &step,
@@ -80,7 +83,7 @@ pub async fn run_chat(workflow: &ChatWorkflow, inputs: &Value, rt: &dyn Runtime)
                     "You choose the next speaker of a group chat.",
                     &prompt,
                     &[],
-                    None,
+                    Some(&schema),
                 )
                 .await
                 {

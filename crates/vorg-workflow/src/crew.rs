@@ -133,16 +133,21 @@ async fn run_task(
             "Review the result of task \"{}\".\nTask: {description}\nExpected output: {}\n\nResult:\n{output}\n\nReply APPROVE if it meets the expected output, otherwise REVISE: followed by what to change.",
             task.id, task.expected_output
         );
-        let verdict = turn(
+        let schema = json!({ "type": "object",
+            "properties": { "verdict": { "type": "string", "enum": ["APPROVE", "REVISE"] },
+                            "changes": { "type": "string" } },
+            "required": ["verdict"] });
+        let answer = turn(
             rt,
             &task.id,
             manager,
             "You are the manager of this crew.",
             &review,
             &[],
-            None,
+            Some(&schema),
         )
         .await?;
+        let verdict = structured_verdict(&answer).unwrap_or(answer);
         if verdict
             .trim_start()
             .to_ascii_uppercase()
@@ -192,6 +197,8 @@ async fn assign(
         task.expected_output
     );
     let ids: Vec<String> = workflow.agents.iter().map(|a| a.id.clone()).collect();
+    let schema = json!({ "type": "object",
+        "properties": { "agent": { "type": "string", "enum": ids } }, "required": ["agent"] });
     let answer = turn(
         rt,
         &task.id,
@@ -199,7 +206,7 @@ async fn assign(
         "You are the manager of this crew.",
         &prompt,
         &[],
-        None,
+        Some(&schema),
     )
     .await?;
     pick(&answer, &ids)
@@ -212,4 +219,17 @@ fn system_prompt(agent: &CrewAgent) -> String {
         s.push_str(&format!("\n{b}"));
     }
     s
+}
+
+/// A structured review (`{"verdict": "REVISE", "changes": "…"}`) as the text protocol's
+/// `APPROVE` / `REVISE: …`; `None` for a plain-text answer.
+fn structured_verdict(answer: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(answer.trim()).ok()?;
+    let verdict = v.get("verdict")?.as_str()?;
+    let changes = v.get("changes").and_then(Value::as_str).unwrap_or("");
+    Some(if verdict.eq_ignore_ascii_case("APPROVE") {
+        "APPROVE".to_owned()
+    } else {
+        format!("REVISE: {changes}")
+    })
 }

@@ -336,7 +336,9 @@ async fn next_node(
     Ok(None)
 }
 
-/// The target an answer names: the whole answer, else the first word that is a target.
+/// The target an answer names: the whole answer, else the first word that is a target
+/// (words are split at anything but letters, digits, `_`, `-` and `.`, so a JSON answer
+/// such as `{"agent":"cto"}` names `cto`).
 pub(crate) fn pick(answer: &str, targets: &[String]) -> Option<String> {
     let clean = |s: &str| {
         s.trim_matches(|c: char| !c.is_alphanumeric() && c != '_' && c != '-')
@@ -347,7 +349,7 @@ pub(crate) fn pick(answer: &str, targets: &[String]) -> Option<String> {
         return Some(t.clone());
     }
     answer
-        .split_whitespace()
+        .split(|c: char| !(c.is_alphanumeric() || "_-.".contains(c)))
         .map(clean)
         .find_map(|w| targets.iter().find(|t| t.eq_ignore_ascii_case(&w)).cloned())
 }

@@ -46,13 +46,19 @@ pub fn validate(text: &str) -> Result<Workflow, Vec<Problem>> {
 
 /// [`validate`] for a document already parsed (an API request body).
 pub fn validate_value(doc: &Value) -> Result<Workflow, Vec<Problem>> {
-    let problems = crate::schema::problems(doc);
-    if !problems.is_empty() {
-        return Err(problems);
+    let mut problems = crate::schema::problems(doc);
+    // A document with schema problems is still checked further when it has the shape of a
+    // workflow (e.g. an unknown tool name), so one answer lists every problem.
+    let workflow = match serde_json::from_value::<Workflow>(doc.clone()) {
+        Ok(w) => w,
+        Err(_) if !problems.is_empty() => return Err(problems),
+        Err(e) => return Err(vec![Problem::new("", e.to_string())]),
+    };
+    for p in semantic_problems(&workflow) {
+        if !problems.contains(&p) {
+            problems.push(p);
+        }
     }
-    let workflow: Workflow =
-        serde_json::from_value(doc.clone()).map_err(|e| vec![Problem::new("", e.to_string())])?;
-    let problems = semantic_problems(&workflow);
     if problems.is_empty() {
         Ok(workflow)
     } else {

@@ -17,6 +17,7 @@ fn every_example_is_a_valid_workflow_and_each_engine_has_one() {
         engines.push(wf.engine());
     }
     engines.sort();
+    engines.dedup();
     assert_eq!(engines, vec!["chat", "crew", "dag", "graph"]);
 }
 
@@ -40,7 +41,7 @@ async fn the_examples_run_to_the_end() {
             Reply::Text(r#"{"verdict": "accept"}"#),
         ],
     );
-    let RunOutcome::Graph(graph) = run_example("meeting_cycle.graph.yaml", &rt).await else {
+    let RunOutcome::Graph(graph) = run_example("plan_review.graph.yaml", &rt).await else {
         panic!()
     };
     assert_eq!(graph.status, GraphStatus::Completed, "{graph:?}");
@@ -51,6 +52,31 @@ async fn the_examples_run_to_the_end() {
         ]
     );
     assert_eq!(graph.state["rounds"], json!(2));
+
+    let rt = Fake::new().script(
+        "check",
+        vec![
+            Reply::Text(r#"{"blocked": true}"#),
+            Reply::Text(r#"{"blocked": true}"#),
+        ],
+    );
+    let RunOutcome::Graph(cycle) = run_example("meeting_cycle.graph.yaml", &rt).await else {
+        panic!()
+    };
+    assert_eq!(cycle.status, GraphStatus::Completed, "{cycle:?}");
+    // Blocked twice: the second time the round limit sends it on to the all-hands.
+    assert_eq!(
+        cycle.visited,
+        vec![
+            "brainstorm",
+            "standup",
+            "check",
+            "brainstorm",
+            "standup",
+            "check",
+            "allhands"
+        ]
+    );
 
     let rt = Fake::new().script(
         "ceo",

@@ -1,0 +1,606 @@
+//! Workflows: saved definitions (versioned by name), runs of them, ad hoc runs, and the
+//! original's `/orchestration/*` routes, which run the shipped workflows on the `dag`,
+//! `graph`, `crew` and `chat` engines.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::Response,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use vorg_store::{NewRun, NewWorkflowVersion, StoreError, WorkflowVersion};
+use vorg_workflow::{Problem, Workflow};
+
+use crate::{
+    AppState,
+    audit::audit_as,
+    auth::CurrentUser,
+    error::{ApiError, ApiResult, FieldError},
+    extract::{ApiPath, ApiQuery, parse_json},
+    meetings::run_and_answer,
+    org::yaml_text,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_workflows, save_workflow))
+        .routes(routes!(get_workflow))
+        .routes(routes!(start_saved))
+        .routes(routes!(start_adhoc))
+        .routes(routes!(run_checkpoints))
+        .routes(routes!(dag_meeting_cycle))
+        .routes(routes!(graph_meeting_cycle))
+        .routes(routes!(crew_brainstorm))
+        .routes(routes!(chat_brainstorm))
+}
+
+/// The largest workflow document accepted.
+const MAX_SOURCE_BYTES: usize = 256 * 1024;
+
+#[derive(Serialize, ToSchema)]
+pub struct WorkflowSummary {
+    name: String,
+    version: i64,
+    engine: String,
+    description: Option<String>,
+    created_by: Option<i64>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<&WorkflowVersion> for WorkflowSummary {
+    fn from(w: &WorkflowVersion) -> Self {
+        WorkflowSummary {
+            name: w.name.clone(),
+            version: w.version,
+            engine: w.engine.clone(),
+            description: w.description.clone(),
+            created_by: w.created_by,
+            created_at: w.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WorkflowList {
+    items: Vec<WorkflowSummary>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WorkflowDetail {
+    #[serde(flatten)]
+    summary: WorkflowSummary,
+    /// The document as it was saved (YAML or JSON).
+    source: String,
+    /// The document as JSON.
+    #[schema(value_type = Object)]
+    definition: Value,
+    /// Every version, newest first.
+    versions: Vec<WorkflowSummary>,
+}
+
+/// The problems of a document as a 422: schema and semantic problems at their paths, then
+/// agents that name no persona.
+async fn check(state: &AppState, source: &str) -> ApiResult<Workflow> {
+    if source.len() > MAX_SOURCE_BYTES {
+        return Err(ApiError::invalid(
+            "body",
+            format!("at most {MAX_SOURCE_BYTES} bytes"),
+        ));
+    }
+    let wf = vorg_workflow::validate(source).map_err(problems)?;
+    let personas = state.store.list_personas().await?;
+    let unknown = vorg_org::workflows::agent_problems(&wf, &personas);
+    if !unknown.is_empty() {
+        return Err(problems(unknown));
+    }
+    Ok(wf)
+}
+
+fn problems(list: Vec<Problem>) -> ApiError {
+    ApiError::Invalid(
+        list.into_iter()
+            .map(|p| FieldError::new(p.path, p.message))
+            .collect(),
+    )
+}
+
+/// Saved workflows, the latest version of each.
+#[utoipa::path(get, path = "/workflows", tag = "workflows",
+    responses((status = 200, body = WorkflowList)))]
+pub async fn list_workflows(State(state): State<AppState>) -> ApiResult<Json<WorkflowList>> {
+    let rows = state.store.list_workflows().await?;
+    Ok(Json(WorkflowList {
+        items: rows.iter().map(WorkflowSummary::from).collect(),
+    }))
+}
+
+/// Saves a workflow document (YAML or JSON, `engine:` and the engine's fields) as the next
+/// version of its `name`. A bad document gets a 422 listing every problem with its path.
+#[utoipa::path(post, path = "/workflows", tag = "workflows",
+    request_body(content = String, content_type = "application/yaml",
+        description = "A workflow document (see schemas/workflow.schema.json)"),
+    responses((status = 201, body = WorkflowSummary),
+        (status = 422, description = "Every problem of the document, at its path")))]
+pub async fn save_workflow(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<WorkflowSummary>)> {
+    let source = yaml_text(&headers, &body)?;
+    let wf = check(&state, source).await?;
+    let description = match &wf {
+        Workflow::Dag(w) => w.description.as_deref(),
+        Workflow::Graph(w) => w.description.as_deref(),
+        Workflow::Crew(w) => w.description.as_deref(),
+        Workflow::Chat(w) => w.description.as_deref(),
+    };
+    let row = state
+        .store
+        .save_workflow(NewWorkflowVersion {
+            name: wf.name(),
+            engine: wf.engine(),
+            description,
+            source,
+            created_by: Some(user.id),
+        })
+        .await?;
+    audit_as(
+        &state,
+        &user,
+        "workflow.save",
+        Some(format!("workflow:{}", row.name)),
+        json!({ "version": row.version, "engine": row.engine }),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(WorkflowSummary::from(&row))))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct VersionQuery {
+    /// A version (default: the latest).
+    version: Option<i64>,
+}
+
+/// A saved workflow: its document and its versions.
+#[utoipa::path(get, path = "/workflows/{name}", tag = "workflows",
+    params(("name" = String, Path), VersionQuery),
+    responses((status = 200, body = WorkflowDetail), (status = 404)))]
+pub async fn get_workflow(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<VersionQuery>,
+) -> ApiResult<Json<WorkflowDetail>> {
+    let row = state
+        .store
+        .get_workflow(&name, q.version)
+        .await
+        .map_err(not_found)?;
+    let versions = state.store.workflow_versions(&name).await?;
+    let definition = serde_yaml::from_str::<Value>(&row.source).unwrap_or(Value::Null);
+    Ok(Json(WorkflowDetail {
+        summary: WorkflowSummary::from(&row),
+        source: row.source,
+        definition,
+        versions: versions.iter().map(WorkflowSummary::from).collect(),
+    }))
+}
+
+fn not_found(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::NotFound("workflow"),
+        other => other.into(),
+    }
+}
+
+/// What a run of a workflow is given.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RunOptions {
+    /// The workflow's inputs (a `graph`: initial values of its state keys).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    inputs: Option<Value>,
+    /// A saved version (default: the latest).
+    version: Option<i64>,
+    /// A model, alias or `provider/model` for every turn (default: each persona's).
+    model: Option<String>,
+    /// The Linear team `create_linear_issue` files into (default: the first team).
+    linear_team_id: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdhocRun {
+    /// The workflow document: a JSON object, or YAML/JSON text.
+    #[schema(value_type = Object)]
+    workflow: Value,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    inputs: Option<Value>,
+    model: Option<String>,
+    linear_team_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StartedRun {
+    run_id: i64,
+    status: String,
+    stream: String,
+    workflow: String,
+    engine: String,
+    version: Option<i64>,
+}
+
+struct Start<'a> {
+    wf: &'a Workflow,
+    source: &'a str,
+    version: Option<i64>,
+    inputs: Value,
+    model: Option<String>,
+    linear_team_id: Option<String>,
+}
+
+fn run_input(start: &Start<'_>, user: &CurrentUser) -> Value {
+    json!({
+        "source": start.source,
+        "name": start.wf.name(),
+        "version": start.version,
+        "inputs": start.inputs,
+        "model": start.model,
+        "linear_team_id": start.linear_team_id,
+        "requested_by": user.id,
+    })
+}
+
+fn check_inputs(wf: &Workflow, inputs: &Value) -> ApiResult<()> {
+    let list = vorg_org::workflows::input_problems(wf, inputs);
+    if list.is_empty() {
+        Ok(())
+    } else {
+        Err(problems(list))
+    }
+}
+
+async fn start_run(
+    state: &AppState,
+    user: &CurrentUser,
+    start: Start<'_>,
+) -> ApiResult<(StatusCode, Json<StartedRun>)> {
+    check_inputs(start.wf, &start.inputs)?;
+    let summary = format!("workflow {} ({})", start.wf.name(), start.wf.engine());
+    let run = state
+        .store
+        .create_run(NewRun {
+            run_type: "workflow",
+            summary: Some(&summary),
+            input: run_input(&start, user),
+            requested_by: Some(user.id),
+            job_kind: vorg_org::workflows::JOB_KIND,
+            max_attempts: 3,
+        })
+        .await?;
+    audit_as(
+        state,
+        user,
+        "run.start",
+        Some(format!("run:{}", run.id)),
+        json!({ "run_type": "workflow", "workflow": start.wf.name(), "version": start.version }),
+    )
+    .await;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(StartedRun {
+            run_id: run.id,
+            status: run.status().to_string(),
+            stream: format!("/streams/runs/{}", run.id),
+            workflow: start.wf.name().to_owned(),
+            engine: start.wf.engine().to_owned(),
+            version: start.version,
+        }),
+    ))
+}
+
+/// Starts a run of a saved workflow (its latest version unless `version` is given).
+#[utoipa::path(post, path = "/workflows/{name}/runs", tag = "workflows",
+    params(("name" = String, Path)), request_body = RunOptions,
+    responses((status = 202, body = StartedRun), (status = 404), (status = 422)))]
+pub async fn start_saved(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(name): ApiPath<String>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<StartedRun>)> {
+    let opts: RunOptions = if body.iter().all(u8::is_ascii_whitespace) {
+        RunOptions::default()
+    } else {
+        parse_json(&body)?
+    };
+    let row = state
+        .store
+        .get_workflow(&name, opts.version)
+        .await
+        .map_err(not_found)?;
+    let wf = check(&state, &row.source).await?;
+    start_run(
+        &state,
+        &user,
+        Start {
+            wf: &wf,
+            source: &row.source,
+            version: Some(row.version),
+            inputs: opts.inputs.unwrap_or_else(|| json!({})),
+            model: opts.model,
+            linear_team_id: opts.linear_team_id,
+        },
+    )
+    .await
+}
+
+/// Runs a workflow document without saving it.
+#[utoipa::path(post, path = "/workflows/run", tag = "workflows", request_body = AdhocRun,
+    responses((status = 202, body = StartedRun), (status = 422)))]
+pub async fn start_adhoc(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<StartedRun>)> {
+    let req: AdhocRun = parse_json(&body)?;
+    let source = match &req.workflow {
+        Value::String(s) => s.clone(),
+        Value::Object(_) => req.workflow.to_string(),
+        _ => {
+            return Err(ApiError::invalid(
+                "workflow",
+                "must be a workflow document (an object, or YAML/JSON text)",
+            ));
+        }
+    };
+    let wf = check(&state, &source).await.map_err(|e| match e {
+        ApiError::Invalid(list) => ApiError::Invalid(
+            list.into_iter()
+                .map(|f| FieldError::new(format!("workflow.{}", f.field), f.message))
+                .collect(),
+        ),
+        other => other,
+    })?;
+    start_run(
+        &state,
+        &user,
+        Start {
+            wf: &wf,
+            source: &source,
+            version: None,
+            inputs: req.inputs.unwrap_or_else(|| json!({})),
+            model: req.model,
+            linear_team_id: req.linear_team_id,
+        },
+    )
+    .await
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CheckpointView {
+    steps: i64,
+    node: String,
+    next: Option<String>,
+    #[schema(value_type = Object)]
+    state: Value,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CheckpointList {
+    items: Vec<CheckpointView>,
+}
+
+/// The checkpoints of a `graph` run: the state after every node, in order.
+#[utoipa::path(get, path = "/runs/{id}/checkpoints", tag = "runs",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = CheckpointList), (status = 404)))]
+pub async fn run_checkpoints(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<CheckpointList>> {
+    state.store.get_run(id).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::NotFound("run"),
+        other => other.into(),
+    })?;
+    let rows = state.store.list_checkpoints(id).await?;
+    Ok(Json(CheckpointList {
+        items: rows
+            .into_iter()
+            .map(|c| CheckpointView {
+                steps: c.steps,
+                node: c.node,
+                next: c.next,
+                state: c.state.0,
+                created_at: c.created_at,
+            })
+            .collect(),
+    }))
+}
+
+/// Runs a shipped workflow (`workflows/<file>` of the config folder) for an original route:
+/// waits for it like the meeting routes (or 202 with `Prefer: respond-async`).
+async fn orchestrate(
+    state: &AppState,
+    user: &CurrentUser,
+    headers: &HeaderMap,
+    file: &str,
+    inputs: Value,
+) -> ApiResult<Response> {
+    let source = state
+        .org
+        .files()
+        .read(&format!("workflows/{file}"))
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
+    let wf = vorg_workflow::validate(&source.text).map_err(|p| {
+        ApiError::Internal(anyhow::anyhow!(
+            "{}: {}",
+            source.origin,
+            p.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    })?;
+    let personas = state.store.list_personas().await?;
+    let unknown = vorg_org::workflows::agent_problems(&wf, &personas);
+    if !unknown.is_empty() {
+        let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+        return Err(ApiError::Conflict(format!(
+            "the organization lacks the personas {} needs: {}",
+            source.origin,
+            list.join("; ")
+        )));
+    }
+    let start = Start {
+        wf: &wf,
+        source: &source.text,
+        version: None,
+        inputs,
+        model: None,
+        linear_team_id: None,
+    };
+    check_inputs(&wf, &start.inputs)?;
+    run_and_answer(
+        state,
+        user,
+        headers,
+        "workflow",
+        vorg_org::workflows::JOB_KIND,
+        &format!("{} ({})", wf.name(), wf.engine()),
+        run_input(&start, user),
+    )
+    .await
+}
+
+/// The topic of a meeting cycle from the original's context object: its `topic` (or
+/// `idea`, `goal`), else the whole context as JSON, else a default.
+fn topic_of(context: &Value) -> String {
+    for key in ["topic", "idea", "goal", "agenda"] {
+        if let Some(t) = context
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|t| !t.trim().is_empty())
+        {
+            return t.trim().to_owned();
+        }
+    }
+    match context {
+        Value::Object(m) if !m.is_empty() => context.to_string(),
+        _ => "what the organization should focus on next".to_owned(),
+    }
+}
+
+fn context_body(body: &[u8]) -> ApiResult<Value> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    let v: Value = parse_json(body)?;
+    if !v.is_object() {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    }
+    Ok(v)
+}
+
+/// The meeting cycle (brainstorms → standup → all-hands) on the `dag` engine; answers the
+/// run's output (`results` per step) plus `run_id`.
+#[utoipa::path(post, path = "/orchestration/dag/meeting_cycle", tag = "orchestration",
+    request_body(content = Object, description = "A context object (`topic`, …)"),
+    responses((status = 200, description = "{workflow, engine, results, outcome, cost_usd, run_id}"),
+        (status = 202, description = "Accepted: {run_id}")))]
+pub async fn dag_meeting_cycle(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let context = context_body(&body)?;
+    let inputs = json!({ "topic": topic_of(&context) });
+    orchestrate(&state, &user, &headers, "meeting_cycle.dag.yaml", inputs).await
+}
+
+/// The same cycle on the `graph` engine (LangGraph's model), checkpointed after every node.
+#[utoipa::path(post, path = "/orchestration/langgraph/meeting_cycle", tag = "orchestration",
+    request_body(content = Object, description = "A context object (`topic`, …)"),
+    responses((status = 200, description = "{workflow, engine, results, outcome, cost_usd, run_id}"),
+        (status = 202, description = "Accepted: {run_id}")))]
+pub async fn graph_meeting_cycle(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let context = context_body(&body)?;
+    let inputs = json!({ "topic": topic_of(&context) });
+    orchestrate(&state, &user, &headers, "meeting_cycle.graph.yaml", inputs).await
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct IdeaBody {
+    /// What to brainstorm.
+    idea: String,
+}
+
+fn idea(body: &[u8]) -> ApiResult<Value> {
+    let req: IdeaBody = parse_json(body)?;
+    if req.idea.trim().is_empty() {
+        return Err(ApiError::invalid("idea", "must not be empty"));
+    }
+    if req.idea.len() > 4000 {
+        return Err(ApiError::invalid("idea", "at most 4000 bytes"));
+    }
+    Ok(json!({ "topic": req.idea.trim() }))
+}
+
+/// A brainstorm by a crew (CrewAI's model): the CEO delegates and reviews.
+#[utoipa::path(post, path = "/orchestration/crewai/brainstorm", tag = "orchestration",
+    request_body = IdeaBody,
+    responses((status = 200, description = "{workflow, engine, results, outcome, cost_usd, run_id}"),
+        (status = 202, description = "Accepted: {run_id}")))]
+pub async fn crew_brainstorm(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let inputs = idea(&body)?;
+    orchestrate(&state, &user, &headers, "brainstorm.crew.yaml", inputs).await
+}
+
+/// A brainstorm as a group chat (AutoGen's model); the transcript is the result.
+#[utoipa::path(post, path = "/orchestration/autogen/brainstorm", tag = "orchestration",
+    request_body = IdeaBody,
+    responses((status = 200, description = "{workflow, engine, results, outcome, cost_usd, run_id}"),
+        (status = 202, description = "Accepted: {run_id}")))]
+pub async fn chat_brainstorm(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let inputs = idea(&body)?;
+    orchestrate(&state, &user, &headers, "brainstorm.chat.yaml", inputs).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_topic_comes_from_the_context() {
+        assert_eq!(topic_of(&json!({ "topic": " pricing " })), "pricing");
+        assert_eq!(topic_of(&json!({ "idea": "x" })), "x");
+        assert_eq!(topic_of(&json!({ "week": 3 })), r#"{"week":3}"#);
+        assert!(topic_of(&json!({})).contains("focus"));
+    }
+}
