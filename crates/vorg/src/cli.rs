@@ -1,6 +1,7 @@
 //! The command line: `vorg serve | worker | meeting | migrate | user … | token …`.
 
 mod meeting;
+mod workflow;
 
 use std::path::PathBuf;
 
@@ -45,6 +46,11 @@ pub enum Command {
     /// /meetings/{type}` takes) it is rendered as given. Exits non-zero with the run's error
     /// when the meeting fails.
     Meeting(meeting::MeetingArgs),
+    /// Run or check a workflow (dag, graph, crew or chat) in this process: `vorg workflow
+    /// run FILE --input topic=pricing` streams the run's log to stderr and prints its
+    /// results (JSON) to stdout.
+    #[command(subcommand)]
+    Workflow(workflow::WorkflowCommand),
     /// Apply pending database migrations and exit (serve also does this on start).
     Migrate,
     /// Manage user accounts and their roles.
@@ -129,7 +135,7 @@ pub fn settings(cli: &Cli) -> anyhow::Result<Settings> {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = settings(&cli)?;
     match cli.command {
-        Command::Meeting(_) => meeting::init_logs(settings.log_format),
+        Command::Meeting(_) | Command::Workflow(_) => meeting::init_logs(settings.log_format),
         _ => telemetry::init(settings.log_format),
     }
     match cli.command {
@@ -138,6 +144,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Meeting(args) => {
             let store = open_store(&settings).await?;
             let result = meeting::meeting(&settings, &store, args).await;
+            store.close().await;
+            result
+        }
+        Command::Workflow(workflow::WorkflowCommand::Check { file }) => {
+            workflow::workflow(&settings, None, workflow::WorkflowCommand::Check { file }).await
+        }
+        Command::Workflow(cmd) => {
+            let store = open_store(&settings).await?;
+            let result = workflow::workflow(&settings, Some(&store), cmd).await;
             store.close().await;
             result
         }

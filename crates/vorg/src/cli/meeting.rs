@@ -94,7 +94,29 @@ pub async fn meeting(settings: &Settings, store: &Store, args: MeetingArgs) -> a
     let kind = args.kind.as_str();
     let input = run_input(&args)?;
     check_participants(store, &input).await?;
+    let run = run_here(
+        settings,
+        store,
+        NewRun {
+            run_type: "meeting",
+            summary: Some(kind),
+            input,
+            requested_by: None,
+            job_kind: vorg_org::meetings::JOB_KIND,
+            max_attempts: 2,
+        },
+    )
+    .await?;
+    print_minutes(run)
+}
 
+/// Creates `new`, executes it with a worker in this process while its log streams to
+/// stderr, and returns the run once it ended (or waits for an approval).
+pub(super) async fn run_here(
+    settings: &Settings,
+    store: &Store,
+    new: NewRun<'_>,
+) -> anyhow::Result<Run> {
     let tracker = TaskTracker::new();
     let stop = CancellationToken::new();
     store
@@ -103,25 +125,19 @@ pub async fn meeting(settings: &Settings, store: &Store, args: MeetingArgs) -> a
         .context("listening for events on PostgreSQL")?;
     let services = build_services(settings, store).await?;
     let llm = services.llm.clone();
+    let (run_type, summary) = (new.run_type, new.summary.unwrap_or(new.run_type));
     let run = store
-        .create_run(NewRun {
-            run_type: "meeting",
-            summary: Some(kind),
-            input,
-            requested_by: None,
-            job_kind: vorg_org::meetings::JOB_KIND,
-            max_attempts: 2,
-        })
+        .create_run(new)
         .await
-        .context("creating the meeting's run")?;
+        .with_context(|| format!("creating the {run_type}'s run"))?;
     super::cli_audit(
         store,
         "run.start",
         format!("run:{}", run.id),
-        json!({ "run_type": "meeting" }),
+        json!({ "run_type": run_type }),
     )
     .await;
-    eprintln!("run {}: {kind} queued", run.id);
+    eprintln!("run {}: {summary} queued", run.id);
     vorg_jobs::Worker::new(
         store.clone(),
         vorg_org::registry(services),
@@ -134,7 +150,7 @@ pub async fn meeting(settings: &Settings, store: &Store, args: MeetingArgs) -> a
     tracker.close();
     tracker.wait().await;
     llm.flush_usage().await;
-    print_minutes(ended?)
+    ended
 }
 
 /// The run's input, as the API builds it: `{type, body, participants, model, rounds,

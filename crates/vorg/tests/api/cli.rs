@@ -294,3 +294,63 @@ fn vorg_meeting_exits_non_zero_with_the_runs_error() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/workflows");
+
+#[test]
+fn vorg_workflow_run_executes_each_example_and_prints_its_results() {
+    let dir = temp_dir("workflow");
+    let data = dir.join("data");
+    for (file, key) in [
+        ("meeting_cycle.dag.yaml", "all_hands"),
+        ("meeting_cycle.graph.yaml", "allhands"),
+        ("brainstorm.crew.yaml", "recommend"),
+    ] {
+        let (ok, out, err) = run(vorg_in(&data)
+            .args(["workflow", "run"])
+            .arg(format!("{EXAMPLES}/{file}"))
+            .args(["--input", "topic=pricing"]));
+        assert!(ok, "{file}: {err}");
+        let out: serde_json::Value = serde_json::from_str(&out).expect("JSON results");
+        assert!(out["results"][key].is_string(), "{file}: {out}");
+        assert!(
+            err.contains("status: succeeded"),
+            "the log streams to stderr: {err}"
+        );
+    }
+    let (ok, out, err) = run(vorg_in(&data)
+        .args(["workflow", "run"])
+        .arg(format!("{EXAMPLES}/brainstorm.chat.yaml"))
+        .args(["-i", "topic=pricing"]));
+    assert!(ok, "{err}");
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(out["results"][0]["speaker"], "user", "{out}");
+
+    // An interrupt: the run waits for an approval this command cannot give.
+    let (ok, _, err) = run(vorg_in(&data)
+        .args(["workflow", "run"])
+        .arg(format!("{EXAMPLES}/plan_review.graph.yaml"))
+        .args(["-i", "topic=pricing"]));
+    assert!(!ok && err.contains("waits for an approval"), "{err}");
+
+    // Problems are listed before any run exists.
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "engine: dag\nname: b\nsteps:\n  - { id: a, agent: nobody, prompt: p, depends_on: [z] }\n",
+    )
+    .unwrap();
+    let (ok, _, err) = run(vorg_in(&data).args(["workflow", "check"]).arg(&bad));
+    assert!(
+        !ok && err.contains("steps[0].depends_on: unknown step \"z\""),
+        "{err}"
+    );
+    let (ok, _, err) = run(vorg_in(&data)
+        .args(["workflow", "run"])
+        .arg(format!("{EXAMPLES}/meeting_cycle.dag.yaml")));
+    assert!(
+        !ok && err.contains("inputs.topic: required by the workflow"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

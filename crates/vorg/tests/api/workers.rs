@@ -243,3 +243,120 @@ async fn a_worker_stopped_with_sigterm_releases_its_run_to_the_next_worker() {
     .await;
     assert_eq!(run["attempts"], 2);
 }
+
+/// An OpenAI-compatible upstream that takes `delay_ms` per completion.
+async fn slow_upstream(delay_ms: u64) -> String {
+    use axum::{Router, routing::post};
+    async fn chat(axum::Json(_req): axum::Json<Value>) -> axum::Json<Value> {
+        tokio::time::sleep(Duration::from_millis(
+            DELAY.load(std::sync::atomic::Ordering::Relaxed),
+        ))
+        .await;
+        axum::Json(json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1741569952, "model": "gpt-4o-mini",
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": "done" }, "finish_reason": "stop" }],
+            "usage": { "prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25 }
+        }))
+    }
+    static DELAY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    DELAY.store(delay_ms, std::sync::atomic::Ordering::Relaxed);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let router = Router::new().route("/v1/chat/completions", post(chat));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    url
+}
+
+const CHAIN: &str = r#"
+engine: graph
+name: chain
+state: { a: string, b: string, c: string, d: string, e: string, f: string }
+start: a
+nodes:
+  - { id: a, agent: cto, prompt: "Step a", output: a, next: b }
+  - { id: b, agent: cto, prompt: "Step b after {{ state.a }}", output: b, next: c }
+  - { id: c, agent: cto, prompt: "Step c", output: c, next: d }
+  - { id: d, agent: cto, prompt: "Step d", output: d, next: e }
+  - { id: e, agent: cto, prompt: "Step e", output: e, next: f }
+  - { id: f, agent: cto, prompt: "Step f", output: f }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_run_resumes_from_its_last_checkpoint_after_its_worker_is_killed() {
+    let (app, admin) = api_without_workers().await;
+    let upstream = slow_upstream(400).await;
+    let env = [
+        ("OPENAI_API_KEY", "sk-test-0123456789abcdef"),
+        ("OPENAI_BASE_URL", upstream.as_str()),
+    ];
+    let mut a = WorkerProcess::start_with(&app, 1, 1500, &env);
+    let (status, started) = app
+        .post(
+            "/workflows/run",
+            Some(&admin),
+            json!({ "workflow": CHAIN, "model": "openai/gpt-4o-mini" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let id = started["run_id"].as_i64().unwrap();
+    // Kill the worker once two nodes are checkpointed (the third is then in flight).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let done_before_kill: Vec<String> = loop {
+        let (_, cps) = app.get(&format!("/runs/{id}/checkpoints"), &admin).await;
+        let nodes: Vec<String> = cps["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["node"].as_str().unwrap().to_owned())
+            .collect();
+        if nodes.len() >= 2 {
+            a.kill_9();
+            break nodes;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no checkpoints");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Read again after the kill: a checkpoint may have landed between the read and the kill.
+    let (_, cps) = app.get(&format!("/runs/{id}/checkpoints"), &admin).await;
+    let checkpointed: Vec<String> = cps["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["node"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(checkpointed.len() >= done_before_kill.len() && checkpointed.len() < 6);
+
+    let _b = WorkerProcess::start_with(&app, 1, 1500, &env);
+    let run = wait_run(&app, &admin, id, "succeeded", |r| {
+        r["status"] == "succeeded" || r["status"] == "failed"
+    })
+    .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["attempts"], 2, "{run}");
+    let all = messages(&app, &admin, id).await;
+    for node in &checkpointed {
+        let runs = all
+            .iter()
+            .filter(|m| *m == &format!("[{node}] started"))
+            .count();
+        assert_eq!(
+            runs, 1,
+            "{node} was checkpointed, so never run again: {all:#?}"
+        );
+    }
+    let resumed = format!(
+        "[run] resuming after \"{}\" (step {})",
+        checkpointed.last().unwrap(),
+        checkpointed.len()
+    );
+    assert!(all.contains(&resumed), "{all:#?}");
+    let (_, cps) = app.get(&format!("/runs/{id}/checkpoints"), &admin).await;
+    let nodes: Vec<&str> = cps["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes, vec!["a", "b", "c", "d", "e", "f"]);
+    assert_eq!(run["output"]["results"]["f"], "done");
+}
