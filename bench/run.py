@@ -328,6 +328,81 @@ def bench_gateway(budgets=True):
     return result
 
 
+def workflow_files(tmp, steps):
+    """A `steps`-step DAG chain, a graph looping `steps` times, and a one-step DAG."""
+    dag = ["engine: dag", "name: chain", "max_parallel: 4", "steps:"]
+    for i in range(steps):
+        dep = f", depends_on: [s{i - 1}]" if i else ""
+        dag.append(f"  - {{ id: s{i}, agent: cto, prompt: \"Step {i}\"{dep} }}")
+    graph = f"""engine: graph
+name: loop
+state: {{ n: integer, last: string }}
+start: work
+max_steps: {steps + 1}
+nodes:
+  - id: work
+    agent: cto
+    prompt: "Iteration {{{{ state.n }}}}"
+    output: last
+    increment: [n]
+    branches:
+      - when: "state.n < {steps}"
+        to: work
+      - to: END
+"""
+    one = "engine: dag\nname: one\nsteps:\n  - { id: s0, agent: cto, prompt: \"Step 0\" }\n"
+    paths = {}
+    for name, text in (("dag", "\n".join(dag) + "\n"), ("graph", graph), ("one", one)):
+        paths[name] = os.path.join(tmp, f"{name}.yaml")
+        with open(paths[name], "w") as f:
+            f.write(text)
+    return paths
+
+
+def bench_workflows(backend, steps=1000):
+    """Engine overhead: `vorg workflow run` of a 1,000-step DAG chain and a 1,000-iteration
+    graph (a checkpoint per iteration) with the simulated provider at zero latency. Each
+    step is a model turn through the gateway (usage row, run log lines); the process's fixed
+    cost (start, org load) is measured with a one-step workflow and subtracted."""
+    data = tempfile.mkdtemp(prefix=f"vorg-bench-wf-{backend}-")
+    env = dict(os.environ, VORG_DATA_DIR=data, RUST_LOG="warn",
+               VORG_CONFIG=os.path.join(data, "absent.toml"))
+    db = None
+    if backend == "postgres":
+        db = f"vorg_bench_wf_{os.getpid()}"
+        psql(f"DROP DATABASE IF EXISTS {db}")
+        psql(f"CREATE DATABASE {db}")
+        env["DATABASE_URL"] = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
+    files = workflow_files(data, steps)
+
+    def timed(name):
+        t0 = time.perf_counter()
+        subprocess.run([BIN, "workflow", "run", files[name]], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return (time.perf_counter() - t0) * 1000
+
+    timed("one")  # migrations and the default organization
+    fixed = min(timed("one") for _ in range(3))
+    out = {"steps": steps, "fixed_cost_ms": round(fixed, 1)}
+    for name in ("dag", "graph"):
+        wall = timed(name)
+        out[name] = {"wall_ms": round(wall, 1),
+                     "per_step_ms": round((wall - fixed) / steps, 3)}
+    shutil.rmtree(data, ignore_errors=True)
+    if db:
+        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    return out
+
+
+def print_workflows(w):
+    print("\nworkflow engines (vorg workflow run, simulated provider at zero latency):")
+    for b, r in w.items():
+        for name in ("dag", "graph"):
+            print(f"  {b:<8} {name:<5} {r['steps']} steps in {r[name]['wall_ms']:.0f} ms: "
+                  f"{r[name]['per_step_ms']} ms per step (fixed process cost {r['fixed_cost_ms']:.0f} ms "
+                  f"subtracted)")
+
+
 def bench_nginx():
     tmp = tempfile.mkdtemp(prefix="vorg-bench-nginx-")
     port = free_port()
@@ -352,6 +427,15 @@ def main():
     if not os.path.exists(BIN):
         sys.exit("build the release binary first: make release")
     only = os.environ.get("BENCH_ONLY")
+    if only == "workflows":
+        w = {b: bench_workflows(b) for b in ("sqlite", "postgres")}
+        print_workflows(w)
+        out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                           datetime.now(timezone.utc).strftime("%Y-%m-%d") + "-workflows.json")
+        with open(out, "w") as f:
+            json.dump({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       "machine": {"cores": os.cpu_count()}, "workflows": w}, f, indent=2)
+        return
     if only == "gateway":
         # A quick run of one section: printed, and written beside the full results.
         g = {"with_budgets": bench_gateway(True), "without_budgets": bench_gateway(False)}
@@ -374,6 +458,7 @@ def main():
         "sse_fanout": {str(n): bench_sse(n) for n in SSE_CLIENTS},
         "gateway": bench_gateway(True),
         "gateway_without_budgets": bench_gateway(False),
+        "workflows": {b: bench_workflows(b) for b in ("sqlite", "postgres")},
     }
     ref = results["reference_nginx_return_200"]["requests_per_s"]
     rows = [("reference: nginx return 200", results["reference_nginx_return_200"])]
@@ -414,6 +499,7 @@ def main():
         print(f"  added latency (1 connection): p50 {g['added_p50_ms_1_conn']} ms, p99 {g['added_p99_ms_1_conn']} ms; "
               f"throughput through vorg {g['throughput_ratio_32_conn']:.0%} of direct; "
               f"usage rows {g['usage_rows']} for {g['requests_through_gateway']} requests")
+    print_workflows(results["workflows"])
     out_dir = os.path.join(ROOT, "bench", "results")
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, datetime.now(timezone.utc).strftime("%Y-%m-%d") + "-backbone.json")

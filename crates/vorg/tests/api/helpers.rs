@@ -214,3 +214,54 @@ fn init_logs() {
         vorg::telemetry::init(vorg::config::LogFormat::Text);
     }
 }
+
+/// An OpenAI-compatible upstream that answers the scripted messages in turn (the last one
+/// repeats) and keeps the requests it got. A string answer is the assistant's text; an
+/// object is the whole assistant message (e.g. with `tool_calls`).
+#[derive(Clone, Default)]
+pub struct Scripted {
+    answers: std::sync::Arc<Vec<Value>>,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+async fn scripted_chat(
+    axum::extract::State(s): axum::extract::State<Scripted>,
+    axum::Json(req): axum::Json<Value>,
+) -> axum::Json<Value> {
+    let n = {
+        let mut seen = s.seen.lock().unwrap();
+        seen.push(req);
+        seen.len() - 1
+    };
+    let answer = s.answers.get(n).or(s.answers.last()).cloned();
+    let (message, finish) = match answer {
+        Some(Value::Object(m)) => (Value::Object(m), "tool_calls"),
+        Some(Value::String(text)) => (json!({ "role": "assistant", "content": text }), "stop"),
+        _ => (json!({ "role": "assistant", "content": "" }), "stop"),
+    };
+    axum::Json(json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1741569952, "model": "gpt-4o-mini",
+        "choices": [{ "index": 0, "message": message, "finish_reason": finish }],
+        "usage": { "prompt_tokens": 50, "completion_tokens": 80, "total_tokens": 130 }
+    }))
+}
+
+/// [`Scripted`] answering `answers` (texts), and its base URL.
+pub async fn scripted(answers: &[&str]) -> (Scripted, String) {
+    scripted_messages(answers.iter().map(|a| json!(a)).collect()).await
+}
+
+/// [`Scripted`] answering `answers` (texts or whole messages), and its base URL.
+pub async fn scripted_messages(answers: Vec<Value>) -> (Scripted, String) {
+    let s = Scripted {
+        answers: std::sync::Arc::new(answers),
+        ..Default::default()
+    };
+    let router = axum::Router::new()
+        .route("/v1/chat/completions", axum::routing::post(scripted_chat))
+        .with_state(s.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (s, url)
+}

@@ -1,11 +1,7 @@
 //! Meetings, hiring plans and artifacts: runs whose minutes and plans are stored and served.
 
-use std::{
-    path::PathBuf,
-    sync::{Arc, Mutex},
-};
+use std::path::PathBuf;
 
-use axum::{Router, extract::State, routing::post};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use vorg_domain::{Role, Secret};
@@ -14,7 +10,7 @@ use vorg_store::Backend;
 
 use crate::{
     both,
-    helpers::{TestApp, assert_problem, field_names},
+    helpers::{TestApp, assert_problem, field_names, scripted},
 };
 
 both!(
@@ -438,50 +434,6 @@ async fn a_hiring_plan_is_validated_stored_and_applied_behind_an_approval(backen
 fn jsonschema_validator(schema: &Value) -> impl Fn(&Value) -> bool {
     let s = vorg_org::Schema::compile("test", &schema.to_string()).unwrap();
     move |doc| s.problems(doc).is_empty()
-}
-
-/// An OpenAI-compatible upstream that answers the scripted texts in turn (the last one
-/// repeats) and keeps the requests it got.
-#[derive(Clone, Default)]
-struct Scripted {
-    answers: Arc<Vec<String>>,
-    seen: Arc<Mutex<Vec<Value>>>,
-}
-
-async fn scripted_chat(
-    State(s): State<Scripted>,
-    axum::Json(req): axum::Json<Value>,
-) -> axum::Json<Value> {
-    let n = {
-        let mut seen = s.seen.lock().unwrap();
-        seen.push(req);
-        seen.len() - 1
-    };
-    let text = s
-        .answers
-        .get(n)
-        .or(s.answers.last())
-        .cloned()
-        .unwrap_or_default();
-    axum::Json(json!({
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 1741569952, "model": "gpt-4o-mini",
-        "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": "stop" }],
-        "usage": { "prompt_tokens": 50, "completion_tokens": 80, "total_tokens": 130 }
-    }))
-}
-
-async fn scripted(answers: &[&str]) -> (Scripted, String) {
-    let s = Scripted {
-        answers: Arc::new(answers.iter().map(|a| a.to_string()).collect()),
-        ..Default::default()
-    };
-    let router = Router::new()
-        .route("/v1/chat/completions", post(scripted_chat))
-        .with_state(s.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (s, url)
 }
 
 async fn an_invalid_plan_is_repaired_by_reasking_then_fails_with_the_errors(backend: Backend) {

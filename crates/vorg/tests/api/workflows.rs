@@ -12,7 +12,7 @@ use vorg_store::Backend;
 
 use crate::{
     both,
-    helpers::{TestApp, assert_problem, field_names},
+    helpers::{TestApp, assert_problem, field_names, scripted_messages},
     runs::wait_run,
 };
 
@@ -25,6 +25,7 @@ both!(
     an_interrupt_waits_for_an_approver_then_continues,
     a_rejected_interrupt_takes_the_rejection_edge,
     tools_outside_the_personas_tools_or_forbidden_by_policy_are_refused,
+    native_tool_calls_of_a_provider_run_the_tool,
 );
 
 async fn logs(app: &TestApp, token: &str, id: i64) -> Vec<String> {
@@ -644,4 +645,70 @@ nodes:
     let result = &run["output"]["results"]["result"];
     assert_eq!(result["status"], "auto_approved", "{run}");
     assert_eq!(result["amount_usd"], 12.5);
+}
+
+async fn native_tool_calls_of_a_provider_run_the_tool(backend: Backend) {
+    let call = json!({ "role": "assistant", "content": null, "tool_calls": [{
+        "id": "call_1", "type": "function",
+        "function": { "name": "record_decision",
+            "arguments": "{\"title\": \"Usage pricing\", \"body\": \"We charge per run.\"}" } }] });
+    let (upstream, url) = scripted_messages(vec![call, json!("Recorded: usage pricing.")]).await;
+    let app = TestApp::spawn_with(backend, move |s| {
+        s.openai_api_key = Some(vorg_domain::Secret::new("sk-test-0123456789abcdef"));
+        s.openai_base_url = url;
+        s.openai_model = "gpt-4o-mini".into();
+    })
+    .await;
+    let admin = app.admin().await;
+    let wf = r#"
+engine: dag
+name: decide
+steps:
+  - { id: decide, agent: ceo, prompt: "Decide how we price.", tools: [record_decision] }
+"#;
+    let (status, started) = app
+        .post(
+            "/workflows/run",
+            Some(&admin),
+            json!({ "workflow": wf, "model": "openai/gpt-4o-mini" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let id = started["run_id"].as_i64().unwrap();
+    let run = wait_run(&app, &admin, id, "succeeded", |r| {
+        r["status"] == "succeeded" || r["status"] == "failed"
+    })
+    .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        run["output"]["results"]["decide"],
+        "Recorded: usage pricing."
+    );
+    let seen = upstream.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0]["tools"][0]["type"], "function");
+    assert_eq!(seen[0]["tools"][0]["function"]["name"], "record_decision");
+    assert!(seen[0]["tools"][0]["function"]["parameters"]["required"].is_array());
+    let second = seen[1]["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        second.contains("TOOL RESULT record_decision: {\"artifact_id\""),
+        "the result goes back to the model: {second}"
+    );
+    let (_, decisions) = app.get("/artifacts?kind=decision", &admin).await;
+    let items = decisions["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{decisions}");
+    let aid = items[0]["id"].as_i64().unwrap();
+    let resp = app
+        .client
+        .get(app.url(&format!("/artifacts/{aid}/content")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("# Usage pricing") && text.contains("We charge per run."),
+        "{text}"
+    );
+    assert!(text.contains("decided_by: ceo.org.v1"), "{text}");
 }
