@@ -388,6 +388,14 @@ def bench_workflows(backend, steps=1000):
         wall = timed(name)
         out[name] = {"wall_ms": round(wall, 1),
                      "per_step_ms": round((wall - fixed) / steps, 3)}
+    # The engines alone: instant turns, checkpoints written to the same kind of database.
+    url = env.get("DATABASE_URL") or f"sqlite://{data}/engine.db"
+    if db:
+        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        psql(f"CREATE DATABASE {db}")
+    run = subprocess.run([BENCH_BIN, "engine", "--database-url", url, "--steps", str(steps)],
+                         check=True, capture_output=True, text=True).stdout
+    out["engine_only"] = json.loads(run.strip().splitlines()[-1])
     shutil.rmtree(data, ignore_errors=True)
     if db:
         psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
@@ -401,6 +409,9 @@ def print_workflows(w):
             print(f"  {b:<8} {name:<5} {r['steps']} steps in {r[name]['wall_ms']:.0f} ms: "
                   f"{r[name]['per_step_ms']} ms per step (fixed process cost {r['fixed_cost_ms']:.0f} ms "
                   f"subtracted)")
+        e = r["engine_only"]
+        print(f"  {b:<8} engines alone (instant turns, checkpoints written): dag {e['dag']['per_step_ms']} ms, "
+              f"graph {e['graph']['per_step_ms']} ms per step")
 
 
 def bench_nginx():

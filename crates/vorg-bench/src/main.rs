@@ -4,6 +4,9 @@
 //!   claim and complete them (the job queue alone, no HTTP).
 //! - `sse`: opens N concurrent SSE connections to one run's stream and measures, for each
 //!   event received live, the delay from the row's timestamp to its arrival.
+//! - `engine`: the workflow engines' own cost per step: a `--steps`-step DAG chain and a
+//!   graph looping `--steps` times, with model turns that answer at once and every graph
+//!   checkpoint written to the database (no gateway, no run log).
 #![allow(clippy::disallowed_methods)] // a load generator spawns freely
 
 use std::{sync::Arc, time::Duration};
@@ -34,6 +37,13 @@ enum Cmd {
         #[arg(long, default_value_t = 4)]
         workers: usize,
     },
+    /// Engine overhead per step, checkpoint writes included.
+    Engine {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 1000)]
+        steps: usize,
+    },
     /// SSE fan-out: `--clients` connections on `/streams/runs/{run}`.
     Sse {
         /// host:port of vorg.
@@ -56,6 +66,10 @@ async fn main() -> anyhow::Result<()> {
             jobs,
             workers,
         } => queue(&database_url, jobs, workers).await,
+        Cmd::Engine {
+            database_url,
+            steps,
+        } => engine(&database_url, steps).await,
         Cmd::Sse {
             addr,
             token,
@@ -97,6 +111,97 @@ async fn queue(url: &str, jobs: usize, workers: usize) -> anyhow::Result<()> {
         serde_json::json!({ "jobs": jobs, "workers": workers, "seconds": secs,
                             "jobs_per_s": (jobs as f64 / secs).round() })
     );
+    Ok(())
+}
+
+/// A host whose turns answer at once and whose checkpoints are rows of `run_id`.
+struct InstantHost {
+    store: vorg_store::Store,
+    run_id: i64,
+}
+
+impl vorg_workflow::Runtime for InstantHost {
+    fn ask<'a>(
+        &'a self,
+        _ask: vorg_workflow::Ask<'a>,
+    ) -> vorg_workflow::BoxFuture<'a, Result<String, vorg_workflow::StepError>> {
+        Box::pin(async { Ok("ok".to_owned()) })
+    }
+
+    fn checkpoint<'a>(
+        &'a self,
+        c: &'a vorg_workflow::Checkpoint,
+    ) -> vorg_workflow::BoxFuture<'a, Result<(), vorg_workflow::StepError>> {
+        Box::pin(async move {
+            self.store
+                .save_checkpoint(
+                    self.run_id,
+                    i64::from(c.steps),
+                    &c.node,
+                    c.next.as_deref(),
+                    &c.state,
+                )
+                .await
+                .map_err(|e| vorg_workflow::StepError::Failed(e.to_string()))
+        })
+    }
+}
+
+async fn engine(url: &str, steps: usize) -> anyhow::Result<()> {
+    let store = vorg_store::Store::connect_and_migrate(url).await?;
+    let run = store
+        .create_run(vorg_store::NewRun {
+            run_type: "bench",
+            summary: None,
+            input: serde_json::Value::Null,
+            requested_by: None,
+            job_kind: "noop",
+            max_attempts: 1,
+        })
+        .await?;
+    let host = InstantHost {
+        store: store.clone(),
+        run_id: run.id,
+    };
+    let mut dag = String::from("engine: dag\nname: chain\nsteps:\n");
+    for i in 0..steps {
+        let dep = if i == 0 {
+            String::new()
+        } else {
+            format!(", depends_on: [s{}]", i - 1)
+        };
+        dag.push_str(&format!(
+            "  - {{ id: s{i}, agent: a, prompt: \"Step {i}\"{dep} }}\n"
+        ));
+    }
+    let graph = format!(
+        "engine: graph\nname: loop\nstate: {{ n: integer, last: string }}\nstart: w\nmax_steps: {}\n\
+         nodes:\n  - {{ id: w, agent: a, prompt: \"{{{{ state.n }}}}\", output: last, increment: [n], \
+         branches: [{{ when: \"state.n < {steps}\", to: w }}, {{ to: END }}] }}\n",
+        steps + 1
+    );
+    let mut out = serde_json::json!({ "steps": steps });
+    for (name, text) in [("dag", dag), ("graph", graph)] {
+        let wf = vorg_workflow::validate(&text).map_err(|p| anyhow::anyhow!("{name}: {}", p[0]))?;
+        let started = std::time::Instant::now();
+        let outcome = vorg_workflow::run(&wf, &serde_json::json!({}), &host).await;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let ok = match &outcome {
+            vorg_workflow::RunOutcome::Dag(d) => d.succeeded(),
+            vorg_workflow::RunOutcome::Graph(g) => {
+                g.status == vorg_workflow::GraphStatus::Completed && g.steps as usize == steps
+            }
+            _ => false,
+        };
+        anyhow::ensure!(ok, "{name} did not complete: {outcome:?}");
+        out[name] = serde_json::json!({ "wall_ms": (ms * 10.0).round() / 10.0,
+            "per_step_ms": (ms / steps as f64 * 1000.0).round() / 1000.0 });
+    }
+    anyhow::ensure!(
+        store.list_checkpoints(run.id).await?.len() == steps,
+        "one checkpoint per graph iteration"
+    );
+    println!("{out}");
     Ok(())
 }
 

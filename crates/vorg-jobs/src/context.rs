@@ -36,7 +36,14 @@ pub struct JobContext {
     /// Cancelled when the worker must stop this job (shutdown after the grace period, or the
     /// lease was lost to another worker).
     pub(crate) stop: CancellationToken,
+    /// When the run's cancellation flag was last read (see [`JobContext::checkpoint`]).
+    pub(crate) cancel_checked: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How often step boundaries read the run's cancellation flag: a cancel takes effect at the
+/// first boundary after it, at most this much later, and tight loops of short steps do not
+/// pay a query each.
+pub const CANCEL_CHECK_INTERVAL: Duration = Duration::from_millis(200);
 
 impl JobContext {
     pub fn input(&self) -> &Value {
@@ -64,7 +71,19 @@ impl JobContext {
         if self.stop.is_cancelled() {
             return Err(JobError::Interrupted);
         }
-        if let Some(run_id) = self.job.run_id {
+        let due = {
+            let mut last = self
+                .cancel_checked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let now = std::time::Instant::now();
+            let due = last.is_none_or(|t| now.duration_since(t) >= CANCEL_CHECK_INTERVAL);
+            if due {
+                *last = Some(now);
+            }
+            due
+        };
+        if let Some(run_id) = self.job.run_id.filter(|_| due) {
             let cancelled = self
                 .store
                 .cancel_requested(run_id)

@@ -255,6 +255,7 @@ async fn execute(
         job: job.clone(),
         worker_id: worker.to_owned(),
         stop: stop.clone(),
+        cancel_checked: std::sync::Mutex::new(None),
     };
     let handle = tasks.spawn(async move { handler.run(&ctx).await });
     let heartbeat = async {
