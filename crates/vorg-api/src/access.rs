@@ -52,6 +52,8 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/metrics", Requires(ViewMetrics)),
     rule("POST", "/auth/register", Public),
     rule("POST", "/auth/login", Public),
+    rule("GET", "/auth/status", Public),
+    rule("POST", "/auth/logout", Requires(ViewSelf)),
     rule("POST", "/auth/assign-role", Requires(ManageUsers)),
     rule("GET", "/auth/me", Requires(ViewSelf)),
     rule("GET", "/auth/permissions", Requires(ViewSelf)),
@@ -182,6 +184,18 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
         Ok(user) => user,
         Err(e) => return e.into_response(),
     };
+    let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if matches!(user.credential, auth::Credential::Session { .. })
+        && changes_state
+        && !req.headers().contains_key(auth::CSRF_HEADER)
+    {
+        return ApiError::Refused(format!(
+            "a request authenticated by the session cookie that changes state must carry the \
+             {} header",
+            auth::CSRF_HEADER
+        ))
+        .into_response();
+    }
     if !permission.granted_to(&user.roles) {
         return ApiError::Forbidden(permission).into_response();
     }

@@ -6,6 +6,7 @@ mod approvals;
 mod artifacts;
 mod audit;
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod extract;
 mod health;
@@ -173,6 +174,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(openapi::docs(doc))
+        .merge(console::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), health::observe))
         .layer(middleware::from_fn(log_errors))

@@ -53,6 +53,8 @@ pub enum Command {
     Workflow(workflow::WorkflowCommand),
     /// Apply pending database migrations and exit (serve also does this on start).
     Migrate,
+    /// Print the OpenAPI document (what `/openapi.json` serves) and exit.
+    Openapi,
     /// Manage user accounts and their roles.
     #[command(subcommand)]
     User(UserCommand),
@@ -135,7 +137,9 @@ pub fn settings(cli: &Cli) -> anyhow::Result<Settings> {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = settings(&cli)?;
     match cli.command {
-        Command::Meeting(_) | Command::Workflow(_) => meeting::init_logs(settings.log_format),
+        Command::Meeting(_) | Command::Workflow(_) | Command::Openapi => {
+            meeting::init_logs(settings.log_format)
+        }
         _ => telemetry::init(settings.log_format),
     }
     match cli.command {
@@ -155,6 +159,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let result = workflow::workflow(&settings, Some(&store), cmd).await;
             store.close().await;
             result
+        }
+        Command::Openapi => {
+            let doc = vorg_api::openapi_document();
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+            Ok(())
         }
         Command::Migrate => {
             open_store(&settings).await?.close().await;

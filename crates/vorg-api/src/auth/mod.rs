@@ -34,6 +34,34 @@ pub enum Credential {
     ApiToken {
         token_id: i64,
     },
+    /// The console's session cookie (an API token kept in an HttpOnly cookie); requests that
+    /// change state must carry [`CSRF_HEADER`].
+    Session {
+        token_id: i64,
+    },
+}
+
+/// The HttpOnly, SameSite=Strict cookie holding a browser session.
+pub const SESSION_COOKIE: &str = "vorg_session";
+
+/// The header every cookie-authenticated request that changes state must carry (any value):
+/// a page on another origin cannot add it to a request the browser sends with the cookie.
+pub const CSRF_HEADER: &str = "x-vorg-csrf";
+
+/// The name of a session's API token (listed with the user's tokens, revocable there).
+pub const SESSION_TOKEN_NAME: &str = "console session";
+
+/// The value of the session cookie in `headers`, if any.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == SESSION_COOKIE && !v.is_empty()).then_some(v)
+        })
 }
 
 /// The authenticated caller, put in the request by the `authorize` middleware.
@@ -95,8 +123,26 @@ pub async fn authenticate(
             let claims = state.jwt.verify_stream(&token)?;
             return user_from_claims(state, claims, Credential::StreamToken, request_id).await;
         }
+        if let Some(token) = session_cookie(headers).filter(|t| t.starts_with(API_TOKEN_PREFIX)) {
+            let owner = state
+                .store
+                .authenticate_token(&hash_api_token(token))
+                .await?
+                .ok_or(ApiError::Unauthenticated(
+                    "the session has expired or was logged out; log in again",
+                ))?;
+            return Ok(CurrentUser {
+                id: owner.user_id,
+                email: owner.email,
+                roles: owner.roles,
+                credential: Credential::Session {
+                    token_id: owner.token_id,
+                },
+                request_id,
+            });
+        }
         return Err(ApiError::Unauthenticated(
-            "missing Authorization header (expected: Bearer <token>)",
+            "missing Authorization header (expected: Bearer <token>) or session cookie",
         ));
     };
     let token = value

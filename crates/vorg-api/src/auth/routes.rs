@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use axum::{
     Json,
     extract::{ConnectInfo, FromRequestParts, State},
-    http::request::Parts,
+    http::{HeaderMap, header, request::Parts},
+    response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -27,6 +28,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(status))
         .routes(routes!(assign_role))
         .routes(routes!(me))
         .routes(routes!(permissions))
@@ -85,13 +88,19 @@ pub struct RegisterRequest {
 pub struct LoginRequest {
     email: String,
     password: String,
+    /// `true`: start a browser session instead: an HttpOnly, SameSite=Strict cookie
+    /// (`Secure` behind HTTPS) that the API accepts like a bearer token; `access_token` is
+    /// then empty and `token_type` is `cookie`. Requests that change state with the cookie
+    /// must carry the `X-Vorg-CSRF` header. `POST /auth/logout` ends it.
+    #[serde(default)]
+    cookie: bool,
 }
 
 /// A session token, as the original answered (`access_token`), plus its type and lifetime.
 #[derive(Serialize, ToSchema)]
 pub struct TokenResponse {
     access_token: String,
-    /// Always `bearer`.
+    /// `bearer`, or `cookie` for a browser session.
     token_type: &'static str,
     /// Seconds until the token expires.
     expires_in: i64,
@@ -212,8 +221,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<LoginRequest>,
-) -> ApiResult<Json<TokenResponse>> {
+) -> ApiResult<Response> {
     let account = body.email.trim().to_lowercase();
     state.limiter.check(ip, Some(&account))?;
     let email = Email::parse(&body.email).map_err(|e| ApiError::invalid("email", e.0))?;
@@ -229,7 +239,113 @@ pub async fn login(
         return Err(ApiError::Unauthenticated("invalid email or password"));
     };
     state.store.record_login(user.user.id).await?;
-    Ok(Json(session(&state, &user)?))
+    if !body.cookie {
+        return Ok(Json(session(&state, &user)?).into_response());
+    }
+    let (secret, prefix) = super::generate_api_token();
+    let ttl = state.jwt.ttl_secs();
+    let token = state
+        .store
+        .create_token(vorg_store::NewApiToken {
+            user_id: user.user.id,
+            name: super::SESSION_TOKEN_NAME,
+            token_hash: &super::hash_api_token(&secret),
+            prefix: &prefix,
+            roles: &user.roles,
+            expires_at: Some(chrono::Utc::now() + chrono::Duration::seconds(ttl)),
+        })
+        .await?;
+    let secure = if https(&headers) { "; Secure" } else { "" };
+    let cookie = format!(
+        "{}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={ttl}{secure}",
+        super::SESSION_COOKIE
+    );
+    crate::audit::audit_as(
+        &state,
+        &CurrentUser {
+            id: user.user.id,
+            email: user.user.email.clone(),
+            roles: user.roles.clone(),
+            credential: Credential::Session { token_id: token.id },
+            request_id: None,
+        },
+        "auth.session.start",
+        Some(format!("token:{}", token.id)),
+        serde_json::json!({}),
+    )
+    .await;
+    let answer = TokenResponse {
+        access_token: String::new(),
+        token_type: "cookie",
+        expires_in: ttl,
+        user_id: user.user.id,
+        roles: user.roles.clone(),
+    };
+    Ok(([(header::SET_COOKIE, cookie)], Json(answer)).into_response())
+}
+
+/// Whether the request reached vorg over HTTPS (directly or through a proxy that says so).
+fn https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LogoutAnswer {
+    /// Whether a session was ended (a bearer JWT cannot be revoked; it expires).
+    ended_session: bool,
+}
+
+/// Ends the browser session: its token is revoked and the cookie cleared.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+    responses((status = 200, body = LogoutAnswer)))]
+pub async fn logout(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Response> {
+    let ended = match user.credential {
+        Credential::Session { token_id } => {
+            state.store.revoke_token(token_id, Some(user.id)).await?;
+            crate::audit::audit_as(
+                &state,
+                &user,
+                "auth.session.end",
+                Some(format!("token:{token_id}")),
+                serde_json::json!({}),
+            )
+            .await;
+            true
+        }
+        _ => false,
+    };
+    let clear = format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+        super::SESSION_COOKIE
+    );
+    Ok((
+        [(header::SET_COOKIE, clear)],
+        Json(LogoutAnswer {
+            ended_session: ended,
+        }),
+    )
+        .into_response())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuthStatus {
+    /// No account exists yet: the first `POST /auth/register` creates the admin.
+    setup_required: bool,
+    /// Anyone may register (as a viewer).
+    signup_open: bool,
+}
+
+/// What the login page needs before anyone is logged in.
+#[utoipa::path(get, path = "/auth/status", tag = "auth",
+    responses((status = 200, body = AuthStatus)))]
+pub async fn status(State(state): State<AppState>) -> ApiResult<Json<AuthStatus>> {
+    Ok(Json(AuthStatus {
+        setup_required: state.store.count_users().await? == 0,
+        signup_open: state.config.allow_signup,
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -268,7 +384,7 @@ pub struct Me {
     email: String,
     roles: Vec<Role>,
     is_admin: bool,
-    /// `jwt` or `api_token`.
+    /// `jwt`, `api_token`, `session` (the console's cookie) or `stream_token`.
     credential: &'static str,
     /// The API token's id, when the caller used one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -285,6 +401,7 @@ pub async fn me(user: CurrentUser) -> Json<Me> {
         Credential::Jwt => ("jwt", None),
         Credential::ApiToken { token_id } => ("api_token", Some(token_id)),
         Credential::StreamToken => ("stream_token", None),
+        Credential::Session { token_id } => ("session", Some(token_id)),
     };
     Json(Me {
         id: user.id,

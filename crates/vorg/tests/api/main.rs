@@ -9,6 +9,7 @@ mod sse;
 mod access;
 mod auth;
 mod cli;
+mod console;
 mod errors;
 mod linear;
 mod llm;

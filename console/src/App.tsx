@@ -1,0 +1,62 @@
+import { NavLink, Route, Routes } from "react-router";
+import { useQueryClient } from "@tanstack/react-query";
+import { api } from "./api/client";
+import { useMe } from "./api/hooks";
+import { Login } from "./pages/Login";
+import { Dashboard } from "./pages/Dashboard";
+import { Runs } from "./pages/Runs";
+import { RunDetail } from "./pages/RunDetail";
+import { Approvals } from "./pages/Approvals";
+import { Meetings } from "./pages/Meetings";
+import { Workflows } from "./pages/Workflows";
+
+const NAV = [
+  ["/", "Dashboard"],
+  ["/runs", "Runs"],
+  ["/approvals", "Approvals"],
+  ["/meetings", "Meetings"],
+  ["/workflows", "Workflows"],
+] as const;
+
+export function App() {
+  const me = useMe();
+  const qc = useQueryClient();
+  if (me.isPending) return <p className="loading">Loading…</p>;
+  if (!me.data) return <Login />;
+  const logout = async () => {
+    await api.POST("/auth/logout");
+    qc.removeQueries({ predicate: (q) => q.queryKey[0] !== "me" });
+    qc.setQueryData(["me"], null);
+  };
+  return (
+    <div className="shell">
+      <header>
+        <span className="brand">vorg</span>
+        <nav aria-label="Main">
+          {NAV.map(([to, label]) => (
+            <NavLink key={to} to={to} end={to === "/"}>
+              {label}
+            </NavLink>
+          ))}
+        </nav>
+        <span className="who">
+          {me.data.email} ({me.data.roles.join(", ")})
+          <button type="button" onClick={logout}>
+            Log out
+          </button>
+        </span>
+      </header>
+      <main>
+        <Routes>
+          <Route path="/" element={<Dashboard me={me.data} />} />
+          <Route path="/runs" element={<Runs />} />
+          <Route path="/runs/:id" element={<RunDetail me={me.data} />} />
+          <Route path="/approvals" element={<Approvals me={me.data} />} />
+          <Route path="/meetings" element={<Meetings me={me.data} />} />
+          <Route path="/workflows" element={<Workflows me={me.data} />} />
+          <Route path="*" element={<p>No such page.</p>} />
+        </Routes>
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,97 @@
+import { useEffect, useRef, useState } from "react";
+import { useVirtualizer } from "@tanstack/react-virtual";
+
+export type Line = { id: string; kind: string; text: string };
+
+/** The run's log, history then live, over SSE (the browser resumes with Last-Event-ID after
+ * a drop); virtualized so tens of thousands of lines stay smooth. Calls `onDone` once the
+ * run ended. */
+export function LiveLog({ runId, onDone }: { runId: number; onDone?: () => void }) {
+  const [lines, setLines] = useState<Line[]>([]);
+  const [state, setState] = useState<"connecting" | "live" | "done" | "reconnecting">("connecting");
+  const done = useRef(onDone);
+  done.current = onDone;
+
+  useEffect(() => {
+    setLines([]);
+    const source = new EventSource(`/streams/runs/${runId}`);
+    let pending: Line[] = [];
+    let frame = 0;
+    const flush = () => {
+      frame = 0;
+      const batch = pending;
+      pending = [];
+      setLines((prev) => prev.concat(batch));
+    };
+    const push = (l: Line) => {
+      pending.push(l);
+      if (!frame) frame = requestAnimationFrame(flush);
+    };
+    source.onopen = () => setState("live");
+    source.onerror = () => setState((s) => (s === "done" ? s : "reconnecting"));
+    source.addEventListener("log", (e) => push({ id: e.lastEventId, kind: "log", text: e.data }));
+    source.addEventListener("status", (e) => {
+      const s = JSON.parse(e.data) as { status: string; error?: string | null };
+      push({ id: e.lastEventId, kind: "status", text: `status: ${s.status}${s.error ? ` (${s.error})` : ""}` });
+    });
+    source.addEventListener("done", () => {
+      source.close();
+      setState("done");
+      if (frame) cancelAnimationFrame(frame);
+      flush();
+      done.current?.();
+    });
+    return () => {
+      source.close();
+      if (frame) cancelAnimationFrame(frame);
+    };
+  }, [runId]);
+
+  const parent = useRef<HTMLDivElement>(null);
+  const rows = useVirtualizer({
+    count: lines.length,
+    getScrollElement: () => parent.current,
+    estimateSize: () => 22,
+    overscan: 20,
+  });
+  const follow = useRef(true);
+  useEffect(() => {
+    if (follow.current && lines.length > 0) rows.scrollToIndex(lines.length - 1, { align: "end" });
+  }, [lines.length, rows]);
+
+  return (
+    <div>
+      <p className="log-state" aria-live="polite">
+        Log: {state} — {lines.length} lines
+      </p>
+      <div
+        ref={parent}
+        className="log"
+        role="log"
+        aria-label="Run log"
+        tabIndex={0}
+        onScroll={(e) => {
+          const el = e.currentTarget;
+          follow.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+        }}
+      >
+        <div style={{ height: rows.getTotalSize(), position: "relative" }}>
+          {rows.getVirtualItems().map((v) => {
+            const l = lines[v.index];
+            if (!l) return null;
+            return (
+              <div
+                key={v.key}
+                className={`line line-${l.kind}`}
+                data-index={v.index}
+                style={{ position: "absolute", top: 0, left: 0, width: "100%", transform: `translateY(${v.start}px)` }}
+              >
+                {l.text}
+              </div>
+            );
+          })}
+        </div>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,109 @@
+import { useState } from "react";
+import { useNavigate } from "react-router";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { api, unwrap, when } from "../api/client";
+import { can, type Me } from "../api/hooks";
+import { ErrorNote } from "../components/ErrorNote";
+
+const EXAMPLE = `engine: dag
+name: review
+description: A draft and its review.
+inputs:
+  topic: What to write about.
+steps:
+  - id: draft
+    agent: cto
+    prompt: "Draft a note about {{ inputs.topic }}."
+  - id: review
+    agent: ceo
+    depends_on: [draft]
+    prompt: "Review: {{ steps.draft.output }}"
+`;
+
+/** Saved workflows and their versions; an editor that saves a new version (every problem
+ * shown at its path) and starts runs. */
+export function Workflows({ me }: { me: Me }) {
+  const qc = useQueryClient();
+  const navigate = useNavigate();
+  const list = useQuery({
+    queryKey: ["workflows"],
+    queryFn: async () => unwrap(await api.GET("/workflows")),
+  });
+  const [source, setSource] = useState(EXAMPLE);
+  const [inputs, setInputs] = useState('{"topic": "pricing"}');
+  const [error, setError] = useState<unknown>(null);
+  const [saved, setSaved] = useState<string | null>(null);
+  const editable = can(me, "start_runs");
+
+  const save = async () => {
+    setError(null);
+    setSaved(null);
+    try {
+      const w = unwrap(
+        await api.POST("/workflows", {
+          body: source as never,
+          bodySerializer: (b: unknown) => b as string,
+          headers: { "content-type": "application/yaml" },
+        }),
+      );
+      setSaved(`Saved ${w.name} version ${w.version}`);
+      await qc.invalidateQueries({ queryKey: ["workflows"] });
+    } catch (e) {
+      setError(e);
+    }
+  };
+  const run = async (name: string) => {
+    setError(null);
+    try {
+      const parsed = inputs.trim() ? (JSON.parse(inputs) as Record<string, unknown>) : {};
+      const started = unwrap(
+        await api.POST("/workflows/{name}/runs", {
+          params: { path: { name } },
+          body: { inputs: parsed as never },
+        }),
+      );
+      navigate(`/runs/${started.run_id}`);
+    } catch (e) {
+      setError(e);
+    }
+  };
+  return (
+    <div>
+      <h1>Workflows</h1>
+      <table>
+        <thead>
+          <tr><th>Name</th><th>Engine</th><th>Version</th><th>Saved</th><th /></tr>
+        </thead>
+        <tbody>
+          {(list.data?.items ?? []).map((w) => (
+            <tr key={w.name}>
+              <td>{w.name}<br /><small>{w.description}</small></td>
+              <td>{w.engine}</td>
+              <td>{w.version}</td>
+              <td>{when(w.created_at)}</td>
+              <td>
+                {editable && (
+                  <button type="button" onClick={() => run(w.name)}>Run</button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {editable && (
+        <section className="card" aria-labelledby="editor">
+          <h2 id="editor">Definition (YAML)</h2>
+          <textarea aria-label="Workflow definition" rows={18} spellCheck={false}
+            value={source} onChange={(e) => setSource(e.target.value)} />
+          <label>
+            Inputs for a run (JSON)
+            <input value={inputs} onChange={(e) => setInputs(e.target.value)} />
+          </label>
+          <button type="button" onClick={save}>Save as a new version</button>
+          {saved && <p role="status">{saved}</p>}
+        </section>
+      )}
+      <ErrorNote error={error} />
+    </div>
+  );
+}
