@@ -1,3 +1,4 @@
+import { lazy, Suspense } from "react";
 import { NavLink, Route, Routes } from "react-router";
 import { useQueryClient } from "@tanstack/react-query";
 import { api } from "./api/client";
@@ -5,10 +6,12 @@ import { useMe } from "./api/hooks";
 import { Login } from "./pages/Login";
 import { Dashboard } from "./pages/Dashboard";
 import { Runs } from "./pages/Runs";
-import { RunDetail } from "./pages/RunDetail";
 import { Approvals } from "./pages/Approvals";
 import { Meetings } from "./pages/Meetings";
 import { Workflows } from "./pages/Workflows";
+
+// The run page carries the markdown renderer: loaded when first needed.
+const RunDetail = lazy(() => import("./pages/RunDetail").then((m) => ({ default: m.RunDetail })));
 
 const NAV = [
   ["/", "Dashboard"],
@@ -47,6 +50,7 @@ export function App() {
         </span>
       </header>
       <main>
+        <Suspense fallback={<p>Loading…</p>}>
         <Routes>
           <Route path="/" element={<Dashboard me={me.data} />} />
           <Route path="/runs" element={<Runs />} />
@@ -56,6 +60,7 @@ export function App() {
           <Route path="/workflows" element={<Workflows me={me.data} />} />
           <Route path="*" element={<p>No such page.</p>} />
         </Routes>
+        </Suspense>
       </main>
     </div>
   );
