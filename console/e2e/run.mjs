@@ -3,7 +3,7 @@
 // `npm run e2e` (make test runs it). VORG_BIN picks the binary (default target/debug/vorg);
 // CHROMIUM the browser (default /usr/bin/chromium). Screenshots go to console/screenshots/.
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,8 +25,11 @@ const freePort = () =>
   });
 
 async function startVorg(data, port) {
+  // The simulated provider costs something here, so usage pages have amounts to show.
+  const pricing = join(data, "pricing.yaml");
+  writeFileSync(pricing, "models:\n  simulated/sim-1: { input: 3.0, output: 15.0 }\n");
   const env = { PATH: process.env.PATH, VORG_DATA_DIR: data, VORG_CONFIG: join(data, "absent.toml"),
-    RUST_LOG: "warn" };
+    VORG_PRICING_FILE: pricing, RUST_LOG: "warn" };
   const proc = spawn(bin, ["serve", "--bind", `127.0.0.1:${port}`], { env, stdio: ["ignore", "ignore", "inherit"] });
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 300; i++) {
@@ -39,6 +42,7 @@ async function startVorg(data, port) {
 }
 
 const tests = [];
+const shared = {};
 const test = (name, fn) => tests.push({ name, fn });
 
 async function login(page, base, email) {
@@ -75,6 +79,7 @@ test("a stand-up's log arrives live, then its minutes", async ({ browser, base }
   await page.getByLabel("Stand-up").check();
   await page.getByRole("button", { name: "Start stand-up" }).click();
   await page.waitForURL(/\/console\/runs\/\d+$/);
+  shared.standupRun = page.url().split("/").pop();
   const log = page.getByRole("log", { name: "Run log" });
   await log.getByText(/spoke \(simulated\//).first().waitFor();
   await page.getByRole("heading", { name: "Minutes" }).waitFor({ timeout: 30_000 });
@@ -141,6 +146,58 @@ test("a workflow is saved from the editor and run", async ({ browser, base }) =>
   await page.waitForURL(/\/console\/runs\/\d+$/);
   await page.getByText(/Log: done/).waitFor({ timeout: 30_000 });
   await page.getByRole("heading", { name: /succeeded/ }).waitFor();
+  await page.close();
+});
+
+test("the usage chart shows the stand-up's cost", async ({ browser, base }) => {
+  const page = await browser.newPage();
+  await login(page, base, "admin@example.com");
+  await page.getByRole("link", { name: "Usage" }).click();
+  await page.getByLabel("Group by").selectOption("run");
+  const chart = page.getByRole("img", { name: "Cost per group" });
+  await chart.waitFor();
+  const row = page.getByRole("row", { name: new RegExp(`^${shared.standupRun} `) });
+  const cost = await row.getByRole("cell").last().innerText();
+  if (!/^\$0\.\d*[1-9]/.test(cost)) throw new Error(`the run's cost is ${cost}`);
+  await chart.getByText(cost).waitFor();
+  await page.screenshot({ path: join(shots, "usage.png"), fullPage: true });
+  await page.close();
+});
+
+test("an API token is shown once, then revoked", async ({ browser, base }) => {
+  const page = await browser.newPage();
+  await login(page, base, "admin@example.com");
+  await page.getByRole("link", { name: "Admin" }).click();
+  await page.getByLabel("Token name").fill("ci-agent");
+  await page.getByRole("button", { name: "Create token" }).click();
+  const secret = await page.getByRole("status").locator("code").innerText();
+  if (!secret.startsWith("vorg_")) throw new Error(`not a token: ${secret}`);
+  const me = (token) => fetch(`${base}/auth/me`, { headers: { authorization: `Bearer ${token}` } });
+  if ((await me(secret)).status !== 200) throw new Error("the new token does not work");
+  await page.screenshot({ path: join(shots, "admin.png"), fullPage: true });
+  await page.getByRole("button", { name: "Revoke ci-agent" }).click();
+  await page.getByRole("row", { name: /ci-agent/ }).getByText(/^revoked/).waitFor();
+  await page.reload();
+  if ((await page.getByText(secret).count()) !== 0) throw new Error("the secret is shown again");
+  if ((await me(secret)).status !== 401) throw new Error("the revoked token still works");
+  await page.close();
+});
+
+test("a persona edit is refused with the field's error at the field", async ({ browser, base }) => {
+  const page = await browser.newPage();
+  await login(page, base, "admin@example.com");
+  await page.getByRole("link", { name: "Organization" }).click();
+  await page.screenshot({ path: join(shots, "organization.png"), fullPage: true });
+  await page.getByRole("link", { name: "Maya Okafor" }).click();
+  const title = page.getByLabel("Title");
+  await title.fill("x".repeat(201));
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator("#err-title").getByText(/^title: /).waitFor();
+  if ((await title.getAttribute("aria-invalid")) !== "true") throw new Error("not marked invalid");
+  await page.screenshot({ path: join(shots, "persona.png"), fullPage: true });
+  await title.fill("Chief Executive Officer");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("status").getByText(/^Saved version \d+/).waitFor();
   await page.close();
 });
 

@@ -9,6 +9,9 @@ import { Runs } from "./pages/Runs";
 import { Approvals } from "./pages/Approvals";
 import { Meetings } from "./pages/Meetings";
 import { Workflows } from "./pages/Workflows";
+import { OrgChart, PersonaDetail } from "./pages/Personas";
+import { Usage } from "./pages/Usage";
+import { Admin } from "./pages/Admin";
 
 // The run page carries the markdown renderer: loaded when first needed.
 const RunDetail = lazy(() => import("./pages/RunDetail").then((m) => ({ default: m.RunDetail })));
@@ -19,6 +22,9 @@ const NAV = [
   ["/approvals", "Approvals"],
   ["/meetings", "Meetings"],
   ["/workflows", "Workflows"],
+  ["/personas", "Organization"],
+  ["/usage", "Usage"],
+  ["/admin", "Admin"],
 ] as const;
 
 export function App() {
@@ -58,6 +64,10 @@ export function App() {
           <Route path="/approvals" element={<Approvals me={me.data} />} />
           <Route path="/meetings" element={<Meetings me={me.data} />} />
           <Route path="/workflows" element={<Workflows me={me.data} />} />
+          <Route path="/personas" element={<OrgChart />} />
+          <Route path="/personas/:id" element={<PersonaDetail me={me.data} />} />
+          <Route path="/usage" element={<Usage />} />
+          <Route path="/admin" element={<Admin me={me.data} />} />
           <Route path="*" element={<p>No such page.</p>} />
         </Routes>
         </Suspense>

@@ -1,0 +1,164 @@
+import { useState, type FormEvent } from "react";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { api, unwrap, when } from "../api/client";
+import { can, type Me } from "../api/hooks";
+import { ErrorNote } from "../components/ErrorNote";
+
+const ROLES = ["admin", "approver", "engineer", "growth", "viewer"];
+
+/** API tokens (the secret shown once), users and their roles, the audit log. */
+export function Admin({ me }: { me: Me }) {
+  return (
+    <div>
+      <h1>Admin</h1>
+      <Tokens />
+      {can(me, "manage_users") && <Users me={me} />}
+      {can(me, "view_audit") && <Audit />}
+    </div>
+  );
+}
+
+function Tokens() {
+  const qc = useQueryClient();
+  const tokens = useQuery({
+    queryKey: ["tokens"],
+    queryFn: async () => unwrap(await api.GET("/auth/tokens")),
+  });
+  const [name, setName] = useState("");
+  const [secret, setSecret] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const create = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      const t = unwrap(await api.POST("/auth/tokens", { body: { name } }));
+      setSecret(t.token);
+      setName("");
+      await qc.invalidateQueries({ queryKey: ["tokens"] });
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const revoke = async (id: number) => {
+    setError(null);
+    try {
+      unwrap(await api.DELETE("/auth/tokens/{id}", { params: { path: { id } } }));
+      await qc.invalidateQueries({ queryKey: ["tokens"] });
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <section aria-labelledby="tokens">
+      <h2 id="tokens">API tokens</h2>
+      <form onSubmit={create} className="filters">
+        <label>
+          Token name
+          <input required value={name} onChange={(e) => setName(e.target.value)} />
+        </label>
+        <button type="submit">Create token</button>
+      </form>
+      {secret && (
+        <p role="status" className="secret">
+          New token (shown once, copy it now): <code>{secret}</code>
+        </p>
+      )}
+      <ErrorNote error={error} />
+      <table>
+        <thead>
+          <tr><th>Name</th><th>Prefix</th><th>Roles</th><th>Created</th><th>Last used</th><th>State</th><th /></tr>
+        </thead>
+        <tbody>
+          {(tokens.data?.items ?? []).map((t) => (
+            <tr key={t.id}>
+              <td>{t.name}</td><td><code>{t.prefix}</code></td><td>{t.roles.join(", ")}</td>
+              <td>{when(t.created_at)}</td><td>{when(t.last_used_at)}</td>
+              <td>{t.revoked_at ? `revoked ${when(t.revoked_at)}` : "active"}</td>
+              <td>
+                {!t.revoked_at && (
+                  <button type="button" aria-label={`Revoke ${t.name}`} onClick={() => revoke(t.id)}>
+                    Revoke
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+function Users({ me }: { me: Me }) {
+  const qc = useQueryClient();
+  const users = useQuery({
+    queryKey: ["users"],
+    queryFn: async () => unwrap(await api.GET("/users", { params: { query: { limit: 200 } } })),
+  });
+  const [error, setError] = useState<unknown>(null);
+  const toggle = async (id: number, role: string, has: boolean) => {
+    setError(null);
+    try {
+      if (has) {
+        unwrap(await api.DELETE("/users/{id}/roles/{role}", { params: { path: { id, role } } }));
+      } else {
+        unwrap(await api.POST("/users/{id}/roles", { params: { path: { id } }, body: { role } }));
+      }
+      await qc.invalidateQueries({ queryKey: ["users"] });
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <section aria-labelledby="users">
+      <h2 id="users">Users and roles</h2>
+      <ErrorNote error={error} />
+      <table>
+        <thead>
+          <tr><th>User</th>{ROLES.map((r) => <th key={r}>{r}</th>)}<th>Last login</th></tr>
+        </thead>
+        <tbody>
+          {(users.data?.items ?? []).map((u) => (
+            <tr key={u.id}>
+              <td>{u.email}{u.id === me.id ? " (you)" : ""}</td>
+              {ROLES.map((r) => {
+                const has = (u.roles as string[]).includes(r);
+                return (
+                  <td key={r}>
+                    <input type="checkbox" checked={has} aria-label={`${u.email} is ${r}`}
+                      onChange={() => toggle(u.id, r, has)} />
+                  </td>
+                );
+              })}
+              <td>{when(u.last_login_at)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+function Audit() {
+  const audit = useQuery({
+    queryKey: ["audit"],
+    queryFn: async () => unwrap(await api.GET("/audit", { params: { query: { limit: 100 } } })),
+  });
+  return (
+    <section aria-labelledby="audit">
+      <h2 id="audit">Audit log</h2>
+      <table>
+        <thead>
+          <tr><th>When</th><th>Who</th><th>Action</th><th>Target</th></tr>
+        </thead>
+        <tbody>
+          {(audit.data?.items ?? []).map((a) => (
+            <tr key={a.id}>
+              <td>{when(a.created_at)}</td><td>{a.actor}</td><td>{a.action}</td><td>{a.target}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
