@@ -9,12 +9,13 @@ use chrono::Utc;
 use futures_util::future::join_all;
 use serde_json::{Map, Value, json};
 use vorg_jobs::{BoxFuture, JobContext, JobError, JobHandler};
-use vorg_linear::NewIssue;
-use vorg_store::NewLinearLink;
 
 use crate::{
     Persona,
-    work::{NewBlob, Services, Speaker, participants, save_artifact, strings},
+    work::{
+        LinearFiling, NewBlob, Services, Speaker, file_linear_issue, participants, save_artifact,
+        strings,
+    },
 };
 
 /// The job kind of every meeting.
@@ -607,38 +608,29 @@ async fn file_action_items(
         }
         let key = format!("run-{}-action-{i}", job.run_id().unwrap_or(0));
         let owner = item.get("owner").and_then(Value::as_str).unwrap_or("");
-        let issue = NewIssue {
-            team_id: team.to_owned(),
-            title: title.chars().take(250).collect(),
-            description: Some(format!(
-                "Action item from the minutes (artifact {artifact_id}){}.",
-                if owner.is_empty() {
-                    String::new()
-                } else {
-                    format!(", owner: {owner}")
-                }
-            )),
-            ..NewIssue::default()
-        };
-        let created = linear
-            .create_issue_idempotent(&key, &issue)
-            .await
-            .map_err(|e| JobError::Retryable(format!("creating a Linear issue: {e}")))?;
-        let link = services
-            .store
-            .link_linear_issue(NewLinearLink {
-                idempotency_key: Some(&key),
-                linear_issue_id: &created.issue.id,
-                identifier: &created.issue.identifier,
-                title: &created.issue.title,
-                url: &created.issue.url,
+        let description = format!(
+            "Action item from the minutes (artifact {artifact_id}){}.",
+            if owner.is_empty() {
+                String::new()
+            } else {
+                format!(", owner: {owner}")
+            }
+        );
+        let link = file_linear_issue(
+            services,
+            linear,
+            LinearFiling {
+                key: &key,
                 team_id: team,
+                title,
+                description: Some(description),
                 run_id: job.run_id(),
                 artifact_id: Some(artifact_id),
                 created_by: input.get("requested_by").and_then(Value::as_i64),
-            })
-            .await
-            .map_err(|e| JobError::Retryable(format!("linking a Linear issue: {e}")))?;
+            },
+        )
+        .await
+        .map_err(JobError::Retryable)?;
         job.log(
             "info",
             &format!("action item filed as {}", link.identifier),

@@ -360,3 +360,48 @@ pub fn reporting_order(rows: &[vorg_store::PersonaRow]) -> Vec<&vorg_store::Pers
     }
     out
 }
+
+/// A Linear issue to file for a run, once per `key` (a retry returns the first issue).
+pub struct LinearFiling<'a> {
+    pub key: &'a str,
+    pub team_id: &'a str,
+    pub title: &'a str,
+    pub description: Option<String>,
+    pub run_id: Option<i64>,
+    pub artifact_id: Option<i64>,
+    pub created_by: Option<i64>,
+}
+
+/// Creates the issue in Linear (idempotently, by `key`) and records the link to the run or
+/// artifact; the error says which of the two failed.
+pub async fn file_linear_issue(
+    services: &Services,
+    linear: &vorg_linear::LinearClient,
+    f: LinearFiling<'_>,
+) -> Result<vorg_store::LinearLink, String> {
+    let issue = vorg_linear::NewIssue {
+        team_id: f.team_id.to_owned(),
+        title: f.title.chars().take(250).collect(),
+        description: f.description,
+        ..vorg_linear::NewIssue::default()
+    };
+    let created = linear
+        .create_issue_idempotent(f.key, &issue)
+        .await
+        .map_err(|e| format!("creating a Linear issue: {e}"))?;
+    services
+        .store
+        .link_linear_issue(vorg_store::NewLinearLink {
+            idempotency_key: Some(f.key),
+            linear_issue_id: &created.issue.id,
+            identifier: &created.issue.identifier,
+            title: &created.issue.title,
+            url: &created.issue.url,
+            team_id: f.team_id,
+            run_id: f.run_id,
+            artifact_id: f.artifact_id,
+            created_by: f.created_by,
+        })
+        .await
+        .map_err(|e| format!("linking a Linear issue: {e}"))
+}

@@ -11,14 +11,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use serde_json::{Value, json};
 use vorg_domain::money::{micro_to_usd, usd_to_micro};
 use vorg_jobs::{BoxFuture as JobFuture, JobContext, JobError, JobHandler};
-use vorg_linear::NewIssue;
-use vorg_store::{NewApproval, NewLinearLink, PersonaRow};
+use vorg_store::{NewApproval, PersonaRow};
 use vorg_workflow::{
     Ask, BoxFuture, Checkpoint, Problem, RunOutcome, Runtime, StepError, Workflow, tools,
 };
 
 use crate::approvals::{ApprovalRequest, SubmitError, submit_approval};
-use crate::work::{NewBlob, Services, Speaker, save_artifact};
+use crate::work::{LinearFiling, NewBlob, Services, Speaker, file_linear_issue, save_artifact};
 use crate::{Persona, Tier};
 
 /// The job kind of every workflow run.
@@ -514,9 +513,11 @@ impl Host<'_> {
         if title.is_empty() {
             return Err(StepError::Invalid("title is required".into()));
         }
-        let team = match args
-            .get("team_id")
-            .or_else(|| self.job.input().get("linear_team_id"))
+        // The run decides the team (`linear_team_id`), not the model.
+        let team = match self
+            .job
+            .input()
+            .get("linear_team_id")
             .and_then(Value::as_str)
         {
             Some(t) => t.to_owned(),
@@ -535,35 +536,24 @@ impl Host<'_> {
             run_id.unwrap_or(0),
             fnv(&format!("{team}\n{title}"))
         );
-        let issue = NewIssue {
-            team_id: team.clone(),
-            title: title.chars().take(250).collect(),
-            description: args
-                .get("description")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            ..NewIssue::default()
-        };
-        let created = linear
-            .create_issue_idempotent(&key, &issue)
-            .await
-            .map_err(|e| StepError::Failed(format!("creating a Linear issue: {e}")))?;
-        let link = self
-            .services
-            .store
-            .link_linear_issue(NewLinearLink {
-                idempotency_key: Some(&key),
-                linear_issue_id: &created.issue.id,
-                identifier: &created.issue.identifier,
-                title: &created.issue.title,
-                url: &created.issue.url,
+        let link = file_linear_issue(
+            self.services,
+            linear,
+            LinearFiling {
+                key: &key,
                 team_id: &team,
+                title,
+                description: args
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 run_id,
                 artifact_id: None,
                 created_by: self.speaker.user_id,
-            })
-            .await
-            .map_err(|e| StepError::Failed(format!("linking the Linear issue: {e}")))?;
+            },
+        )
+        .await
+        .map_err(StepError::Failed)?;
         Ok(json!({ "identifier": link.identifier, "url": link.url, "title": link.title }))
     }
 

@@ -41,11 +41,11 @@ pub const TOOLS: [ToolSpec; 4] = [
     },
     ToolSpec {
         name: "create_linear_issue",
-        description: "File an issue in Linear (when the organization has Linear configured).",
+        description: "File an issue in Linear (when the organization has Linear configured), \
+                      in the team the run names (else the first team).",
         parameters: r#"{"type":"object","properties":{
             "title":{"type":"string","minLength":1},
-            "description":{"type":"string"},
-            "team_id":{"type":"string"}},
+            "description":{"type":"string"}},
             "required":["title"]}"#,
     },
     ToolSpec {

@@ -26,6 +26,7 @@ both!(
     a_rejected_interrupt_takes_the_rejection_edge,
     tools_outside_the_personas_tools_or_forbidden_by_policy_are_refused,
     native_tool_calls_of_a_provider_run_the_tool,
+    an_agent_files_a_linear_issue_once_in_the_runs_team,
 );
 
 async fn logs(app: &TestApp, token: &str, id: i64) -> Vec<String> {
@@ -711,4 +712,54 @@ steps:
         "{text}"
     );
     assert!(text.contains("decided_by: ceo.org.v1"), "{text}");
+}
+
+async fn an_agent_files_a_linear_issue_once_in_the_runs_team(backend: Backend) {
+    use vorg_linear::fake::{FAKE_API_KEY, FakeLinear, seed};
+    let fake = FakeLinear::start().await;
+    let url = fake.url();
+    let app = TestApp::spawn_with(backend, move |s| {
+        s.linear_api_key = Some(vorg_domain::Secret::new(FAKE_API_KEY));
+        s.linear_api_url = url;
+    })
+    .await;
+    let admin = app.admin().await;
+    // The backend engineer may file issues; the simulated provider calls the tool once.
+    let wf = r#"
+engine: dag
+name: file
+steps:
+  - { id: file, agent: eng.backend.v1, prompt: "File the bug.", tools: [create_linear_issue] }
+"#;
+    let (status, started) = app
+        .post(
+            "/workflows/run",
+            Some(&admin),
+            json!({ "workflow": wf, "linear_team_id": seed::TEAM_ENG }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let id = started["run_id"].as_i64().unwrap();
+    let run = wait_run(&app, &admin, id, "succeeded", |r| {
+        r["status"] == "succeeded" || r["status"] == "failed"
+    })
+    .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(fake.created_issue_count(), 1);
+    let issues = run["linear_issues"].as_array().unwrap();
+    assert_eq!(issues.len(), 1, "{run}");
+    assert!(
+        issues[0]["identifier"]
+            .as_str()
+            .unwrap()
+            .starts_with("ENG-"),
+        "filed in the run's team: {run}"
+    );
+    let lines = logs(&app, &admin, id).await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "eng.backend.v1 called create_linear_issue"),
+        "{lines:#?}"
+    );
 }
