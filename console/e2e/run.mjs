@@ -201,6 +201,42 @@ test("a persona edit is refused with the field's error at the field", async ({ b
   await page.close();
 });
 
+test("governance refuses a broken policy with its reason, artifacts find the minutes", async ({ browser, base }) => {
+  const page = await browser.newPage();
+  await login(page, base, "admin@example.com");
+  await page.getByRole("link", { name: "Governance" }).click();
+  const policies = page.getByLabel("Policies (YAML)");
+  await page.getByRole("heading", { name: /Policies \(version \d+/ }).waitFor();
+  await policies.fill("spend_thresholds: [\n");
+  await page.getByRole("button", { name: "Validate and save" }).click();
+  await page.getByRole("alert").waitFor();
+  await page.screenshot({ path: join(shots, "governance.png"), fullPage: true });
+  await page.getByRole("link", { name: "Artifacts" }).click();
+  await page.getByLabel("Search").fill("Stand-up");
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.getByRole("link", { name: /^standup-.*\.md$/ }).first().click();
+  await page.getByRole("heading", { name: /Stand-up/ }).first().waitFor();
+  await page.screenshot({ path: join(shots, "artifact.png"), fullPage: true });
+  for (const [name, file] of [["Hiring", "hiring"], ["Linear", "linear"], ["Dashboard", "dashboard-after"]]) {
+    await page.getByRole("link", { name }).click();
+    await page.getByRole("heading", { level: name === "Dashboard" ? 2 : 1 }).first().waitFor();
+    await page.screenshot({ path: join(shots, `${file}.png`), fullPage: true });
+  }
+  await page.close();
+});
+
+test("the console is usable at phone width", async ({ browser, base }) => {
+  const ctx = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  const page = await ctx.newPage();
+  await login(page, base, "admin@example.com");
+  await page.getByRole("link", { name: "Approvals" }).click();
+  await page.getByRole("heading", { name: "Approvals" }).waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (overflow > 40) throw new Error(`the page is ${overflow}px wider than the screen`);
+  await page.screenshot({ path: join(shots, "phone-approvals.png"), fullPage: true });
+  await ctx.close();
+});
+
 async function main() {
   rmSync(shots, { recursive: true, force: true });
   mkdirSync(shots, { recursive: true });

@@ -12,6 +12,10 @@ import { Workflows } from "./pages/Workflows";
 import { OrgChart, PersonaDetail } from "./pages/Personas";
 import { Usage } from "./pages/Usage";
 import { Admin } from "./pages/Admin";
+import { Governance } from "./pages/Governance";
+import { ArtifactDetail, Artifacts } from "./pages/Artifacts";
+import { Hiring } from "./pages/Hiring";
+import { Linear } from "./pages/Linear";
 
 // The run page carries the markdown renderer: loaded when first needed.
 const RunDetail = lazy(() => import("./pages/RunDetail").then((m) => ({ default: m.RunDetail })));
@@ -23,7 +27,11 @@ const NAV = [
   ["/meetings", "Meetings"],
   ["/workflows", "Workflows"],
   ["/personas", "Organization"],
+  ["/hiring", "Hiring"],
+  ["/artifacts", "Artifacts"],
   ["/usage", "Usage"],
+  ["/governance", "Governance"],
+  ["/linear", "Linear"],
   ["/admin", "Admin"],
 ] as const;
 
@@ -68,6 +76,11 @@ export function App() {
           <Route path="/personas/:id" element={<PersonaDetail me={me.data} />} />
           <Route path="/usage" element={<Usage />} />
           <Route path="/admin" element={<Admin me={me.data} />} />
+          <Route path="/governance" element={<Governance me={me.data} />} />
+          <Route path="/artifacts" element={<Artifacts />} />
+          <Route path="/artifacts/:id" element={<ArtifactDetail />} />
+          <Route path="/hiring" element={<Hiring me={me.data} />} />
+          <Route path="/linear" element={<Linear me={me.data} />} />
           <Route path="*" element={<p>No such page.</p>} />
         </Routes>
         </Suspense>

@@ -1,17 +1,12 @@
 import { useState } from "react";
 import { useParams } from "react-router";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import Markdown from "react-markdown";
+import Markdown from "../components/Markdown";
 import { api, unwrap, when } from "../api/client";
 import { can, type Me } from "../api/hooks";
 import { ErrorNote } from "../components/ErrorNote";
 import { LiveLog } from "../components/LiveLog";
 import { StatusBadge } from "../components/StatusBadge";
-
-/** Minutes without their YAML front matter. */
-function body(markdown: string): string {
-  return markdown.startsWith("---\n") ? markdown.replace(/^---\n[\s\S]*?\n---\n/, "") : markdown;
-}
 
 export function RunDetail({ me }: { me: Me }) {
   const id = Number(useParams().id);
@@ -65,7 +60,7 @@ export function RunDetail({ me }: { me: Me }) {
       {markdown && (
         <section aria-labelledby="minutes">
           <h2 id="minutes">Minutes</h2>
-          <div className="markdown"><Markdown>{body(markdown)}</Markdown></div>
+          <Markdown text={markdown} />
         </section>
       )}
       {(checkpoints.data?.items.length ?? 0) > 0 && (
