@@ -19,7 +19,7 @@ test:
 	bash scripts/ensure-python-openai.sh
 	bash scripts/ensure-console.sh --browser
 	$(CARGO) test --workspace --all-targets
-	$(CARGO) build -p vorg
+	# the tests built target/debug/vorg: the console checks its types against it and drives it
 	cd console && npm run check:api && npm test --silent && npm run e2e
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -414,6 +414,61 @@ def print_workflows(w):
               f"graph {e['graph']['per_step_ms']} ms per step")
 
 
+def console_sizes():
+    """Gzipped bytes of what the console's first page loads (its HTML's scripts and styles)."""
+    dist = os.path.join(ROOT, "console", "dist")
+    html = open(os.path.join(dist, "index.html")).read()
+    assets = re.findall(r'(?:src|href)="/console/(assets/[^"]+)"', html)
+    sizes = {a: os.path.getsize(os.path.join(dist, a + ".gz")) for a in assets}
+    lazy = {f"assets/{f}": os.path.getsize(os.path.join(dist, "assets", f + ".gz"))
+            for f in os.listdir(os.path.join(dist, "assets"))
+            if not f.endswith(".gz") and f"assets/{f}" not in sizes}
+    return {"first_page_gzip_bytes": sum(sizes.values()), "first_page_assets": sizes,
+            "lazy_chunks_gzip_bytes": lazy}
+
+
+def bench_console(runs=10_000, usage=100_000, log_lines=10_000):
+    """The dashboard's first render against `runs` runs and `usage` usage events, and the
+    run page holding `log_lines` lines, in headless Chromium (SQLite)."""
+    data = tempfile.mkdtemp(prefix="vorg-bench-console-")
+    env = dict(os.environ, VORG_DATA_DIR=data, RUST_LOG="warn", VORG_WORKERS="0",
+               VORG_CONFIG=os.path.join(data, "absent.toml"))
+    env.pop("DATABASE_URL", None)
+    subprocess.run([BIN, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    seeded = json.loads(subprocess.run(
+        [BENCH_BIN, "seed", "--database-url", f"sqlite://{data}/vorg.db", "--runs", str(runs),
+         "--usage", str(usage), "--log-lines", str(log_lines)],
+        check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    password = "bench-password-123"
+    subprocess.run([BIN, "user", "create", "--email", "bench@example.com", "--admin"],
+                   env=dict(env, VORG_USER_PASSWORD=password), check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = free_port()
+    proc, _ = start_vorg(env, port)
+    try:
+        out = subprocess.run(["node", os.path.join(ROOT, "console", "e2e", "bench.mjs"),
+                              f"http://127.0.0.1:{port}", "bench@example.com", password,
+                              str(seeded["log_run_id"]), str(log_lines)],
+                             check=True, capture_output=True, text=True).stdout
+    finally:
+        proc.terminate()
+        proc.wait()
+        shutil.rmtree(data, ignore_errors=True)
+    result = json.loads(out.strip().splitlines()[-1])
+    result.update({"runs_in_db": runs, "usage_events_in_db": usage})
+    result["assets"] = console_sizes()
+    return result
+
+
+def print_console(c):
+    print("\nconsole (headless Chromium, SQLite):")
+    print(f"  first page: {c['assets']['first_page_gzip_bytes'] / 1024:.0f} KiB gzipped (JS + CSS; target 250 KB)")
+    print(f"  dashboard with data, {c['runs_in_db']} runs and {c['usage_events_in_db']} usage events: "
+          f"{c['dashboard_first_render_ms_cold']} ms cold, {c['dashboard_first_render_ms_warm']} ms warm (target 1 s)")
+    print(f"  run page with {c['log_lines']} log lines: all shown in {c['log_page_ms_to_all_lines']} ms, "
+          f"{c['log_scroll_ms_per_frame']} ms per scroll frame, {c['log_rows_in_dom']} rows in the DOM")
+
+
 def bench_nginx():
     tmp = tempfile.mkdtemp(prefix="vorg-bench-nginx-")
     port = free_port()
@@ -438,6 +493,15 @@ def main():
     if not os.path.exists(BIN):
         sys.exit("build the release binary first: make release")
     only = os.environ.get("BENCH_ONLY")
+    if only == "console":
+        c = bench_console()
+        print_console(c)
+        out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                           datetime.now(timezone.utc).strftime("%Y-%m-%d") + "-console.json")
+        with open(out, "w") as f:
+            json.dump({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       "machine": {"cores": os.cpu_count()}, "console": c}, f, indent=2)
+        return
     if only == "workflows":
         w = {b: bench_workflows(b) for b in ("sqlite", "postgres")}
         print_workflows(w)
@@ -470,6 +534,7 @@ def main():
         "gateway": bench_gateway(True),
         "gateway_without_budgets": bench_gateway(False),
         "workflows": {b: bench_workflows(b) for b in ("sqlite", "postgres")},
+        "console": bench_console(),
     }
     ref = results["reference_nginx_return_200"]["requests_per_s"]
     rows = [("reference: nginx return 200", results["reference_nginx_return_200"])]
@@ -511,6 +576,7 @@ def main():
               f"throughput through vorg {g['throughput_ratio_32_conn']:.0%} of direct; "
               f"usage rows {g['usage_rows']} for {g['requests_through_gateway']} requests")
     print_workflows(results["workflows"])
+    print_console(results["console"])
     out_dir = os.path.join(ROOT, "bench", "results")
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, datetime.now(timezone.utc).strftime("%Y-%m-%d") + "-backbone.json")

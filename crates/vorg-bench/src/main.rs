@@ -37,6 +37,18 @@ enum Cmd {
         #[arg(long, default_value_t = 4)]
         workers: usize,
     },
+    /// Fills a database for the console's bench: `--runs` runs (today), `--usage` usage
+    /// events spread over them, and one run with `--log-lines` log lines (its id printed).
+    Seed {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 10_000)]
+        runs: usize,
+        #[arg(long, default_value_t = 100_000)]
+        usage: usize,
+        #[arg(long, default_value_t = 10_000)]
+        log_lines: usize,
+    },
     /// Engine overhead per step, checkpoint writes included.
     Engine {
         #[arg(long)]
@@ -70,6 +82,12 @@ async fn main() -> anyhow::Result<()> {
             database_url,
             steps,
         } => engine(&database_url, steps).await,
+        Cmd::Seed {
+            database_url,
+            runs,
+            usage,
+            log_lines,
+        } => seed(&database_url, runs, usage, log_lines).await,
         Cmd::Sse {
             addr,
             token,
@@ -111,6 +129,72 @@ async fn queue(url: &str, jobs: usize, workers: usize) -> anyhow::Result<()> {
         serde_json::json!({ "jobs": jobs, "workers": workers, "seconds": secs,
                             "jobs_per_s": (jobs as f64 / secs).round() })
     );
+    Ok(())
+}
+
+async fn seed(url: &str, runs: usize, usage: usize, log_lines: usize) -> anyhow::Result<()> {
+    let store = vorg_store::Store::connect_and_migrate(url).await?;
+    let mut ids = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let run = store
+            .create_run(vorg_store::NewRun {
+                run_type: if i % 3 == 0 { "meeting" } else { "workflow" },
+                summary: Some("seeded"),
+                input: serde_json::Value::Null,
+                requested_by: None,
+                job_kind: "noop",
+                max_attempts: 1,
+            })
+            .await?;
+        ids.push(run.id);
+    }
+    let actors = ["ceo.org.v1", "cto.org.v1", "eng.backend.v1", "growth.lead.v1"];
+    let models = ["gpt-4o-mini", "claude-haiku-4-5", "sim-1"];
+    let mut done = 0;
+    while done < usage {
+        let n = (usage - done).min(1000);
+        let rows: Vec<vorg_store::NewUsage<'_>> = (done..done + n)
+            .map(|i| vorg_store::NewUsage {
+                run_id: ids.get(i % ids.len().max(1)).copied(),
+                actor: actors[i % actors.len()],
+                user_id: None,
+                token_id: None,
+                provider: "openai",
+                model: models[i % models.len()],
+                prompt_tokens: 500,
+                completion_tokens: 120,
+                cost_micro_usd: 150 + (i % 50) as i64,
+                priced: true,
+                latency_ms: 300,
+                streamed: false,
+                status: "ok",
+                error: None,
+            })
+            .collect();
+        store.record_usage_batch(&rows).await?;
+        done += n;
+    }
+    let log_run = store
+        .create_run(vorg_store::NewRun {
+            run_type: "demo",
+            summary: Some("a long log"),
+            input: serde_json::Value::Null,
+            requested_by: None,
+            job_kind: "noop",
+            max_attempts: 1,
+        })
+        .await?;
+    for i in 0..log_lines {
+        store
+            .append_run_log(
+                log_run.id,
+                "info",
+                &format!("line {i}: a step of a long run, with some detail to render"),
+                serde_json::json!({}),
+            )
+            .await?;
+    }
+    println!("{}", serde_json::json!({ "log_run_id": log_run.id, "runs": runs, "usage": usage }));
     Ok(())
 }
 
