@@ -161,6 +161,10 @@ test("the usage chart shows the stand-up's cost", async ({ browser, base }) => {
   if (!/^\$0\.\d*[1-9]/.test(cost)) throw new Error(`the run's cost is ${cost}`);
   await chart.getByText(cost).waitFor();
   await page.screenshot({ path: join(shots, "usage.png"), fullPage: true });
+  // The dashboard's burn rate: spend so far this month and its month-end projection.
+  await page.getByRole("link", { name: "Dashboard" }).click();
+  await page.getByRole("img", { name: "Cumulative spend this month with projection" }).waitFor();
+  await page.getByText(/^\$0\.\d+ so far; at this rate \$\d+\.\d+ by month end/).waitFor();
   await page.close();
 });
 

@@ -26,6 +26,12 @@ export function Dashboard({ me }: { me: Me }) {
     queryKey: ["minutes"],
     queryFn: async () => unwrap(await api.GET("/ops/minutes")),
   });
+  const daily = useQuery({
+    queryKey: ["usage", "day"],
+    queryFn: async () =>
+      unwrap(await api.GET("/usage/summary", { params: { query: { group_by: "day" } } })),
+    enabled: can(me, "view_usage"),
+  });
   const budgets = useQuery({
     queryKey: ["budgets"],
     queryFn: async () => unwrap(await api.GET("/budgets")),
@@ -84,6 +90,7 @@ export function Dashboard({ me }: { me: Me }) {
           </table>
         )}
       </section>
+      {daily.data && <BurnRate rows={daily.data.rows} limit={monthLimit(budgets.data?.items)} />}
       <section aria-labelledby="waiting">
         <h2 id="waiting">Approvals waiting for you</h2>
         {mine.length === 0 ? (
@@ -120,5 +127,55 @@ export function Dashboard({ me }: { me: Me }) {
         </ul>
       </section>
     </div>
+  );
+}
+
+type Budget = { scope: string; period: string; limit_usd: number };
+
+/** The organization's monthly budget, if one applies. */
+function monthLimit(items: Budget[] | undefined): number | null {
+  const b = (items ?? []).find((x) => x.period === "month");
+  return b ? b.limit_usd : null;
+}
+
+/** Spend this month, day by day (cumulative), with the month-end projection at the current
+ * burn rate and the monthly budget as a line. */
+export function BurnRate({ rows, limit }: { rows: { key?: string | null; cost_usd: number }[]; limit: number | null }) {
+  const now = new Date();
+  const month = now.toISOString().slice(0, 7);
+  // Usage days are UTC days.
+  const days = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 0)).getUTCDate();
+  const today = now.getUTCDate();
+  const perDay = new Array<number>(days).fill(0);
+  for (const r of rows) {
+    if (r.key?.startsWith(month)) {
+      const d = Number(r.key.slice(8, 10));
+      if (d >= 1 && d <= days) perDay[d - 1] = (perDay[d - 1] ?? 0) + r.cost_usd;
+    }
+  }
+  let sum = 0;
+  const cumulative = perDay.slice(0, today).map((c) => (sum += c));
+  const spent = sum;
+  const projected = today > 0 ? (spent / today) * days : 0;
+  const top = Math.max(projected, limit ?? 0, spent, 0.0001);
+  const W = 300;
+  const H = 120;
+  const x = (d: number) => (d / days) * W;
+  const y = (v: number) => H - (v / top) * H;
+  const path = cumulative.map((v, i) => `${i ? "L" : "M"}${x(i + 1).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
+  return (
+    <section aria-labelledby="burn">
+      <h2 id="burn">Spend this month</h2>
+      <p>
+        {money(spent)} so far; at this rate {money(projected)} by month end
+        {limit !== null && <> against a budget of {money(limit)}</>}.
+      </p>
+      <svg role="img" aria-label="Cumulative spend this month with projection" viewBox={`0 0 ${W} ${H}`}
+        width="100%" height={H} className="burn">
+        {limit !== null && <line x1={0} x2={W} y1={y(limit)} y2={y(limit)} className="burn-limit" />}
+        <line x1={x(today)} y1={y(spent)} x2={W} y2={y(projected)} className="burn-projection" />
+        {path && <path d={path} className="burn-line" />}
+      </svg>
+    </section>
   );
 }
