@@ -138,6 +138,9 @@ test("a workflow is saved from the editor and run", async ({ browser, base }) =>
   await editor.fill(good.replace("depends_on: [draft]", "depends_on: [drafts]"));
   await page.getByRole("button", { name: "Save as a new version" }).click();
   await page.getByRole("alert").getByText("steps[1].depends_on", { exact: true }).waitFor();
+  // The problem is shown at its line, and the preview follows the text as it is typed.
+  await page.getByRole("list", { name: "Problems" }).getByText(/^line 12: /).first().waitFor();
+  await page.getByRole("img", { name: "Workflow graph" }).locator('[aria-label="review: pending"]').waitFor();
   await editor.fill(good);
   await page.getByRole("button", { name: "Save as a new version" }).click();
   await page.getByRole("status").getByText("Saved review version 1").waitFor();
@@ -146,6 +149,11 @@ test("a workflow is saved from the editor and run", async ({ browser, base }) =>
   await page.waitForURL(/\/console\/runs\/\d+$/);
   await page.getByText(/Log: done/).waitFor({ timeout: 30_000 });
   await page.getByRole("heading", { name: /succeeded/ }).waitFor();
+  // The run's DAG with each step's state, and what each step cost.
+  await page.getByRole("img", { name: "Workflow graph" }).locator('[aria-label="review: succeeded"]').waitFor();
+  await page.getByRole("heading", { name: "Cost and tokens" }).waitFor();
+  await page.getByRole("row", { name: /^draft cto\.org\.v1 1 / }).waitFor();
+  await page.screenshot({ path: join(shots, "workflow-run.png"), fullPage: true });
   await page.close();
 });
 

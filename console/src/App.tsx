@@ -5,19 +5,21 @@ import { api } from "./api/client";
 import { useMe } from "./api/hooks";
 import { Login } from "./pages/Login";
 import { Dashboard } from "./pages/Dashboard";
-import { Runs } from "./pages/Runs";
-import { Approvals } from "./pages/Approvals";
-import { Meetings } from "./pages/Meetings";
-import { Workflows } from "./pages/Workflows";
-import { OrgChart, PersonaDetail } from "./pages/Personas";
-import { Usage } from "./pages/Usage";
-import { Admin } from "./pages/Admin";
-import { Governance } from "./pages/Governance";
-import { ArtifactDetail, Artifacts } from "./pages/Artifacts";
-import { Hiring } from "./pages/Hiring";
-import { Linear } from "./pages/Linear";
 
-// The run page carries the markdown renderer: loaded when first needed.
+// Pages load when first opened: the first page carries only the dashboard.
+const Runs = lazy(() => import("./pages/Runs").then((m) => ({ default: m.Runs })));
+const Approvals = lazy(() => import("./pages/Approvals").then((m) => ({ default: m.Approvals })));
+const Meetings = lazy(() => import("./pages/Meetings").then((m) => ({ default: m.Meetings })));
+const Workflows = lazy(() => import("./pages/Workflows").then((m) => ({ default: m.Workflows })));
+const Usage = lazy(() => import("./pages/Usage").then((m) => ({ default: m.Usage })));
+const Admin = lazy(() => import("./pages/Admin").then((m) => ({ default: m.Admin })));
+const Governance = lazy(() => import("./pages/Governance").then((m) => ({ default: m.Governance })));
+const Hiring = lazy(() => import("./pages/Hiring").then((m) => ({ default: m.Hiring })));
+const Linear = lazy(() => import("./pages/Linear").then((m) => ({ default: m.Linear })));
+const OrgChart = lazy(() => import("./pages/Personas").then((m) => ({ default: m.OrgChart })));
+const PersonaDetail = lazy(() => import("./pages/Personas").then((m) => ({ default: m.PersonaDetail })));
+const Artifacts = lazy(() => import("./pages/Artifacts").then((m) => ({ default: m.Artifacts })));
+const ArtifactDetail = lazy(() => import("./pages/Artifacts").then((m) => ({ default: m.ArtifactDetail })));
 const RunDetail = lazy(() => import("./pages/RunDetail").then((m) => ({ default: m.RunDetail })));
 
 const NAV = [

@@ -1,20 +1,34 @@
 import { useEffect, useRef, useState } from "react";
 import { useVirtualizer } from "@tanstack/react-virtual";
 
-export type Line = { id: string; kind: string; text: string };
+export type Line = { id: string; kind: string; text: string; fields?: Record<string, unknown> };
 
 /** The run's log, history then live, over SSE (the browser resumes with Last-Event-ID after
  * a drop); virtualized so tens of thousands of lines stay smooth. Calls `onDone` once the
  * run ended. */
-export function LiveLog({ runId, onDone }: { runId: number; onDone?: () => void }) {
+export function LiveLog({
+  runId,
+  onDone,
+  onLines,
+}: {
+  runId: number;
+  onDone?: () => void;
+  /** Every line so far, after each batch arrives (for views derived from the log). */
+  onLines?: (lines: Line[]) => void;
+}) {
   const [lines, setLines] = useState<Line[]>([]);
   const [state, setState] = useState<"connecting" | "live" | "done" | "reconnecting">("connecting");
   const done = useRef(onDone);
   done.current = onDone;
+  const listen = useRef(onLines);
+  listen.current = onLines;
+  useEffect(() => {
+    listen.current?.(lines);
+  }, [lines]);
 
   useEffect(() => {
     setLines([]);
-    const source = new EventSource(`/streams/runs/${runId}`);
+    const source = new EventSource(`/streams/runs/${runId}?format=json`);
     let pending: Line[] = [];
     let frame = 0;
     const flush = () => {
@@ -29,7 +43,14 @@ export function LiveLog({ runId, onDone }: { runId: number; onDone?: () => void 
     };
     source.onopen = () => setState("live");
     source.onerror = () => setState((s) => (s === "done" ? s : "reconnecting"));
-    source.addEventListener("log", (e) => push({ id: e.lastEventId, kind: "log", text: e.data }));
+    source.addEventListener("log", (e) => {
+      try {
+        const l = JSON.parse(e.data) as { message: string; fields?: Record<string, unknown> };
+        push({ id: e.lastEventId, kind: "log", text: l.message, fields: l.fields });
+      } catch {
+        push({ id: e.lastEventId, kind: "log", text: e.data });
+      }
+    });
     source.addEventListener("status", (e) => {
       const s = JSON.parse(e.data) as { status: string; error?: string | null };
       push({ id: e.lastEventId, kind: "status", text: `status: ${s.status}${s.error ? ` (${s.error})` : ""}` });

@@ -1,11 +1,13 @@
-import { useState } from "react";
+import { useMemo, useState } from "react";
+import { parse } from "yaml";
 import { useParams } from "react-router";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import Markdown from "../components/Markdown";
-import { api, unwrap, when } from "../api/client";
+import { api, money, unwrap, when } from "../api/client";
 import { can, type Me } from "../api/hooks";
 import { ErrorNote } from "../components/ErrorNote";
-import { LiveLog } from "../components/LiveLog";
+import { LiveLog, type Line } from "../components/LiveLog";
+import { WorkflowGraph, type StepState } from "../components/WorkflowGraph";
 import { StatusBadge } from "../components/StatusBadge";
 
 export function RunDetail({ me }: { me: Me }) {
@@ -23,6 +25,18 @@ export function RunDetail({ me }: { me: Me }) {
     enabled: run.data?.run_type === "workflow",
   });
   const [error, setError] = useState<unknown>(null);
+  const [lines, setLines] = useState<Line[]>([]);
+  const definition = useMemo(() => {
+    const source = (run.data?.input as { source?: unknown } | undefined)?.source;
+    if (run.data?.run_type !== "workflow" || typeof source !== "string") return null;
+    try {
+      return parse(source) as unknown;
+    } catch {
+      return null;
+    }
+  }, [run.data]);
+  const states = useMemo(() => stepStates(lines), [lines]);
+  const costs = useMemo(() => costsOf(lines), [lines]);
   if (run.error) return <ErrorNote error={run.error} />;
   if (!run.data) return <p>Loading…</p>;
   const r = run.data;
@@ -56,7 +70,31 @@ export function RunDetail({ me }: { me: Me }) {
       )}
       <ErrorNote error={error} />
       <h2>Log</h2>
-      <LiveLog runId={id} onDone={() => qc.invalidateQueries({ queryKey: ["run", id] })} />
+      {definition !== null && (
+        <section aria-labelledby="graph">
+          <h2 id="graph">Workflow</h2>
+          <WorkflowGraph def={definition} states={states} />
+        </section>
+      )}
+      <LiveLog runId={id} onLines={setLines}
+        onDone={() => qc.invalidateQueries({ queryKey: ["run", id] })} />
+      {costs.length > 0 && (
+        <section aria-labelledby="costs">
+          <h2 id="costs">Cost and tokens</h2>
+          <table>
+            <thead><tr><th>Step</th><th>Persona</th><th>Calls</th><th>Tokens</th><th>Cost</th></tr></thead>
+            <tbody>
+              {costs.map((c) => (
+                <tr key={`${c.step}|${c.persona}`}>
+                  <td>{c.step}</td><td>{c.persona}</td><td>{c.calls}</td><td>{c.tokens}</td>
+                  <td>{money(c.micro / 1e6)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </section>
+      )}
+      <Outcome output={output} />
       {markdown && (
         <section aria-labelledby="minutes">
           <h2 id="minutes">Minutes</h2>
@@ -86,4 +124,77 @@ export function RunDetail({ me }: { me: Me }) {
       )}
     </article>
   );
+}
+
+/** Each step's latest state, from the engine's `[step] …` log lines. */
+function stepStates(lines: Line[]): Map<string, StepState> {
+  const states = new Map<string, StepState>();
+  for (const l of lines) {
+    const m = /^\[([^\]]+)\] (.*)$/.exec(l.text);
+    if (!m || m[1] === "run") continue;
+    const [, step = "", rest = ""] = m;
+    if (/^started/.test(rest)) states.set(step, "running");
+    else if (/^(succeeded|next:|approved|rejected|done)/.test(rest)) states.set(step, "succeeded");
+    else if (/^(failed|dependency .* failed|timed out)/.test(rest)) states.set(step, "failed");
+  }
+  return states;
+}
+
+type Cost = { step: string; persona: string; calls: number; tokens: number; micro: number };
+
+/** Model calls per step and persona, from the `spoke` lines' fields. */
+function costsOf(lines: Line[]): Cost[] {
+  const by = new Map<string, Cost>();
+  for (const l of lines) {
+    const f = l.fields;
+    if (!f || typeof f.cost_micro_usd !== "number") continue;
+    const step = typeof f.step === "string" ? f.step : "–";
+    const persona = typeof f.persona === "string" ? f.persona : "–";
+    const key = `${step}|${persona}`;
+    const c = by.get(key) ?? { step, persona, calls: 0, tokens: 0, micro: 0 };
+    c.calls += 1;
+    c.tokens += typeof f.tokens === "number" ? f.tokens : 0;
+    c.micro += f.cost_micro_usd;
+    by.set(key, c);
+  }
+  return [...by.values()];
+}
+
+type Task = { id: string; agent?: string | null; revisions?: number; output?: string | null; error?: string | null };
+type Message = { speaker: string; content: string };
+
+/** A crew's tasks (who did each, how often it was sent back) or a chat's transcript. */
+function Outcome({ output }: { output: Record<string, unknown> | null }) {
+  const outcome = output?.outcome as { engine?: string; tasks?: Task[]; transcript?: Message[] } | undefined;
+  if (outcome?.engine === "crew" && outcome.tasks) {
+    return (
+      <section aria-labelledby="crew">
+        <h2 id="crew">Crew tasks</h2>
+        <table>
+          <thead><tr><th>Task</th><th>Done by</th><th>Sent back</th><th>Result</th></tr></thead>
+          <tbody>
+            {outcome.tasks.map((t) => (
+              <tr key={t.id}>
+                <td>{t.id}</td><td>{t.agent ?? "–"}</td><td>{t.revisions ?? 0}</td>
+                <td>{t.error ? <span className="error-text">{t.error}</span> : t.output}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </section>
+    );
+  }
+  if (outcome?.engine === "chat" && outcome.transcript) {
+    return (
+      <section aria-labelledby="chat">
+        <h2 id="chat">Transcript</h2>
+        <ol className="transcript">
+          {outcome.transcript.map((m, i) => (
+            <li key={i}><strong>{m.speaker}</strong>: {m.content}</li>
+          ))}
+        </ol>
+      </section>
+    );
+  }
+  return null;
 }

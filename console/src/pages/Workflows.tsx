@@ -1,9 +1,27 @@
-import { useState } from "react";
+import { useMemo, useState } from "react";
+import { LineCounter, parse, parseDocument } from "yaml";
 import { useNavigate } from "react-router";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { api, unwrap, when } from "../api/client";
+import { ApiError, api, unwrap, when } from "../api/client";
 import { can, type Me } from "../api/hooks";
 import { ErrorNote } from "../components/ErrorNote";
+import { WorkflowGraph } from "../components/WorkflowGraph";
+
+/** The line of `source` a problem's path (`steps[2].depends_on`) points at, if it exists. */
+export function lineOf(source: string, path: string): number | null {
+  const segments = path
+    .replace(/^workflow\./, "")
+    .split(/\.|\[(\d+)\]/)
+    .filter((s) => s !== undefined && s !== "")
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+  const counter = new LineCounter();
+  const doc = parseDocument(source, { lineCounter: counter });
+  for (let n = segments.length; n > 0; n--) {
+    const node = doc.getIn(segments.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+    if (node?.range) return counter.linePos(node.range[0]).line;
+  }
+  return null;
+}
 
 const EXAMPLE = `engine: dag
 name: review
@@ -34,6 +52,17 @@ export function Workflows({ me }: { me: Me }) {
   const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState<string | null>(null);
   const editable = can(me, "start_runs");
+  const preview = useMemo(() => {
+    try {
+      return { def: parse(source) as unknown, problem: null };
+    } catch (e) {
+      return { def: null, problem: e instanceof Error ? e.message : String(e) };
+    }
+  }, [source]);
+  const located =
+    error instanceof ApiError
+      ? error.fields.map((f) => ({ ...f, line: lineOf(source, f.field) }))
+      : [];
 
   const save = async () => {
     setError(null);
@@ -101,6 +130,21 @@ export function Workflows({ me }: { me: Me }) {
           </label>
           <button type="button" onClick={save}>Save as a new version</button>
           {saved && <p role="status">{saved}</p>}
+          {located.length > 0 && (
+            <ul className="problems" aria-label="Problems">
+              {located.map((p) => (
+                <li key={p.field + p.message}>
+                  {p.line !== null ? `line ${p.line}: ` : ""}<code>{p.field}</code>: {p.message}
+                </li>
+              ))}
+            </ul>
+          )}
+          <h3>Preview</h3>
+          {preview.problem ? (
+            <p className="error-text">Not YAML yet: {preview.problem}</p>
+          ) : (
+            <WorkflowGraph def={preview.def} />
+          )}
         </section>
       )}
       <ErrorNote error={error} />
