@@ -67,6 +67,15 @@ test("first run: the admin account is created, then the dashboard shows", async 
   // The session is an HttpOnly cookie: scripts cannot read it.
   const visible = await page.evaluate(() => document.cookie);
   if (visible.includes("vorg_session")) throw new Error("the session cookie is readable by scripts");
+  // Light and dark themes: the system's by default, switchable.
+  const bg = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  await page.getByRole("button", { name: /^Theme: system/ }).click();
+  const light = await bg();
+  await page.getByRole("button", { name: /^Theme: light/ }).click();
+  const dark = await bg();
+  if (light === dark) throw new Error(`the themes look the same: ${light}`);
+  await page.screenshot({ path: join(shots, "dashboard-dark.png"), fullPage: true });
+  await page.getByRole("button", { name: /^Theme: dark/ }).click();
   await page.getByRole("button", { name: "Log out" }).click();
   await page.getByRole("heading", { name: "Log in to vorg" }).waitFor();
   await page.close();
@@ -86,6 +95,12 @@ test("a stand-up's log arrives live, then its minutes", async ({ browser, base }
   await page.getByText(/Log: done/).waitFor();
   await page.screenshot({ path: join(shots, "run.png"), fullPage: true });
   await page.getByRole("link", { name: "Runs" }).click();
+  await page.getByRole("cell", { name: /standup/ }).first().waitFor();
+  // Server-side filters: a type with no runs empties the list, today's date keeps it.
+  await page.getByLabel("Type").fill("hiring_plan");
+  await page.getByText("No runs match.").waitFor();
+  await page.getByLabel("Type").fill("");
+  await page.getByLabel("From").fill(new Date().toLocaleDateString("en-CA"));
   await page.getByRole("cell", { name: /standup/ }).first().waitFor();
   await page.screenshot({ path: join(shots, "runs.png"), fullPage: true });
   await page.close();

@@ -1,4 +1,4 @@
-import { lazy, Suspense } from "react";
+import { lazy, Suspense, useEffect, useState } from "react";
 import { NavLink, Route, Routes } from "react-router";
 import { useQueryClient } from "@tanstack/react-query";
 import { api } from "./api/client";
@@ -37,7 +37,26 @@ const NAV = [
   ["/admin", "Admin"],
 ] as const;
 
+const THEMES = ["system", "light", "dark"] as const;
+type Theme = (typeof THEMES)[number];
+
+/** The theme: the system's unless chosen here (kept in this browser). */
+function useTheme(): [Theme, () => void] {
+  const [theme, setTheme] = useState<Theme>(() => {
+    const saved = localStorage.getItem("vorg-theme");
+    return THEMES.includes(saved as Theme) ? (saved as Theme) : "system";
+  });
+  useEffect(() => {
+    if (theme === "system") delete document.documentElement.dataset.theme;
+    else document.documentElement.dataset.theme = theme;
+    localStorage.setItem("vorg-theme", theme);
+  }, [theme]);
+  const next = () => setTheme(THEMES[(THEMES.indexOf(theme) + 1) % THEMES.length] ?? "system");
+  return [theme, next];
+}
+
 export function App() {
+  const [theme, nextTheme] = useTheme();
   const me = useMe();
   const qc = useQueryClient();
   if (me.isPending) return <p className="loading">Loading…</p>;
@@ -60,6 +79,9 @@ export function App() {
         </nav>
         <span className="who">
           {me.data.email} ({me.data.roles.join(", ")})
+          <button type="button" onClick={nextTheme} aria-label={`Theme: ${theme} (change)`}>
+            Theme: {theme}
+          </button>
           <button type="button" onClick={logout}>
             Log out
           </button>
@@ -69,7 +91,7 @@ export function App() {
         <Suspense fallback={<p>Loading…</p>}>
         <Routes>
           <Route path="/" element={<Dashboard me={me.data} />} />
-          <Route path="/runs" element={<Runs />} />
+          <Route path="/runs" element={<Runs me={me.data} />} />
           <Route path="/runs/:id" element={<RunDetail me={me.data} />} />
           <Route path="/approvals" element={<Approvals me={me.data} />} />
           <Route path="/meetings" element={<Meetings me={me.data} />} />

@@ -1027,7 +1027,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Runs, newest first, filtered by status, type and requester.
+         * Runs, newest first, filtered by status, type, requester and creation time.
          * @description **Permission:** `view_runs` (roles: admin, approver, engineer, growth, viewer).
          */
         get: operations["list_runs"];
@@ -6091,6 +6091,10 @@ export interface operations {
                 type?: string;
                 /** @description Only runs requested by this user id. */
                 requested_by?: number;
+                /** @description RFC 3339: only runs created at or after it. */
+                from?: string;
+                /** @description RFC 3339: only runs created before it. */
+                to?: string;
                 /** @description Items per page, 1 to 200 (default 50). */
                 limit?: number;
                 /** @description `next_cursor` of the previous page. */
@@ -7310,12 +7314,13 @@ export interface operations {
     };
     get_workflow: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description A version (default: the latest). */
+                version?: number;
+            };
             header?: never;
             path: {
                 name: string;
-                /** @description A version (default: the latest). */
-                version: number | null;
             };
             cookie?: never;
         };

@@ -69,6 +69,18 @@ export function RunDetail({ me }: { me: Me }) {
         <button type="button" onClick={cancel}>Cancel run</button>
       )}
       <ErrorNote error={error} />
+      {r.linear_issues.length > 0 && (
+        <section aria-labelledby="linear">
+          <h2 id="linear">Linear issues filed by this run</h2>
+          <ul>
+            {r.linear_issues.map((l) => (
+              <li key={l.linear_issue_id}>
+                <a href={l.url} target="_blank" rel="noreferrer">{l.identifier}</a> {l.title}
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
       <h2>Log</h2>
       {definition !== null && (
         <section aria-labelledby="graph">

@@ -3,18 +3,28 @@ import { Link, useSearchParams } from "react-router";
 import { useQuery } from "@tanstack/react-query";
 import { api, unwrap, when } from "../api/client";
 import { StatusBadge } from "../components/StatusBadge";
+import type { Me } from "../api/hooks";
 
 const STATUSES = ["", "queued", "running", "waiting_approval", "succeeded", "failed", "cancelled"];
 
-/** Runs, filtered and paged by the server. */
-export function Runs() {
+/** The start of a local calendar day (`YYYY-MM-DD`), as RFC 3339. */
+function dayStart(day: string, plus = 0): string {
+  const [y, m, d] = day.split("-").map(Number);
+  return new Date(y ?? 1970, (m ?? 1) - 1, (d ?? 1) + plus).toISOString();
+}
+
+/** Runs, filtered (status, type, who, dates) and paged by the server. */
+export function Runs({ me }: { me: Me }) {
   const [params, setParams] = useSearchParams();
   const status = params.get("status") ?? "";
   const type = params.get("type") ?? "";
+  const mine = params.get("mine") === "1";
+  const from = params.get("from") ?? "";
+  const to = params.get("to") ?? "";
   const [cursors, setCursors] = useState<string[]>([]);
   const cursor = cursors[cursors.length - 1];
   const runs = useQuery({
-    queryKey: ["runs", status, type, cursor],
+    queryKey: ["runs", status, type, mine, from, to, cursor],
     queryFn: async () =>
       unwrap(
         await api.GET("/runs", {
@@ -23,6 +33,9 @@ export function Runs() {
               limit: 50,
               ...(status ? { status } : {}),
               ...(type ? { type } : {}),
+              ...(mine ? { requested_by: me.id } : {}),
+              ...(from ? { from: dayStart(from) } : {}),
+              ...(to ? { to: dayStart(to, 1) } : {}),
               ...(cursor ? { cursor } : {}),
             },
           },
@@ -54,6 +67,18 @@ export function Runs() {
           <input value={type} placeholder="meeting, workflow, …"
             onChange={(e) => set("type", e.target.value.trim())} />
         </label>
+        <label className="inline">
+          <input type="checkbox" checked={mine} onChange={(e) => set("mine", e.target.checked ? "1" : "")} />
+          Started by me
+        </label>
+        <label>
+          From
+          <input type="date" value={from} onChange={(e) => set("from", e.target.value)} />
+        </label>
+        <label>
+          To
+          <input type="date" value={to} onChange={(e) => set("to", e.target.value)} />
+        </label>
       </div>
       <table>
         <thead>
@@ -71,6 +96,7 @@ export function Runs() {
           ))}
         </tbody>
       </table>
+      {runs.data && runs.data.items.length === 0 && <p>No runs match.</p>}
       <div className="pager">
         <button type="button" disabled={cursors.length === 0}
           onClick={() => setCursors(cursors.slice(0, -1))}>Newer</button>

@@ -46,6 +46,10 @@ export function Usage() {
       unwrap(await api.GET("/usage/summary", { params: { query: { group_by: group } } })),
     refetchInterval: 10_000,
   });
+  const budgets = useQuery({
+    queryKey: ["budgets"],
+    queryFn: async () => unwrap(await api.GET("/budgets")),
+  });
   const rows = summary.data?.rows ?? [];
   const href = `data:text/csv;charset=utf-8,${encodeURIComponent(csv(rows, group))}`;
   return (
@@ -63,6 +67,27 @@ export function Usage() {
       </div>
       <ErrorNote error={summary.error} />
       {rows.length === 0 ? <p>No model calls in this period.</p> : <Bars rows={rows} />}
+      <h2>Budgets</h2>
+      {(budgets.data?.items ?? []).length === 0 ? (
+        <p>No budgets apply to you.</p>
+      ) : (
+        <table aria-label="Budgets">
+          <thead>
+            <tr><th>Budget</th><th>Period</th><th>Spent</th><th>Reserved</th><th>Limit</th><th>Used</th><th>Resets</th></tr>
+          </thead>
+          <tbody>
+            {budgets.data?.items.map((b) => (
+              <tr key={`${b.scope}:${b.subject}`}>
+                <td>{b.scope} {b.subject}</td><td>{b.period}</td><td>{money(b.spent_usd)}</td>
+                <td>{money(b.reserved_usd)}</td><td>{money(b.limit_usd)}</td>
+                <td>{Math.round(b.used * 100)}%{b.used >= 0.8 ? " ⚠" : ""}</td>
+                <td>{b.resets_at ? new Date(b.resets_at).toLocaleString() : "–"}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <h2>By {group}</h2>
       <table>
         <thead>
           <tr><th>{group}</th><th>Calls</th><th>Errors</th><th>Tokens in</th><th>Tokens out</th><th>Cost</th></tr>

@@ -106,7 +106,10 @@ export function Workflows({ me }: { me: Me }) {
         <tbody>
           {(list.data?.items ?? []).map((w) => (
             <tr key={w.name}>
-              <td>{w.name}<br /><small>{w.description}</small></td>
+              <td>
+                {w.name}<br /><small>{w.description}</small>
+                <Versions name={w.name} onEdit={setSource} />
+              </td>
               <td>{w.engine}</td>
               <td>{w.version}</td>
               <td>{when(w.created_at)}</td>
@@ -149,5 +152,41 @@ export function Workflows({ me }: { me: Me }) {
       )}
       <ErrorNote error={error} />
     </div>
+  );
+}
+
+/** A workflow's versions, fetched when opened; any of them can be loaded into the editor. */
+function Versions({ name, onEdit }: { name: string; onEdit: (source: string) => void }) {
+  const [open, setOpen] = useState(false);
+  const [version, setVersion] = useState<number | null>(null);
+  const detail = useQuery({
+    queryKey: ["workflow", name, version],
+    queryFn: async () =>
+      unwrap(
+        await api.GET("/workflows/{name}", {
+          params: { path: { name }, query: version ? { version } : {} },
+        }),
+      ),
+    enabled: open,
+  });
+  return (
+    <details onToggle={(e) => setOpen((e.target as HTMLDetailsElement).open)}>
+      <summary>Versions</summary>
+      <ul>
+        {(detail.data?.versions ?? []).map((v) => (
+          <li key={v.version}>
+            v{v.version} {when(v.created_at)}{" "}
+            <button type="button" onClick={() => setVersion(v.version)}>Show</button>
+          </li>
+        ))}
+      </ul>
+      {detail.data && (
+        <>
+          <p>Version {detail.data.version}:</p>
+          <pre>{detail.data.source}</pre>
+          <button type="button" onClick={() => onEdit(detail.data.source)}>Edit this version</button>
+        </>
+      )}
+    </details>
   );
 }

@@ -194,13 +194,17 @@ pub struct RunQuery {
     run_type: Option<String>,
     /// Only runs requested by this user id.
     requested_by: Option<i64>,
+    /// RFC 3339: only runs created at or after it.
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    /// RFC 3339: only runs created before it.
+    to: Option<chrono::DateTime<chrono::Utc>>,
     /// Items per page, 1 to 200 (default 50).
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-/// Runs, newest first, filtered by status, type and requester.
+/// Runs, newest first, filtered by status, type, requester and creation time.
 #[utoipa::path(get, path = "/runs", tag = "runs", params(RunQuery),
     responses((status = 200, description = "A page of runs", body = Paged<RunView>)))]
 pub async fn list_runs(
@@ -219,6 +223,8 @@ pub async fn list_runs(
         status,
         run_type: q.run_type,
         requested_by: q.requested_by,
+        created_from: q.from,
+        created_to: q.to,
     };
     let runs = state.store.list_runs(&filter, page).await?;
     Ok(Json(Paged::new(runs, page, |r| r.id, RunView::from)))

@@ -164,6 +164,7 @@ pub async fn save_workflow(
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct VersionQuery {
     /// A version (default: the latest).
     version: Option<i64>,

@@ -148,7 +148,12 @@ async fn seed(url: &str, runs: usize, usage: usize, log_lines: usize) -> anyhow:
             .await?;
         ids.push(run.id);
     }
-    let actors = ["ceo.org.v1", "cto.org.v1", "eng.backend.v1", "growth.lead.v1"];
+    let actors = [
+        "ceo.org.v1",
+        "cto.org.v1",
+        "eng.backend.v1",
+        "growth.lead.v1",
+    ];
     let models = ["gpt-4o-mini", "claude-haiku-4-5", "sim-1"];
     let mut done = 0;
     while done < usage {
@@ -194,7 +199,10 @@ async fn seed(url: &str, runs: usize, usage: usize, log_lines: usize) -> anyhow:
             )
             .await?;
     }
-    println!("{}", serde_json::json!({ "log_run_id": log_run.id, "runs": runs, "usage": usage }));
+    println!(
+        "{}",
+        serde_json::json!({ "log_run_id": log_run.id, "runs": runs, "usage": usage })
+    );
     Ok(())
 }
 

@@ -54,6 +54,10 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
     pub run_type: Option<String>,
     pub requested_by: Option<i64>,
+    /// Created at or after this instant.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Created before this instant.
+    pub created_to: Option<DateTime<Utc>>,
 }
 
 /// A new run and the job that executes it.
@@ -200,7 +204,9 @@ impl Store {
             run_columns!(),
             " FROM runs WHERE org_id = $1 AND id < $2 \
              AND ($3 = '' OR status = $3) AND ($4 = '' OR run_type = $4) \
-             AND ($5 = 0 OR requested_by = $5) ORDER BY id DESC LIMIT $6"
+             AND ($5 = 0 OR requested_by = $5) \
+             AND ($7 IS NULL OR created_at >= $7) AND ($8 IS NULL OR created_at < $8) \
+             ORDER BY id DESC LIMIT $6"
         ))
         .bind(DEFAULT_ORG)
         .bind(page.before_or_max())
@@ -208,6 +214,8 @@ impl Store {
         .bind(filter.run_type.as_deref().unwrap_or(""))
         .bind(filter.requested_by.unwrap_or(0))
         .bind(page.limit)
+        .bind(filter.created_from)
+        .bind(filter.created_to)
         .fetch_all(p)
         .await)?;
         Ok(runs)

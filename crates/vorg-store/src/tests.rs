@@ -447,6 +447,34 @@ async fn a_run_lives_from_queued_to_succeeded_with_an_ordered_stream(store: Stor
             .unwrap()
             .is_empty()
     );
+    // By creation time: the run was made within the last minute, not in the future.
+    let window = |from: i64, to: i64| RunFilter {
+        created_from: Some(chrono::Utc::now() + chrono::Duration::seconds(from)),
+        created_to: Some(chrono::Utc::now() + chrono::Duration::seconds(to)),
+        ..Default::default()
+    };
+    let page = Page {
+        limit: 10,
+        before: None,
+    };
+    assert_eq!(
+        store.list_runs(&window(-60, 60), page).await.unwrap().len(),
+        1
+    );
+    assert!(
+        store
+            .list_runs(&window(60, 120), page)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_runs(&window(-120, -60), page)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn concurrent_claimers_never_take_the_same_job(store: Store) {
