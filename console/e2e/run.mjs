@@ -86,6 +86,7 @@ test("a stand-up's log arrives live, then its minutes", async ({ browser, base }
   await login(page, base, "admin@example.com");
   await page.getByRole("link", { name: "Meetings" }).click();
   await page.getByLabel("Stand-up").check();
+  await page.screenshot({ path: join(shots, "meetings.png"), fullPage: true });
   await page.getByRole("button", { name: "Start stand-up" }).click();
   await page.waitForURL(/\/console\/runs\/\d+$/);
   shared.standupRun = page.url().split("/").pop();
