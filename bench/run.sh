@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: installs the load generator (wrk), the reference server (nginx) and the
-# browser for the console's numbers (chromium) from Debian when missing, makes sure PostgreSQL answers, then runs bench/run.py against the release binary.
+# browser for the console's numbers (chromium) from Debian when missing, makes sure
+# PostgreSQL answers, then runs bench/run.py against the release binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
