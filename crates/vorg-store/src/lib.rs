@@ -103,7 +103,11 @@ impl Store {
     /// Connects to `url` (`sqlite://path` or `postgres://…`) without migrating.
     pub async fn connect(url: &str) -> Result<Self> {
         let (db, queue_db) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let options = PgConnectOptions::from_str(url)?;
+            // A transaction its caller abandoned (a dropped future) would keep its locks until
+            // the connection is reused; the server ends such sessions instead, so a run's
+            // stream lock is never held for more than this.
+            let options = PgConnectOptions::from_str(url)?
+                .options([("idle_in_transaction_session_timeout", "10s")]);
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))

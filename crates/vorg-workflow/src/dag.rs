@@ -58,6 +58,9 @@ impl DagRun {
     }
 }
 
+/// The index a log-only entry of the running set reports (not a step).
+const LOG_ONLY: usize = usize::MAX;
+
 type Running<'a> =
     Pin<Box<dyn Future<Output = (usize, Result<String, StepError>, u32)> + Send + 'a>>;
 
@@ -93,7 +96,13 @@ pub async fn run_dag(workflow: &DagWorkflow, inputs: &Value, rt: &dyn Runtime) -
                     started[i] = true;
                     changed = true;
                     let error = format!("dependency \"{dep}\" failed");
-                    rt.log(&step.id, &error).await;
+                    // Logged beside the running branches, never while they wait unpolled
+                    // (a host's log may take a lock a running branch holds).
+                    let line = error.clone();
+                    running.push(Box::pin(async move {
+                        rt.log(&step.id, &line).await;
+                        (LOG_ONLY, Ok(String::new()), 0)
+                    }));
                     results[i] = Some(StepResult {
                         status: StepStatus::UpstreamFailed,
                         output: None,
@@ -119,6 +128,11 @@ pub async fn run_dag(workflow: &DagWorkflow, inputs: &Value, rt: &dyn Runtime) -
                 let context = context(inputs, steps, &results);
                 running.push(Box::pin(async move {
                     let (result, attempts) = run_step(step, &context, rt).await;
+                    let line = match &result {
+                        Ok(_) => format!("succeeded after {attempts} attempt(s)"),
+                        Err(e) => format!("failed after {attempts} attempt(s): {e}"),
+                    };
+                    rt.log(&step.id, &line).await;
                     (i, result, attempts)
                 }));
             }
@@ -126,31 +140,22 @@ pub async fn run_dag(workflow: &DagWorkflow, inputs: &Value, rt: &dyn Runtime) -
         let Some((i, result, attempts)) = running.next().await else {
             break;
         };
-        let step = &steps[i];
+        if i == LOG_ONLY {
+            continue;
+        }
         results[i] = Some(match result {
-            Ok(output) => {
-                rt.log(&step.id, &format!("succeeded after {attempts} attempt(s)"))
-                    .await;
-                StepResult {
-                    status: StepStatus::Succeeded,
-                    output: Some(output),
-                    attempts,
-                    error: None,
-                }
-            }
-            Err(e) => {
-                rt.log(
-                    &step.id,
-                    &format!("failed after {attempts} attempt(s): {e}"),
-                )
-                .await;
-                StepResult {
-                    status: StepStatus::Failed,
-                    output: None,
-                    attempts,
-                    error: Some(e.to_string()),
-                }
-            }
+            Ok(output) => StepResult {
+                status: StepStatus::Succeeded,
+                output: Some(output),
+                attempts,
+                error: None,
+            },
+            Err(e) => StepResult {
+                status: StepStatus::Failed,
+                output: None,
+                attempts,
+                error: Some(e.to_string()),
+            },
         });
     }
     DagRun {

@@ -224,3 +224,59 @@ steps:
             .starts_with("forbidden: intern may not call submit_approval")
     );
 }
+
+/// A host whose log takes a lock and holds it across an await, as a database transaction
+/// on a run's stream does: the engine must keep polling every branch while it logs.
+struct LockingLog {
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl vorg_workflow::Runtime for LockingLog {
+    fn ask<'a>(
+        &'a self,
+        ask: vorg_workflow::Ask<'a>,
+    ) -> vorg_workflow::BoxFuture<'a, Result<String, vorg_workflow::StepError>> {
+        Box::pin(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            if ask.agent == "broken" {
+                return Err(vorg_workflow::StepError::Failed("down".into()));
+            }
+            Ok("ok".to_owned())
+        })
+    }
+
+    fn log<'a>(&'a self, _step: &'a str, _message: &'a str) -> vorg_workflow::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let _held = self.lock.lock().await;
+            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        })
+    }
+}
+
+#[tokio::test]
+async fn logging_never_waits_on_a_branch_it_does_not_poll() {
+    let mut text = String::from("engine: dag\nname: wide\nmax_parallel: 4\nsteps:\n");
+    for i in 0..12 {
+        let dep = if i >= 4 {
+            format!(", depends_on: [s{}]", i - 4)
+        } else {
+            String::new()
+        };
+        text.push_str(&format!("  - {{ id: s{i}, agent: a, prompt: p{dep} }}\n"));
+    }
+    // A failing step whose dependants are failed (and logged) while others run.
+    text.push_str("  - { id: bad, agent: broken, prompt: p }\n");
+    text.push_str("  - { id: after_bad, agent: a, prompt: p, depends_on: [bad] }\n");
+    let wf = dag(&text);
+    let rt = LockingLog {
+        lock: tokio::sync::Mutex::new(()),
+    };
+    let run = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        run_dag(&wf, &json!({}), &rt),
+    )
+    .await
+    .expect("the engine deadlocked on its own log");
+    assert_eq!(run.steps["s11"].status, StepStatus::Succeeded);
+    assert_eq!(run.steps["after_bad"].status, StepStatus::UpstreamFailed);
+}
