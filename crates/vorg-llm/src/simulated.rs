@@ -168,9 +168,24 @@ fn answer(req: &ChatRequest) -> String {
             .collect();
         return ideas.join("\n");
     }
+    // Quote the request (the first line of the last user message), not the system prompt.
+    let asked = req
+        .messages()
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .map(|m| content_text(&m["content"]))
+        .unwrap_or_else(|| prompt.clone());
     format!(
         "[{who}] On \"{}\": I would start with the {} and report back.",
-        prompt.chars().take(60).collect::<String>(),
+        asked
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("")
+            .chars()
+            .take(60)
+            .collect::<String>(),
         pick(2)
     )
 }

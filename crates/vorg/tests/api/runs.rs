@@ -54,6 +54,14 @@ pub async fn wait_run(
     }
 }
 
+/// Polls the run until it succeeded or failed.
+pub async fn wait_ended(app: &TestApp, token: &str, id: i64) -> Value {
+    wait_run(app, token, id, "succeeded or failed", |r| {
+        r["status"] == "succeeded" || r["status"] == "failed"
+    })
+    .await
+}
+
 async fn logs(app: &TestApp, token: &str, id: i64) -> Vec<Value> {
     let (status, page) = app.get(&format!("/runs/{id}/logs?limit=1000"), token).await;
     assert_eq!(status, StatusCode::OK, "{page}");

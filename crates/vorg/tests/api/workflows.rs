@@ -13,7 +13,7 @@ use vorg_store::Backend;
 use crate::{
     both,
     helpers::{TestApp, assert_problem, field_names, scripted_messages},
-    runs::wait_run,
+    runs::{wait_ended, wait_run},
 };
 
 both!(
@@ -284,10 +284,7 @@ async fn saved_workflows_are_versioned_and_run_by_name(backend: Backend) {
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     assert_eq!(started["version"], 2);
     let id = started["run_id"].as_i64().unwrap();
-    let run = wait_run(&app, &admin, id, "succeeded", |r| {
-        r["status"] == "succeeded" || r["status"] == "failed"
-    })
-    .await;
+    let run = wait_ended(&app, &admin, id).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["output"]["version"], 2);
     assert!(run["output"]["results"]["review"].is_string(), "{run}");
@@ -503,10 +500,7 @@ async fn an_interrupt_waits_for_an_approver_then_continues(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{decided}");
-    let run = wait_run(&app, &admin, id, "succeeded", |r| {
-        r["status"] == "succeeded" || r["status"] == "failed"
-    })
-    .await;
+    let run = wait_ended(&app, &admin, id).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     let results = &run["output"]["results"];
     assert_eq!(results["approved"], true);
@@ -546,10 +540,7 @@ async fn a_rejected_interrupt_takes_the_rejection_edge(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{decided}");
-    let run = wait_run(&app, &admin, id, "succeeded", |r| {
-        r["status"] == "succeeded" || r["status"] == "failed"
-    })
-    .await;
+    let run = wait_ended(&app, &admin, id).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["output"]["results"]["approved"], false);
     assert_eq!(run["output"]["results"]["decision"], json!({}));
@@ -638,10 +629,7 @@ nodes:
         )
         .await;
     let id = started["run_id"].as_i64().unwrap();
-    let run = wait_run(&app, &admin, id, "succeeded", |r| {
-        r["status"] == "succeeded" || r["status"] == "failed"
-    })
-    .await;
+    let run = wait_ended(&app, &admin, id).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     let result = &run["output"]["results"]["result"];
     assert_eq!(result["status"], "auto_approved", "{run}");
@@ -676,10 +664,7 @@ steps:
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     let id = started["run_id"].as_i64().unwrap();
-    let run = wait_run(&app, &admin, id, "succeeded", |r| {
-        r["status"] == "succeeded" || r["status"] == "failed"
-    })
-    .await;
+    let run = wait_ended(&app, &admin, id).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(
         run["output"]["results"]["decide"],
@@ -740,10 +725,7 @@ steps:
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     let id = started["run_id"].as_i64().unwrap();
-    let run = wait_run(&app, &admin, id, "succeeded", |r| {
-        r["status"] == "succeeded" || r["status"] == "failed"
-    })
-    .await;
+    let run = wait_ended(&app, &admin, id).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(fake.created_issue_count(), 1);
     let issues = run["linear_issues"].as_array().unwrap();
