@@ -230,7 +230,7 @@ pub async fn list_runs(
     Ok(Json(Paged::new(runs, page, |r| r.id, RunView::from)))
 }
 
-fn run_not_found(e: StoreError) -> ApiError {
+pub(crate) fn run_not_found(e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound => ApiError::NotFound("run"),
         other => other.into(),

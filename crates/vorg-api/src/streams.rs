@@ -24,7 +24,7 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use vorg_domain::RunStatus;
 use vorg_jobs::{LiveRow, StreamHub};
-use vorg_store::{OrgEvent, RunLog, StoreError};
+use vorg_store::{OrgEvent, RunLog};
 
 use crate::{
     AppState,
@@ -240,10 +240,11 @@ pub async fn stream_run_events(
     let json = json_format(&query)?;
     // Subscribe before reading history: a row committed in between is in one or the other.
     let rx = state.hub.subscribe_run(id);
-    state.store.get_run(id).await.map_err(|e| match e {
-        StoreError::NotFound => ApiError::NotFound("run"),
-        other => other.into(),
-    })?;
+    state
+        .store
+        .get_run(id)
+        .await
+        .map_err(crate::runs::run_not_found)?;
     let start = RunStream {
         hub: state.hub.clone(),
         run_id: id,

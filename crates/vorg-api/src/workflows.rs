@@ -410,10 +410,11 @@ pub async fn run_checkpoints(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<CheckpointList>> {
-    state.store.get_run(id).await.map_err(|e| match e {
-        StoreError::NotFound => ApiError::NotFound("run"),
-        other => other.into(),
-    })?;
+    state
+        .store
+        .get_run(id)
+        .await
+        .map_err(crate::runs::run_not_found)?;
     let rows = state.store.list_checkpoints(id).await?;
     Ok(Json(CheckpointList {
         items: rows

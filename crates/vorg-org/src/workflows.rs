@@ -375,7 +375,7 @@ impl Host<'_> {
         if let Some(p) = persona
             && !p.tools().contains(&tool)
         {
-            self.audit_refusal(&label, tool, "not in the persona's tools")
+            self.log_refusal(&label, tool, "not in the persona's tools")
                 .await;
             return Err(StepError::Forbidden(format!(
                 "\"{tool}\" is not in the tools of persona {}",
@@ -390,7 +390,7 @@ impl Host<'_> {
             .map_err(|e| StepError::Failed(format!("reading the policies: {e}")))?;
         let named = [Some(tool), args.get("action").and_then(Value::as_str)];
         if let Some(action) = named.into_iter().flatten().find(|a| policies.forbids(a)) {
-            self.audit_refusal(&label, tool, "forbidden_actions").await;
+            self.log_refusal(&label, tool, "forbidden_actions").await;
             return Err(StepError::Forbidden(format!(
                 "\"{action}\" is a forbidden action under the governance policies"
             )));
@@ -557,7 +557,7 @@ impl Host<'_> {
         Ok(json!({ "identifier": link.identifier, "url": link.url, "title": link.title }))
     }
 
-    async fn audit_refusal(&self, who: &str, tool: &str, why: &str) {
+    async fn log_refusal(&self, who: &str, tool: &str, why: &str) {
         let _ = self
             .job
             .log(

@@ -62,6 +62,15 @@ pub async fn wait_ended(app: &TestApp, token: &str, id: i64) -> Value {
     .await
 }
 
+/// The messages of the run's log rows, oldest first.
+pub async fn log_messages(app: &TestApp, token: &str, id: i64) -> Vec<String> {
+    logs(app, token, id)
+        .await
+        .iter()
+        .map(|l| l["message"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 async fn logs(app: &TestApp, token: &str, id: i64) -> Vec<Value> {
     let (status, page) = app.get(&format!("/runs/{id}/logs?limit=1000"), token).await;
     assert_eq!(status, StatusCode::OK, "{page}");

@@ -11,7 +11,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use vorg_store::Backend;
 
-use crate::{helpers::*, runs::wait_run, sse::SseReader};
+use crate::{
+    helpers::*,
+    runs::{log_messages, wait_run},
+    sse::SseReader,
+};
 
 /// A `vorg worker` process on the app's database; killed when dropped.
 struct WorkerProcess(Child);
@@ -71,16 +75,6 @@ async fn api_without_workers() -> (TestApp, String) {
     (app, admin)
 }
 
-async fn messages(app: &TestApp, token: &str, id: i64) -> Vec<String> {
-    let (_, page) = app.get(&format!("/runs/{id}/logs?limit=1000"), token).await;
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["message"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_worker_processes_share_the_queue_and_never_run_a_job_twice() {
     let (app, admin) = api_without_workers().await;
@@ -105,7 +99,7 @@ async fn two_worker_processes_share_the_queue_and_never_run_a_job_twice() {
         })
         .await;
         assert_eq!(run["attempts"], 1, "run {id} was attempted twice");
-        let started: Vec<String> = messages(&app, &admin, id)
+        let started: Vec<String> = log_messages(&app, &admin, id)
             .await
             .into_iter()
             .filter(|m| m.starts_with("demo run started on worker "))
@@ -151,7 +145,7 @@ async fn a_killed_workers_run_is_retried_on_the_other_and_finishes() {
         .unwrap();
     let mut stream = SseReader::new(resp);
     let b = WorkerProcess::start(&app, 2, 1500);
-    let first = messages(&app, &admin, id).await;
+    let first = log_messages(&app, &admin, id).await;
     assert!(
         first.iter().any(|m| m.contains(&format!(":{}:", a.pid()))),
         "ran on a: {first:?}"
@@ -162,7 +156,7 @@ async fn a_killed_workers_run_is_retried_on_the_other_and_finishes() {
     })
     .await;
     assert_eq!(run["attempts"], 2);
-    let all = messages(&app, &admin, id).await;
+    let all = log_messages(&app, &admin, id).await;
     let retry = all
         .iter()
         .find(|m| m.starts_with("attempt 2 of 3 (on worker"))
@@ -229,7 +223,7 @@ async fn a_worker_stopped_with_sigterm_releases_its_run_to_the_next_worker() {
     // Released, not failed and not left running: it waits in the queue.
     let run = wait_run(&app, &admin, id, "queued", |r| r["status"] == "queued").await;
     assert_eq!(run["attempts"], 1);
-    let all = messages(&app, &admin, id).await;
+    let all = log_messages(&app, &admin, id).await;
     assert!(
         all.iter()
             .any(|m| m.contains("shut down; the run will resume on the next worker")),
@@ -333,7 +327,7 @@ async fn a_graph_run_resumes_from_its_last_checkpoint_after_its_worker_is_killed
     .await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["attempts"], 2, "{run}");
-    let all = messages(&app, &admin, id).await;
+    let all = log_messages(&app, &admin, id).await;
     for node in &checkpointed {
         let runs = all
             .iter()

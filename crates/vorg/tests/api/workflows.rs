@@ -13,7 +13,7 @@ use vorg_store::Backend;
 use crate::{
     both,
     helpers::{TestApp, assert_problem, field_names, scripted_messages},
-    runs::{wait_ended, wait_run},
+    runs::{log_messages, wait_ended, wait_run},
 };
 
 both!(
@@ -28,17 +28,6 @@ both!(
     native_tool_calls_of_a_provider_run_the_tool,
     an_agent_files_a_linear_issue_once_in_the_runs_team,
 );
-
-async fn logs(app: &TestApp, token: &str, id: i64) -> Vec<String> {
-    let (status, page) = app.get(&format!("/runs/{id}/logs?limit=1000"), token).await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["message"].as_str().unwrap_or("").to_owned())
-        .collect()
-}
 
 /// The usage rows of run `id`, once `n` of them have been written (the writer batches).
 async fn usage_of_run(app: &TestApp, token: &str, id: i64, n: usize) -> Vec<Value> {
@@ -85,7 +74,7 @@ async fn the_dag_meeting_cycle_runs_each_step_as_its_persona(backend: Backend) {
         );
     }
     let id = out["run_id"].as_i64().unwrap();
-    let lines = logs(&app, &admin, id).await;
+    let lines = log_messages(&app, &admin, id).await;
     // The all-hands step may call record_decision: the simulated provider calls it through
     // the text protocol, and the CEO's tools allow it.
     assert!(
@@ -288,7 +277,7 @@ async fn saved_workflows_are_versioned_and_run_by_name(backend: Backend) {
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["output"]["version"], 2);
     assert!(run["output"]["results"]["review"].is_string(), "{run}");
-    let lines = logs(&app, &admin, id).await;
+    let lines = log_messages(&app, &admin, id).await;
     let started_at = |step: &str| {
         lines
             .iter()
@@ -505,7 +494,7 @@ async fn an_interrupt_waits_for_an_approver_then_continues(backend: Backend) {
     let results = &run["output"]["results"];
     assert_eq!(results["approved"], true);
     assert!(results["decision"]["artifact_id"].is_i64(), "{run}");
-    let lines = logs(&app, &admin, id).await;
+    let lines = log_messages(&app, &admin, id).await;
     // The run was parked and resumed from its checkpoint: the plan was made once.
     assert_eq!(
         lines.iter().filter(|l| *l == "[plan] started").count(),
@@ -575,7 +564,7 @@ steps:
         error.contains("\"record_decision\" is not in the tools of persona eng.backend.v1"),
         "{run}"
     );
-    let lines = logs(&app, &admin, id).await;
+    let lines = log_messages(&app, &admin, id).await;
     assert!(
         lines
             .iter()
@@ -737,7 +726,7 @@ steps:
             .starts_with("ENG-"),
         "filed in the run's team: {run}"
     );
-    let lines = logs(&app, &admin, id).await;
+    let lines = log_messages(&app, &admin, id).await;
     assert!(
         lines
             .iter()
