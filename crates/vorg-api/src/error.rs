@@ -56,6 +56,12 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
+    /// A cap on open streams is full (429, naming the cap).
+    #[error("{detail}")]
+    TooManyStreams {
+        detail: String,
+        retry_after_secs: u64,
+    },
     #[error("{0}")]
     Unavailable(String),
     /// A budget would be passed (402, naming the budget).
@@ -103,7 +109,9 @@ impl ApiError {
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::TooManyStreams { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BudgetExceeded(_) => StatusCode::PAYMENT_REQUIRED,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -123,6 +131,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::TooManyStreams { .. } => "too_many_streams",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::BudgetExceeded(_) => "budget_exceeded",
             ApiError::BadGateway(_) => "upstream_failed",
@@ -182,7 +191,10 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         match &self {
-            ApiError::RateLimited { retry_after_secs } => {
+            ApiError::RateLimited { retry_after_secs }
+            | ApiError::TooManyStreams {
+                retry_after_secs, ..
+            } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             ApiError::Unauthenticated(_) => {

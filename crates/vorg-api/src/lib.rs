@@ -6,6 +6,7 @@ mod approvals;
 mod artifacts;
 mod audit;
 pub mod auth;
+pub mod client_ip;
 pub mod console;
 pub mod error;
 pub mod extract;
@@ -17,6 +18,7 @@ mod openapi;
 mod org;
 mod pagination;
 mod runs;
+pub mod stream_limits;
 mod streams;
 mod usage;
 mod users;
@@ -66,6 +68,10 @@ pub struct ApiConfig {
     pub cors_origins: Vec<String>,
     /// How long meeting and hiring routes wait for their run before answering 202.
     pub run_wait_ms: u64,
+    /// `VORG_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Caps on open SSE streams.
+    pub stream_caps: stream_limits::StreamCaps,
 }
 
 /// Everything handlers share. Cheap to clone.
@@ -76,6 +82,8 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub hasher: PasswordHasher,
     pub limiter: Arc<AuthLimiter>,
+    /// Open SSE streams, counted against their caps.
+    pub streams: Arc<stream_limits::StreamLimits>,
     pub hub: Arc<vorg_jobs::StreamHub>,
     pub llm: Arc<vorg_llm::Gateway>,
     pub org: Arc<vorg_org::Org>,
@@ -109,6 +117,7 @@ impl AppState {
             jwt: Arc::new(jwt),
             hasher: PasswordHasher::new()?,
             limiter: Arc::new(limiter),
+            streams: Arc::new(stream_limits::StreamLimits::new(config.stream_caps)),
             config: Arc::new(config),
             hub,
             llm,

@@ -46,6 +46,7 @@ fn context(user: &CurrentUser, run_id: Option<i64>) -> CallContext {
         run_id,
         persona: None,
         roles: user.roles.clone(),
+        on_behalf_of: None,
     }
 }
 
@@ -138,7 +139,7 @@ pub async fn generate(
         req.body.insert("max_tokens".into(), json!(max));
     }
     if let Some(run_id) = body.run_id {
-        check_run(&state, run_id)
+        check_run(&state, &user, run_id)
             .await
             .map_err(|m| ApiError::invalid("run_id", m))?;
     }
@@ -165,10 +166,14 @@ pub async fn generate(
     }))
 }
 
-/// Checks that the run a call is attributed to exists.
-async fn check_run(state: &AppState, run_id: i64) -> Result<(), String> {
+/// Checks that the run a call is attributed to exists and is the caller's own (admins may
+/// attribute calls to any run): nobody charges their spend to someone else's run.
+async fn check_run(state: &AppState, user: &CurrentUser, run_id: i64) -> Result<(), String> {
     match state.store.get_run(run_id).await {
-        Ok(_) => Ok(()),
+        Ok(run) if run.requested_by == Some(user.id) || user.is_admin() => Ok(()),
+        Ok(_) => Err(format!(
+            "run {run_id} was started by someone else; calls may be attributed only to your own runs"
+        )),
         Err(vorg_store::StoreError::NotFound) => Err(format!("no run with id {run_id}")),
         Err(e) => Err(format!("could not check the run: {e}")),
     }
@@ -278,7 +283,7 @@ pub async fn chat_completions(
         Err(resp) => return *resp,
     };
     if let Some(id) = run_id
-        && let Err(message) = check_run(&state, id).await
+        && let Err(message) = check_run(&state, &user, id).await
     {
         return openai_error(
             StatusCode::BAD_REQUEST,

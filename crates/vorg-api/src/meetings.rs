@@ -211,23 +211,52 @@ pub(crate) async fn run_and_answer(
     }
 }
 
+/// Most participants of one meeting, and the longest persona id accepted.
+const MAX_PARTICIPANTS: usize = 20;
+const MAX_PERSONA_ID: usize = 200;
+
 async fn check_extras(state: &AppState, extras: &MeetingExtras) -> ApiResult<()> {
+    // Sizes first, so a huge list costs no database work.
+    if extras.participants.len() > MAX_PARTICIPANTS {
+        return Err(ApiError::invalid(
+            "participants",
+            format!(
+                "at most {MAX_PARTICIPANTS} (got {})",
+                extras.participants.len()
+            ),
+        ));
+    }
     let mut errors = Vec::new();
     for (i, id) in extras.participants.iter().enumerate() {
-        match state.store.get_persona(id).await {
-            Ok(_) => {}
-            Err(StoreError::NotFound) => errors.push(FieldError::new(
+        if id.len() > MAX_PERSONA_ID {
+            errors.push(FieldError::new(
                 format!("participants[{i}]"),
-                format!("no persona {id:?}"),
-            )),
-            Err(e) => return Err(e.into()),
+                format!("at most {MAX_PERSONA_ID} bytes"),
+            ));
         }
-    }
-    if extras.participants.len() > 20 {
-        errors.push(FieldError::new("participants", "at most 20"));
     }
     if extras.rounds.is_some_and(|r| !(1..=5).contains(&r)) {
         errors.push(FieldError::new("rounds", "must be between 1 and 5"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    if !extras.participants.is_empty() {
+        let known: std::collections::HashSet<String> = state
+            .store
+            .list_personas()
+            .await?
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        for (i, id) in extras.participants.iter().enumerate() {
+            if !known.contains(id) {
+                errors.push(FieldError::new(
+                    format!("participants[{i}]"),
+                    format!("no persona {id:?}"),
+                ));
+            }
+        }
     }
     if errors.is_empty() {
         Ok(())
@@ -237,15 +266,14 @@ async fn check_extras(state: &AppState, extras: &MeetingExtras) -> ApiResult<()>
 }
 
 fn meeting_input(kind: &str, body: Value, extras: &MeetingExtras, user: &CurrentUser) -> Value {
-    json!({
+    user.stamp_run(json!({
         "type": kind,
         "body": body,
         "participants": extras.participants,
         "model": extras.model,
         "rounds": extras.rounds,
         "linear_team_id": extras.linear_team_id,
-        "requested_by": user.id,
-    })
+    }))
 }
 
 /// A stand-up. With content, rendered as given; without, each persona reports yesterday /
@@ -417,7 +445,8 @@ pub async fn hiring_plan(
     let input = json!({ "inputs": {
         "idea": req.idea, "budget_usd": req.budget_usd, "deadline_days": req.deadline_days,
         "goal": req.goal, "provider": req.provider, "model": req.model,
-    }, "requested_by": user.id });
+    }});
+    let input = user.stamp_run(input);
     run_and_answer(
         &state,
         &user,

@@ -311,7 +311,8 @@ pub async fn list_run_logs(
 }
 
 /// Cancel a run: a queued run ends at once; a running one stops at its next step boundary
-/// and ends `cancelled`. 409 when it has already ended.
+/// and ends `cancelled`. 409 when it has already ended; 403 for someone else's run (admins
+/// may cancel any).
 #[utoipa::path(post, path = "/runs/{id}/cancel", tag = "runs", params(("id" = i64, Path, description = "Run id")),
     responses((status = 200, description = "The run, cancelled or marked for cancellation", body = RunView)))]
 pub async fn cancel_run(
@@ -319,6 +320,12 @@ pub async fn cancel_run(
     user: CurrentUser,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<RunView>> {
+    let run = state.store.get_run(id).await.map_err(run_not_found)?;
+    if run.requested_by != Some(user.id) && !user.is_admin() {
+        return Err(ApiError::Refused(format!(
+            "run {id} was started by someone else; only its starter or an admin may cancel it"
+        )));
+    }
     let run = state.store.request_cancel(id).await.map_err(|e| match e {
         StoreError::Rule(rule) => ApiError::Conflict(rule.to_owned()),
         other => run_not_found(other),

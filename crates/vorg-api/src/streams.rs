@@ -28,9 +28,10 @@ use vorg_store::{OrgEvent, RunLog};
 
 use crate::{
     AppState,
-    auth::CurrentUser,
+    auth::{Credential, CurrentUser, routes::ClientIp},
     error::{ApiError, ApiResult},
     extract::{ApiPath, ApiQuery},
+    stream_limits::StreamPermit,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -41,6 +42,56 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const HISTORY_BATCH: i64 = 500;
+/// How often an open stream checks that its credential still works (revoked or expired
+/// credentials lose their streams within this long).
+const RECHECK: Duration = Duration::from_secs(3);
+
+/// An open stream's slot and the credential it was opened with, re-checked every
+/// [`RECHECK`] while the stream waits for live rows.
+struct Holder {
+    _permit: StreamPermit,
+    store: vorg_store::Store,
+    credential: Credential,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    next_check: tokio::time::Instant,
+}
+
+impl Holder {
+    fn new(state: &AppState, user: &CurrentUser, permit: StreamPermit) -> Self {
+        Holder {
+            _permit: permit,
+            store: state.store.clone(),
+            credential: user.credential,
+            expires_at: user.expires_at,
+            next_check: tokio::time::Instant::now() + RECHECK,
+        }
+    }
+
+    /// Waits for the next re-check, then tells whether the credential still works.
+    async fn still_valid(&mut self) -> bool {
+        tokio::time::sleep_until(self.next_check).await;
+        self.next_check = tokio::time::Instant::now() + RECHECK;
+        if self.expires_at.is_some_and(|t| t <= chrono::Utc::now()) {
+            return false;
+        }
+        let token = match self.credential {
+            Credential::ApiToken { token_id } | Credential::Session { token_id } => Some(token_id),
+            Credential::StreamToken { parent } => parent,
+            Credential::Jwt => None,
+        };
+        match token {
+            // A database hiccup does not end streams; the next check decides.
+            Some(id) => self.store.token_is_live(id).await.unwrap_or(true),
+            None => true,
+        }
+    }
+}
+
+/// Takes a stream slot for the caller (429 when a cap is full).
+fn hold(state: &AppState, user: &CurrentUser, ip: ClientIp) -> ApiResult<Holder> {
+    let permit = state.streams.acquire(user, ip.0)?;
+    Ok(Holder::new(state, user, permit))
+}
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -156,6 +207,7 @@ struct RunStream {
     buf: VecDeque<Event>,
     phase: Phase,
     json: bool,
+    holder: Holder,
 }
 
 impl RunStream {
@@ -206,7 +258,14 @@ impl RunStream {
                     // On shutdown the hub drops its run channels, which ends this wait with
                     // `Closed`: no per-event cancellation future (10,000 clients would contend
                     // on the token's waiter list).
-                    match self.rx.recv().await {
+                    let received = tokio::select! {
+                        r = self.rx.recv() => r,
+                        valid = self.holder.still_valid() => {
+                            if valid { continue }
+                            return None;
+                        }
+                    };
+                    match received {
                         Ok(live) if live.row.id > self.last => {
                             let data = live.rendered[usize::from(self.json)]
                                 .get_or_init(|| render(&live.row, self.json));
@@ -231,21 +290,25 @@ impl RunStream {
     responses((status = 200, description = "An SSE stream", content_type = "text/event-stream", body = String)))]
 pub async fn stream_run_events(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    user: CurrentUser,
+    ip: ClientIp,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(query): ApiQuery<StreamQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let after = resume_point(&headers, &query)?;
     let json = json_format(&query)?;
-    // Subscribe before reading history: a row committed in between is in one or the other.
-    let rx = state.hub.subscribe_run(id);
+    // A missing run costs nothing: no slot, no channel.
     state
         .store
         .get_run(id)
         .await
         .map_err(crate::runs::run_not_found)?;
+    let holder = hold(&state, &user, ip)?;
+    // Subscribe before reading history: a row committed in between is in one or the other.
+    let rx = state.hub.subscribe_run(id);
     let start = RunStream {
+        holder,
         hub: state.hub.clone(),
         run_id: id,
         last: after,
@@ -263,6 +326,7 @@ struct OrgStream {
     rx: Receiver<Arc<OrgEvent>>,
     buf: VecDeque<Event>,
     catching_up: bool,
+    holder: Holder,
 }
 
 fn org_event(e: &OrgEvent) -> Event {
@@ -300,6 +364,10 @@ impl OrgStream {
             let received = tokio::select! {
                 r = self.rx.recv() => r,
                 _ = shutdown.cancelled() => return None,
+                valid = self.holder.still_valid() => {
+                    if valid { continue }
+                    return None;
+                }
             };
             match received {
                 Ok(row) if row.id > self.last => {
@@ -321,11 +389,13 @@ impl OrgStream {
     responses((status = 200, description = "An SSE stream", content_type = "text/event-stream", body = String)))]
 pub async fn stream_org_events(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    user: CurrentUser,
+    ip: ClientIp,
     ApiQuery(query): ApiQuery<StreamQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     json_format(&query)?;
+    let holder = hold(&state, &user, ip)?;
     let resume = headers.contains_key("last-event-id") || query.last_event_id.is_some();
     let rx = state.hub.subscribe_org();
     let last = if resume {
@@ -334,6 +404,7 @@ pub async fn stream_org_events(
         state.store.last_event_id().await?
     };
     let start = OrgStream {
+        holder,
         hub: state.hub.clone(),
         last,
         rx,

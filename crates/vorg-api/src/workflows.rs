@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
+use vorg_domain::Permission;
 use vorg_store::{NewRun, NewWorkflowVersion, StoreError, WorkflowVersion};
 use vorg_workflow::{Problem, Workflow};
 
@@ -135,6 +136,7 @@ pub async fn save_workflow(
 ) -> ApiResult<(StatusCode, Json<WorkflowSummary>)> {
     let source = yaml_text(&headers, &body)?;
     let wf = check(&state, source).await?;
+    may_publish(&state, &user, wf.name()).await?;
     let description = match &wf {
         Workflow::Dag(w) => w.description.as_deref(),
         Workflow::Graph(w) => w.description.as_deref(),
@@ -160,6 +162,26 @@ pub async fn save_workflow(
     )
     .await;
     Ok((StatusCode::CREATED, Json(WorkflowSummary::from(&row))))
+}
+
+/// A workflow belongs to whoever saved its first version: only they, or a holder of
+/// `manage_workflows`, may publish the versions that its runs will use.
+async fn may_publish(state: &AppState, user: &CurrentUser, name: &str) -> ApiResult<()> {
+    let versions = state.store.workflow_versions(name).await?;
+    let owner = versions
+        .iter()
+        .min_by_key(|v| v.version)
+        .map(|v| v.created_by);
+    match owner {
+        None => Ok(()),
+        Some(owner) if owner == Some(user.id) => Ok(()),
+        Some(_) if Permission::ManageWorkflows.granted_to(&user.roles) => Ok(()),
+        Some(_) => Err(ApiError::Refused(format!(
+            "workflow {name:?} belongs to the user who saved its first version; only they, or a \
+             holder of the permission {}, may publish new versions (save yours under another name)",
+            Permission::ManageWorkflows
+        ))),
+    }
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -250,15 +272,14 @@ struct Start<'a> {
 }
 
 fn run_input(start: &Start<'_>, user: &CurrentUser) -> Value {
-    json!({
+    user.stamp_run(json!({
         "source": start.source,
         "name": start.wf.name(),
         "version": start.version,
         "inputs": start.inputs,
         "model": start.model,
         "linear_team_id": start.linear_team_id,
-        "requested_by": user.id,
-    })
+    }))
 }
 
 fn check_inputs(wf: &Workflow, inputs: &Value) -> ApiResult<()> {
@@ -400,22 +421,43 @@ pub struct CheckpointView {
 #[derive(Serialize, ToSchema)]
 pub struct CheckpointList {
     items: Vec<CheckpointView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    next_cursor: Option<String>,
 }
 
-/// The checkpoints of a `graph` run: the state after every node, in order.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CheckpointQuery {
+    /// Checkpoints per page, 1 to 50 (default 20; each holds at most 256 KiB of state).
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page: checkpoints after that step.
+    after: Option<i64>,
+}
+
+/// The checkpoints of a `graph` run: the state after every node, in order, a page at a time.
 #[utoipa::path(get, path = "/runs/{id}/checkpoints", tag = "runs",
-    params(("id" = i64, Path)),
+    params(("id" = i64, Path), CheckpointQuery),
     responses((status = 200, body = CheckpointList), (status = 404)))]
 pub async fn run_checkpoints(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<CheckpointQuery>,
 ) -> ApiResult<Json<CheckpointList>> {
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=50).contains(&limit) {
+        return Err(ApiError::invalid("query.limit", "must be between 1 and 50"));
+    }
+    let after = q.after.unwrap_or(0).max(0);
     state
         .store
         .get_run(id)
         .await
         .map_err(crate::runs::run_not_found)?;
-    let rows = state.store.list_checkpoints(id).await?;
+    let rows = state.store.list_checkpoints(id, after, limit).await?;
+    let next_cursor = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|c| c.steps.to_string()))
+        .flatten();
     Ok(Json(CheckpointList {
         items: rows
             .into_iter()
@@ -427,6 +469,7 @@ pub async fn run_checkpoints(
                 created_at: c.created_at,
             })
             .collect(),
+        next_cursor,
     }))
 }
 

@@ -290,7 +290,7 @@ async fn engine(url: &str, steps: usize) -> anyhow::Result<()> {
             "per_step_ms": (ms / steps as f64 * 1000.0).round() / 1000.0 });
     }
     anyhow::ensure!(
-        store.list_checkpoints(run.id).await?.len() == steps,
+        store.list_checkpoints(run.id, 0, i64::MAX).await?.len() == steps,
         "one checkpoint per graph iteration"
     );
     println!("{out}");

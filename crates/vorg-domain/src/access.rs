@@ -109,10 +109,12 @@ pub enum Permission {
     CreateLinearIssues,
     /// Hold meetings (stand-ups, brainstorms, all-hands).
     HoldMeetings,
+    /// Publish new versions of saved workflows someone else owns.
+    ManageWorkflows,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 17] = [
+    pub const ALL: [Permission; 18] = [
         Permission::ViewSelf,
         Permission::ManageOwnTokens,
         Permission::ManageUsers,
@@ -130,6 +132,7 @@ impl Permission {
         Permission::DecideApprovals,
         Permission::CreateLinearIssues,
         Permission::HoldMeetings,
+        Permission::ManageWorkflows,
     ];
 
     /// The table: which roles hold this permission.
@@ -148,7 +151,8 @@ impl Permission {
             | Permission::ViewAudit
             | Permission::ViewMetrics
             | Permission::ManageGovernance
-            | Permission::ManagePersonas => &[Admin],
+            | Permission::ManagePersonas
+            | Permission::ManageWorkflows => &[Admin],
             Permission::SubmitApprovals => &[Admin, Approver, Engineer, Growth],
             Permission::DecideApprovals => &[Admin, Approver],
             Permission::CreateLinearIssues => &[Admin, Engineer, Growth],
@@ -180,6 +184,7 @@ impl Permission {
             Permission::DecideApprovals => "decide_approvals",
             Permission::CreateLinearIssues => "create_linear_issues",
             Permission::HoldMeetings => "hold_meetings",
+            Permission::ManageWorkflows => "manage_workflows",
         }
     }
 }

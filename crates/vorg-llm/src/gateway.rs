@@ -26,6 +26,9 @@ pub struct CallContext {
     pub persona: Option<String>,
     /// The caller's roles, for the model allow-list (empty: not checked).
     pub roles: Vec<vorg_domain::Role>,
+    /// The user a run's call is made for (their e-mail), when the actor is a persona: their
+    /// `actor` budget applies too.
+    pub on_behalf_of: Option<String>,
 }
 
 /// Retry behaviour for one provider in a chain.

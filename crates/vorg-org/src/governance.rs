@@ -293,6 +293,12 @@ impl Org {
         {
             keys.push(key("actor", ctx.actor.clone(), &day, limit));
         }
+        if let (Some(limit), Some(starter)) = (b.actor_daily, &ctx.on_behalf_of)
+            && !starter.is_empty()
+            && *starter != ctx.actor
+        {
+            keys.push(key("actor", starter.clone(), &day, limit));
+        }
         if let (Some(limit), Some(token)) = (b.api_token_daily, ctx.token_id) {
             keys.push(key("token", token.to_string(), &day, limit));
         }

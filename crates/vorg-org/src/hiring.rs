@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 use vorg_jobs::{BoxFuture, JobContext, JobError, JobHandler};
-use vorg_llm::{CallContext, ChatRequest};
+use vorg_llm::ChatRequest;
 
 use crate::work::{NewBlob, Services, gateway_job_error, parse_json_answer, save_artifact};
 
@@ -68,12 +68,8 @@ async fn plan(services: &Services, job: &JobContext) -> Result<Value, JobError> 
         json!({ "role": "system", "content": "You are an experienced head of talent who designs lean teams." }),
         json!({ "role": "user", "content": prompt }),
     ];
-    let ctx = CallContext {
-        actor: "hiring".into(),
-        user_id: job.input().get("requested_by").and_then(Value::as_i64),
-        run_id: job.run_id(),
-        ..CallContext::default()
-    };
+    let starter = crate::Starter::load(&services.store, job.input()).await?;
+    let ctx = starter.call_context("hiring", job.run_id(), None);
     let mut cost = 0;
     let mut last_problems = Vec::new();
     for attempt in 0..=MAX_REPAIRS {

@@ -10,6 +10,7 @@ pub mod meetings;
 pub mod persona;
 pub mod policies;
 pub mod schema;
+pub mod starter;
 pub mod work;
 pub mod workflows;
 
@@ -18,6 +19,7 @@ pub use governance::{Org, OrgError, Schemas};
 pub use persona::Persona;
 pub use policies::{Policies, PolicyError, Routing, Tier};
 pub use schema::{Problem, Schema};
+pub use starter::Starter;
 pub use work::Services;
 
 /// The organization's job handlers (meetings, hiring plans) beside the built-in ones.

@@ -596,6 +596,16 @@ async fn file_action_items(
         .await?;
         return Ok(Vec::new());
     };
+    let starter = crate::Starter::load(&services.store, input).await?;
+    if !starter.may(vorg_domain::Permission::CreateLinearIssues) {
+        job.log(
+            "warn",
+            "action items not filed: the run's starter may not create Linear issues (create_linear_issues)",
+            json!({ "refused": "create_linear_issues" }),
+        )
+        .await?;
+        return Ok(Vec::new());
+    }
     let mut filed = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let title = item

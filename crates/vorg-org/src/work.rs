@@ -9,10 +9,10 @@ use std::sync::{
 use serde_json::{Value, json};
 use vorg_artifacts::Blobs;
 use vorg_jobs::{JobContext, JobError};
-use vorg_llm::{CallContext, ChatRequest, Gateway, GatewayError};
+use vorg_llm::{ChatRequest, Gateway, GatewayError};
 use vorg_store::{Artifact, NewArtifact, Store};
 
-use crate::{Org, Persona};
+use crate::{Org, Persona, Starter};
 
 /// Everything the organization's job handlers use.
 #[derive(Clone)]
@@ -32,6 +32,8 @@ pub struct Speaker<'a> {
     /// `provider/model` or an alias; `None`: each persona's preference, else the default.
     pub model: Option<String>,
     pub user_id: Option<i64>,
+    /// Who started the run (read on first use): the run speaks within their rights.
+    starter: tokio::sync::OnceCell<Starter>,
     cost: AtomicI64,
     calls: AtomicI64,
 }
@@ -44,9 +46,39 @@ impl<'a> Speaker<'a> {
             job,
             model,
             user_id,
+            starter: tokio::sync::OnceCell::new(),
             cost: AtomicI64::new(0),
             calls: AtomicI64::new(0),
         }
+    }
+
+    /// The run's starter and what they may do.
+    pub async fn starter(&self) -> Result<&Starter, JobError> {
+        self.starter
+            .get_or_try_init(|| Starter::load(&self.services.store, self.job.input()))
+            .await
+    }
+
+    /// Refuses a model call past the policies' `run_limits.max_llm_calls`, and counts it.
+    async fn count_call(&self) -> Result<(), JobError> {
+        let limits = self
+            .services
+            .org
+            .policies()
+            .await
+            .map_err(|e| JobError::Retryable(format!("reading the policies: {e}")))?
+            .run_limits
+            .clone();
+        let made = self.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(max) = limits.max_llm_calls
+            && u64::try_from(made).unwrap_or(0) >= max
+        {
+            self.calls.fetch_sub(1, Ordering::SeqCst);
+            return Err(JobError::Fatal(format!(
+                "run limit reached: {max} LLM calls (run_limits.max_llm_calls in the governance policies)"
+            )));
+        }
+        Ok(())
     }
 
     pub fn cost_micro_usd(&self) -> i64 {
@@ -193,26 +225,29 @@ impl<'a> Speaker<'a> {
                 json!({ "type": "json_schema", "json_schema": { "name": "answer", "schema": schema } }),
             );
         }
-        let ctx = CallContext {
-            actor: persona.id().to_owned(),
-            user_id: self.user_id,
-            run_id: self.job.run_id(),
-            persona: Some(persona.id().to_owned()),
-            ..CallContext::default()
+        let starter = self.starter().await?;
+        if starter.roles.as_ref().is_some_and(Vec::is_empty) {
+            return Err(JobError::Fatal(
+                "the run's starter holds no role any more; the run may not call models".into(),
+            ));
+        }
+        let ctx = starter.call_context(persona.id(), self.job.run_id(), Some(persona.id()));
+        self.count_call().await?;
+        let answered = self.services.llm.complete(&ctx, &req).await;
+        let (resp, provider, model) = match answered {
+            Ok(a) => a,
+            Err(e) => {
+                // A refused call is not a call made.
+                self.calls.fetch_sub(1, Ordering::SeqCst);
+                return Err(gateway_job_error(e));
+            }
         };
-        let (resp, provider, model) = self
-            .services
-            .llm
-            .complete(&ctx, &req)
-            .await
-            .map_err(gateway_job_error)?;
         let (cost, _) = self
             .services
             .llm
             .pricing()
             .cost_micro_usd(&provider, &model, resp.usage);
         self.cost.fetch_add(cost, Ordering::Relaxed);
-        self.calls.fetch_add(1, Ordering::Relaxed);
         let tokens = resp.usage.prompt_tokens + resp.usage.completion_tokens;
         let mut fields = json!({ "persona": persona.id(), "provider": provider, "model": model,
                 "tokens": tokens, "cost_micro_usd": cost });

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::{Value, json};
+use vorg_domain::Permission;
 use vorg_domain::money::{micro_to_usd, usd_to_micro};
 use vorg_jobs::{BoxFuture as JobFuture, JobContext, JobError, JobHandler};
 use vorg_store::{NewApproval, PersonaRow};
@@ -18,7 +19,7 @@ use vorg_workflow::{
 
 use crate::approvals::{ApprovalRequest, SubmitError, submit_approval};
 use crate::work::{LinearFiling, NewBlob, Services, Speaker, file_linear_issue, save_artifact};
-use crate::{Persona, Tier};
+use crate::{Persona, Starter, Tier};
 
 /// The job kind of every workflow run.
 pub const JOB_KIND: &str = "workflow";
@@ -174,6 +175,13 @@ async fn execute(services: &Services, job: &JobContext) -> Result<Value, JobErro
             resolve(&rows, name).map(|r| (name.to_owned(), Persona::trusted(r.doc.0.clone())))
         })
         .collect();
+    let max_steps = services
+        .org
+        .policies()
+        .await
+        .map_err(|e| JobError::Retryable(format!("reading the policies: {e}")))?
+        .run_limits
+        .max_steps;
     let host = Host {
         services,
         job,
@@ -182,6 +190,8 @@ async fn execute(services: &Services, job: &JobContext) -> Result<Value, JobErro
         name: wf.name().to_owned(),
         halt: Mutex::new(None),
         steps: AtomicU32::new(0),
+        work: AtomicU32::new(0),
+        max_steps,
     };
     job.log(
         "info",
@@ -304,6 +314,32 @@ struct Host<'a> {
     halt: Mutex<Option<JobError>>,
     /// Nodes executed so far (`graph`), for the interrupt approvals' keys.
     steps: AtomicU32,
+    /// Model turns and tool calls so far, against `max_steps`.
+    work: AtomicU32,
+    /// `run_limits.max_steps` of the policies in force when the run started.
+    max_steps: Option<u64>,
+}
+
+/// The largest `graph` state a checkpoint stores (JSON bytes); a run whose state grows past
+/// it fails, so a loop cannot fill the database.
+pub const MAX_STATE_BYTES: usize = 256 * 1024;
+
+/// The permission a tool needs from the run's starter (`None`: any starter may).
+fn tool_permission(tool: &str) -> Option<Permission> {
+    match tool {
+        "submit_approval" => Some(Permission::SubmitApprovals),
+        "create_linear_issue" => Some(Permission::CreateLinearIssues),
+        "search_artifacts" => Some(Permission::ViewOrg),
+        _ => None,
+    }
+}
+
+/// Who an approval filed by a run says asked for it: the run's agent, for its starter.
+fn requester_label(agent: &str, starter: &Starter) -> String {
+    match &starter.email {
+        Some(email) => format!("{agent} for {email}"),
+        None => agent.to_owned(),
+    }
 }
 
 impl Host<'_> {
@@ -333,6 +369,18 @@ impl Host<'_> {
         }
     }
 
+    /// Counts one unit of work (a model turn or a tool call) against the policies'
+    /// `run_limits.max_steps`; past it the run stops.
+    fn count_step(&self) -> Result<(), StepError> {
+        let done = self.work.fetch_add(1, Ordering::SeqCst);
+        match self.max_steps {
+            Some(max) if u64::from(done) >= max => Err(self.halt(JobError::Fatal(format!(
+                "run limit reached: {max} steps (run_limits.max_steps in the governance policies)"
+            )))),
+            _ => Ok(()),
+        }
+    }
+
     fn persona(&self, agent: &str) -> Result<&Persona, StepError> {
         self.personas
             .get(agent)
@@ -341,6 +389,7 @@ impl Host<'_> {
 
     async fn turn(&self, ask: Ask<'_>) -> Result<String, StepError> {
         self.halted()?;
+        self.count_step()?;
         self.job.checkpoint().await.map_err(|e| self.halt(e))?;
         let persona = self.persona(ask.agent)?;
         let mut extra = ask.system.to_owned();
@@ -370,6 +419,7 @@ impl Host<'_> {
 
     async fn tool(&self, agent: &str, tool: &str, args: &Value) -> Result<Value, StepError> {
         self.halted()?;
+        self.count_step()?;
         let persona = self.personas.get(agent);
         let label = persona.map_or_else(|| format!("workflow {}", self.name), |p| p.id().into());
         if let Some(p) = persona
@@ -380,6 +430,17 @@ impl Host<'_> {
             return Err(StepError::Forbidden(format!(
                 "\"{tool}\" is not in the tools of persona {}",
                 p.id()
+            )));
+        }
+        // Every tool call, with or without a persona, acts within the starter's rights.
+        let starter = self.speaker.starter().await.map_err(|e| self.halt(e))?;
+        if let Some(needed) = tool_permission(tool)
+            && !starter.may(needed)
+        {
+            self.log_refusal(&label, tool, "the run's starter lacks the permission")
+                .await;
+            return Err(StepError::Forbidden(format!(
+                "\"{tool}\" needs the permission {needed}, which the run's starter does not hold"
             )));
         }
         let policies = self
@@ -432,8 +493,9 @@ impl Host<'_> {
                         tags: strings("tags"),
                         checks: strings("checks"),
                         run_id,
-                        requested_by: None,
-                        requested_by_label: &label,
+                        // The run's starter asks, so they cannot approve it themselves.
+                        requested_by: starter.user_id,
+                        requested_by_label: &requester_label(&label, starter),
                     },
                 )
                 .await
@@ -594,6 +656,7 @@ impl Host<'_> {
                     .await
                     .map_err(|e| StepError::Failed(e.to_string()))?;
                 let label = format!("workflow {} (run {run_id})", self.name);
+                let starter = self.speaker.starter().await.map_err(|e| self.halt(e))?;
                 let rule = format!("interrupt node \"{node}\" of workflow {}", self.name);
                 let created = store
                     .create_approval(NewApproval {
@@ -609,8 +672,8 @@ impl Host<'_> {
                         checks: vec![],
                         escalated_to: vec![],
                         run_id: Some(run_id),
-                        requested_by: None,
-                        requested_by_label: &label,
+                        requested_by: starter.user_id,
+                        requested_by_label: &requester_label(&label, starter),
                         expires_at: None,
                     })
                     .await
@@ -657,6 +720,14 @@ impl Runtime for Host<'_> {
     ) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async move {
             self.halted()?;
+            let size = serde_json::to_string(&checkpoint.state).map_or(0, |s| s.len());
+            if size > MAX_STATE_BYTES {
+                return Err(self.halt(JobError::Fatal(format!(
+                    "the graph state after \"{}\" is {size} bytes, more than the {MAX_STATE_BYTES} a \
+                     checkpoint may hold",
+                    checkpoint.node
+                ))));
+            }
             if let Some(run_id) = self.job.run_id() {
                 self.services
                     .store

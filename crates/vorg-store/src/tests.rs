@@ -778,7 +778,13 @@ async fn checkpoints_and_interrupts_belong_to_their_run(store: Store) {
     let last = store.last_checkpoint(run.id).await.unwrap().unwrap();
     assert_eq!((last.steps, last.node.as_str(), last.next), (2, "b", None));
     assert_eq!(last.state.0, serde_json::json!({ "n": 3 }));
-    assert_eq!(store.list_checkpoints(run.id).await.unwrap().len(), 2);
+    assert_eq!(
+        store.list_checkpoints(run.id, 0, 10).await.unwrap().len(),
+        2
+    );
+    let page = store.list_checkpoints(run.id, 1, 10).await.unwrap();
+    assert_eq!(page.iter().map(|c| c.steps).collect::<Vec<_>>(), vec![2]);
+    assert_eq!(store.list_checkpoints(run.id, 0, 1).await.unwrap().len(), 1);
 
     let approval = |label| crate::NewApproval {
         description: "go on?",

@@ -47,6 +47,8 @@ pub struct TokenOwner {
     pub user_id: i64,
     pub email: String,
     pub roles: Vec<Role>,
+    /// When the token stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 macro_rules! token_columns {
@@ -213,6 +215,21 @@ impl Store {
             user_id: t.user_id,
             email: t.email,
             roles,
+            expires_at: t.expires_at,
         })
+    }
+
+    /// Whether the token `token_id` still works (not revoked, not expired). Read from the
+    /// database each time: open streams ask this every few seconds to close on revocation.
+    pub async fn token_is_live(&self, token_id: i64) -> Result<bool> {
+        let row: Option<(i64,)> = with_pool!(self, |p| sqlx::query_as(
+            "SELECT id FROM api_tokens WHERE id = $1 AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > $2)"
+        )
+        .bind(token_id)
+        .bind(Utc::now())
+        .fetch_optional(p)
+        .await)?;
+        Ok(row.is_some())
     }
 }

@@ -168,16 +168,26 @@ impl Store {
         Ok(row)
     }
 
-    /// The run's checkpoints in order.
-    pub async fn list_checkpoints(&self, run_id: i64) -> Result<Vec<CheckpointRow>> {
-        let rows = with_pool!(self, |p| sqlx::query_as(concat!(
+    /// The run's checkpoints in order: at most `limit`, those after step `after`.
+    pub async fn list_checkpoints(
+        &self,
+        run_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<CheckpointRow>> {
+        let rows =
+            with_pool!(self, |p| {
+                sqlx::query_as(concat!(
             "SELECT ",
             checkpoint_columns!(),
-            " FROM workflow_checkpoints WHERE run_id = $1 ORDER BY steps"
+            " FROM workflow_checkpoints WHERE run_id = $1 AND steps > $2 ORDER BY steps LIMIT $3"
         ))
         .bind(run_id)
+        .bind(after)
+        .bind(limit)
         .fetch_all(p)
-        .await)?;
+        .await
+            })?;
         Ok(rows)
     }
 

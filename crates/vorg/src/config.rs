@@ -29,6 +29,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "VORG_LOGIN_PER_MINUTE_PER_ACCOUNT",
         "login_per_minute_per_account",
     ),
+    ("VORG_TRUSTED_PROXIES", "trusted_proxies"),
+    ("VORG_STREAMS_PER_CALLER", "streams_per_caller"),
+    ("VORG_STREAMS_PER_IP", "streams_per_ip"),
+    ("VORG_STREAMS_MAX", "streams_max"),
     ("VORG_METRICS_PUBLIC", "metrics_public"),
     ("VORG_LOG_FORMAT", "log_format"),
     ("VORG_WORKERS", "workers"),
@@ -93,6 +97,12 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub login_per_minute_per_ip: u32,
     pub login_per_minute_per_account: u32,
+    /// Proxies whose `X-Forwarded-For` names the client (addresses or CIDR ranges).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub streams_per_caller: usize,
+    pub streams_per_ip: usize,
+    /// Open SSE streams in all; `None`: 10,000, kept below the file-descriptor limit.
+    pub streams_max: Option<usize>,
     pub metrics_public: bool,
     pub log_format: LogFormat,
     /// Jobs `vorg serve` executes at once (0: none, leave them to `vorg worker`).
@@ -149,6 +159,10 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             login_per_minute_per_ip: 60,
             login_per_minute_per_account: 10,
+            trusted_proxies: Vec::new(),
+            streams_per_caller: 32,
+            streams_per_ip: 128,
+            streams_max: None,
             metrics_public: false,
             log_format: LogFormat::Text,
             workers: 4,
@@ -282,6 +296,19 @@ impl Settings {
         }
         if let Some((src, v)) = get("login_per_minute_per_account") {
             s.login_per_minute_per_account = parse(src, v, "a positive number")?;
+        }
+        if let Some((src, v)) = get("trusted_proxies") {
+            s.trusted_proxies = vorg_api::client_ip::parse_trusted_proxies(v)
+                .map_err(|e| anyhow::anyhow!("{src}: {e}"))?;
+        }
+        if let Some((src, v)) = get("streams_per_caller") {
+            s.streams_per_caller = parse(src, v, "a positive number of streams")?;
+        }
+        if let Some((src, v)) = get("streams_per_ip") {
+            s.streams_per_ip = parse(src, v, "a positive number of streams")?;
+        }
+        if let Some((src, v)) = get("streams_max") {
+            s.streams_max = Some(parse(src, v, "a positive number of streams")?);
         }
         if let Some((src, v)) = get("metrics_public") {
             s.metrics_public = parse_bool(src, v)?;

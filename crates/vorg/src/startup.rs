@@ -33,13 +33,9 @@ pub struct Application {
 
 /// Opens the store for `settings` (creating the data directory) and migrates it.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-        format!(
-            "creating the data directory {}",
-            settings.data_dir.display()
-        )
-    })?;
+    crate::limits::private_dir(&settings.data_dir)?;
     let url = settings.database_url();
+    crate::limits::private_sqlite_file(&url)?;
     let store = Store::connect_and_migrate(&url)
         .await
         .with_context(|| format!("opening the database {}", settings.database_url_for_logs()))?;
@@ -281,6 +277,8 @@ impl Application {
             metrics_public: settings.metrics_public,
             cors_origins: settings.cors_origins.clone(),
             run_wait_ms: settings.run_wait_ms,
+            trusted_proxies: settings.trusted_proxies.clone(),
+            stream_caps: crate::limits::stream_caps(&settings),
         };
         let tracker = TaskTracker::new();
         let streams = CancellationToken::new();

@@ -18,6 +18,19 @@ pub struct Claims {
     pub exp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// Stream tokens: the API token or session they were minted with (vorg's addition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<i64>,
+    /// Stream tokens: when the credential they were minted with expires (epoch seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pexp: Option<i64>,
+}
+
+/// What a stream token carries of the credential that asked for it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamParent {
+    pub token_id: Option<i64>,
+    pub expires_at: Option<i64>,
 }
 
 /// Signing and verification keys plus the expected issuer and audience.
@@ -72,17 +85,24 @@ impl JwtKeys {
             is_admin,
             self.audience.clone(),
             self.ttl_secs,
+            StreamParent::default(),
         )
     }
 
     /// Issues a short-lived token valid only on `/streams/*`.
-    pub fn issue_stream(&self, user_id: i64, email: &str) -> Result<String, ApiError> {
+    pub fn issue_stream(
+        &self,
+        user_id: i64,
+        email: &str,
+        parent: StreamParent,
+    ) -> Result<String, ApiError> {
         self.sign(
             user_id,
             email,
             false,
             stream_audience(&self.audience),
             STREAM_TOKEN_SECS,
+            parent,
         )
     }
 
@@ -93,6 +113,7 @@ impl JwtKeys {
         is_admin: bool,
         aud: String,
         ttl: i64,
+        parent: StreamParent,
     ) -> Result<String, ApiError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
@@ -101,8 +122,13 @@ impl JwtKeys {
             sub: user_id.to_string(),
             adm: is_admin,
             iat: now,
-            exp: now + ttl,
+            exp: match parent.expires_at {
+                Some(until) => (now + ttl).min(until),
+                None => now + ttl,
+            },
             email: Some(email.to_owned()),
+            tid: parent.token_id,
+            pexp: parent.expires_at,
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("signing a JWT")))

@@ -11,11 +11,12 @@ use axum::{
     extract::FromRequestParts,
     http::{HeaderMap, header, request::Parts},
 };
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use vorg_domain::Role;
 use vorg_store::StoreError;
 
-pub use jwt::{Claims, JwtKeys};
+pub use jwt::{Claims, JwtKeys, StreamParent};
 pub use password::PasswordHasher;
 pub use ratelimit::AuthLimiter;
 pub use tokens::generate_api_token;
@@ -29,8 +30,11 @@ pub const API_TOKEN_PREFIX: &str = "vorg_";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credential {
     Jwt,
-    /// A short-lived `/streams/*` token from the query string.
-    StreamToken,
+    /// A short-lived `/streams/*` token from the query string; `parent` is the API token or
+    /// session it was minted with (it dies with it).
+    StreamToken {
+        parent: Option<i64>,
+    },
     ApiToken {
         token_id: i64,
     },
@@ -73,11 +77,37 @@ pub struct CurrentUser {
     pub roles: Vec<Role>,
     pub credential: Credential,
     pub request_id: Option<String>,
+    /// When the credential stops working (a JWT's `exp`, an API token's or session's
+    /// expiry); `None`: it does not expire.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl CurrentUser {
     pub fn is_admin(&self) -> bool {
         self.roles.contains(&Role::Admin)
+    }
+
+    /// The API token (or session) this request came with.
+    pub fn token_id(&self) -> Option<i64> {
+        match self.credential {
+            Credential::ApiToken { token_id } | Credential::Session { token_id } => Some(token_id),
+            Credential::StreamToken { parent } => parent,
+            Credential::Jwt => None,
+        }
+    }
+
+    /// Records the caller as the starter of a run in its `input`: the run acts within the
+    /// roles in force for this request (`vorg_org::Starter` reads them back).
+    pub fn stamp_run(&self, mut input: serde_json::Value) -> serde_json::Value {
+        if let Some(obj) = input.as_object_mut() {
+            let roles: Vec<&str> = self.roles.iter().map(|r| r.as_str()).collect();
+            obj.insert("requested_by".into(), self.id.into());
+            obj.insert("requested_roles".into(), roles.into());
+            if let Some(token) = self.token_id() {
+                obj.insert("requested_token_id".into(), token.into());
+            }
+        }
+        input
     }
 }
 
@@ -121,7 +151,16 @@ pub async fn authenticate(
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         if let Some(token) = stream_token {
             let claims = state.jwt.verify_stream(&token)?;
-            return user_from_claims(state, claims, Credential::StreamToken, request_id).await;
+            let parent = claims.tid;
+            if let Some(token_id) = parent
+                && !state.store.token_is_live(token_id).await?
+            {
+                return Err(ApiError::Unauthenticated(
+                    "the stream token's API token or session was revoked or has expired",
+                ));
+            }
+            let credential = Credential::StreamToken { parent };
+            return user_from_claims(state, claims, credential, request_id).await;
         }
         if let Some(token) = session_cookie(headers).filter(|t| t.starts_with(API_TOKEN_PREFIX)) {
             let owner = state
@@ -139,6 +178,7 @@ pub async fn authenticate(
                     token_id: owner.token_id,
                 },
                 request_id,
+                expires_at: owner.expires_at,
             });
         }
         return Err(ApiError::Unauthenticated(
@@ -174,6 +214,7 @@ pub async fn authenticate(
                 token_id: owner.token_id,
             },
             request_id,
+            expires_at: owner.expires_at,
         });
     }
 
@@ -200,11 +241,19 @@ async fn user_from_claims(
         }
         Err(e) => return Err(e.into()),
     };
+    // A stream token lives as long as what it was minted with (`pexp`), not its own minute:
+    // an open stream is closed when that ends.
+    let expires_at = match credential {
+        Credential::StreamToken { .. } => claims.pexp,
+        _ => Some(claims.exp),
+    }
+    .and_then(|t| DateTime::from_timestamp(t, 0));
     Ok(CurrentUser {
         id,
         email: claims.email.unwrap_or_default(),
         roles,
         credential,
         request_id,
+        expires_at,
     })
 }

@@ -1,12 +1,10 @@
 //! `/auth/*`: register, login, assign-role, me, permissions. Paths and answers of the
 //! original API, plus vorg's additions.
 
-use std::net::SocketAddr;
-
 use axum::{
     Json,
-    extract::{ConnectInfo, FromRequestParts, State},
-    http::{HeaderMap, header, request::Parts},
+    extract::State,
+    http::{HeaderMap, header},
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
@@ -50,27 +48,22 @@ pub async fn stream_token(
     State(state): State<AppState>,
     user: CurrentUser,
 ) -> ApiResult<Json<StreamToken>> {
+    let token_id = match user.credential {
+        Credential::ApiToken { token_id } | Credential::Session { token_id } => Some(token_id),
+        Credential::StreamToken { parent } => parent,
+        Credential::Jwt => None,
+    };
+    let parent = super::StreamParent {
+        token_id,
+        expires_at: user.expires_at.map(|t| t.timestamp()),
+    };
     Ok(Json(StreamToken {
-        token: state.jwt.issue_stream(user.id, &user.email)?,
+        token: state.jwt.issue_stream(user.id, &user.email, parent)?,
         expires_in: super::jwt::STREAM_TOKEN_SECS,
     }))
 }
 
-/// The client's IP, when the server knows it (it is absent in in-process tests).
-pub struct ClientIp(pub Option<std::net::IpAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ci| ci.0.ip()),
-        ))
-    }
-}
+pub use crate::client_ip::ClientIp;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -144,7 +137,7 @@ pub async fn register(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
-    state.limiter.check(ip, None)?;
+    let _ = state.limiter.check(ip, None)?;
     let (email, password) = parse_credentials(&body.email, &body.password)?;
     let secret_ok = match (&body.admin_secret, &state.config.admin_signup_secret) {
         (Some(given), Some(expected)) => {
@@ -225,7 +218,10 @@ pub async fn login(
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
     let account = body.email.trim().to_lowercase();
-    state.limiter.check(ip, Some(&account))?;
+    let slowdown = state.limiter.check(ip, Some(&account))?;
+    if !slowdown.is_zero() {
+        tokio::time::sleep(slowdown).await;
+    }
     let email = Email::parse(&body.email).map_err(|e| ApiError::invalid("email", e.0))?;
     if body.password.is_empty() {
         return Err(ApiError::invalid("password", "must not be empty"));
@@ -268,6 +264,7 @@ pub async fn login(
             roles: user.roles.clone(),
             credential: Credential::Session { token_id: token.id },
             request_id: None,
+            expires_at: token.expires_at,
         },
         "auth.session.start",
         Some(format!("token:{}", token.id)),
@@ -400,7 +397,7 @@ pub async fn me(user: CurrentUser) -> Json<Me> {
     let (credential, token_id) = match user.credential {
         Credential::Jwt => ("jwt", None),
         Credential::ApiToken { token_id } => ("api_token", Some(token_id)),
-        Credential::StreamToken => ("stream_token", None),
+        Credential::StreamToken { .. } => ("stream_token", None),
         Credential::Session { token_id } => ("session", Some(token_id)),
     };
     Json(Me {

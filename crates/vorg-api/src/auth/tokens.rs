@@ -8,7 +8,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use vorg_domain::Role;
+use vorg_domain::{Permission, Role};
 use vorg_store::{ApiToken, NewApiToken, StoreError};
 
 use super::{API_TOKEN_PREFIX, CurrentUser, hash_api_token};
@@ -33,7 +33,9 @@ pub struct CreateTokenRequest {
     /// Roles the token carries; each must be one the caller holds. Default: all of them.
     #[serde(default)]
     roles: Option<Vec<String>>,
-    /// Lifetime in days (1 to 3650). Default: no expiry.
+    /// Lifetime in days (1 to 3650). Default: no expiry. A token minted with an expiring
+    /// credential (a session, an expiring token) expires with it at the latest, unless the
+    /// caller holds `manage_users`.
     #[serde(default)]
     expires_in_days: Option<i64>,
 }
@@ -89,6 +91,18 @@ pub fn generate_api_token() -> (String, String) {
     (secret, prefix)
 }
 
+/// A new token's expiry: what was asked for, but never after the credential minting it
+/// expires (a two-hour session must not mint a token that never expires), unless the caller
+/// may manage users (an admin can issue long-lived tokens for agents).
+fn capped_expiry(user: &CurrentUser, requested: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match user.expires_at {
+        Some(parent) if !Permission::ManageUsers.granted_to(&user.roles) => {
+            Some(requested.map_or(parent, |r| r.min(parent)))
+        }
+        _ => requested,
+    }
+}
+
 /// Create an API token for the caller. The secret is in the answer and nowhere else.
 #[utoipa::path(post, path = "/auth/tokens", tag = "auth", request_body = CreateTokenRequest,
     responses((status = 201, description = "Created; `token` is shown once", body = CreatedToken)))]
@@ -121,7 +135,7 @@ pub async fn create_token(
     if roles.is_empty() && errors.is_empty() {
         errors.push(FieldError::new("roles", "a token needs at least one role"));
     }
-    let expires_at = match body.expires_in_days {
+    let requested = match body.expires_in_days {
         None => None,
         Some(days @ 1..=3650) => Some(Utc::now() + Duration::days(days)),
         Some(_) => {
@@ -132,6 +146,7 @@ pub async fn create_token(
             None
         }
     };
+    let expires_at = capped_expiry(&user, requested);
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
