@@ -70,9 +70,13 @@ pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<Ready>> {
     responses((status = 200, description = "Prometheus exposition format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let (run_clients, org_clients) = state.hub.client_counts();
+    let run_channels = state.hub.run_channels();
+    let open = state.streams.open();
     state.metrics.record(|| {
         metrics::gauge!("vorg_stream_clients", "stream" => "run").set(run_clients as f64);
         metrics::gauge!("vorg_stream_clients", "stream" => "org").set(org_clients as f64);
+        metrics::gauge!("vorg_stream_run_channels").set(run_channels as f64);
+        metrics::gauge!("vorg_streams_open").set(open as f64);
     });
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -91,6 +91,11 @@ impl StreamHub {
         self.org.subscribe()
     }
 
+    /// Run channels held (one per run being watched, kept until swept), for `/metrics`.
+    pub fn run_channels(&self) -> usize {
+        self.runs.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// Clients watching runs and the org stream, for `/metrics`.
     pub fn client_counts(&self) -> (usize, usize) {
         let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());

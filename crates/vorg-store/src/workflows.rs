@@ -175,9 +175,8 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<Vec<CheckpointRow>> {
-        let rows =
-            with_pool!(self, |p| {
-                sqlx::query_as(concat!(
+        let rows = with_pool!(self, |p| {
+            sqlx::query_as(concat!(
             "SELECT ",
             checkpoint_columns!(),
             " FROM workflow_checkpoints WHERE run_id = $1 AND steps > $2 ORDER BY steps LIMIT $3"
@@ -187,7 +186,7 @@ impl Store {
         .bind(limit)
         .fetch_all(p)
         .await
-            })?;
+        })?;
         Ok(rows)
     }
 

@@ -103,7 +103,8 @@ async fn the_front_door_speaks_openai_streaming_included(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let admin = app.admin().await;
     let token = agent_token(&app).await;
-    let run = a_run(&app, &admin).await;
+    // Calls are attributed only to the caller's own runs.
+    let run = a_run(&app, &token).await;
     let request = json!({ "model": "default", "messages": [{ "role": "user", "content": "Brainstorm ideas" }] });
     let resp = app
         .client
@@ -218,7 +219,7 @@ async fn the_official_openai_client_works_unchanged(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let admin = app.admin().await;
     let token = agent_token(&app).await;
-    let run = a_run(&app, &admin).await.to_string();
+    let run = a_run(&app, &token).await.to_string();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/openai_client.py");
     let base = app.url("/v1");
     let run_arg = run.clone();

@@ -19,6 +19,7 @@ mod org;
 mod persistence;
 mod ratelimit;
 mod runs;
+mod security;
 mod storage;
 mod tokens;
 mod users;

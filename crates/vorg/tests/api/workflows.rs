@@ -520,11 +520,21 @@ async fn a_rejected_interrupt_takes_the_rejection_edge(backend: Backend) {
     let admin = app.admin().await;
     let (id, approval) = gated_run_waiting(&app, &admin).await;
     let aid = approval["id"].as_i64().unwrap();
-    // The interrupt is the workflow's request, not the starter's: the admin may decide it.
-    let (status, decided) = app
+    // The run asks for its starter: separation of duties keeps the starter from deciding.
+    assert!(approval["requested_by"].is_i64(), "{approval}");
+    let (status, refused) = app
         .post(
             &format!("/approvals/{aid}/reject"),
             Some(&admin),
+            json!({ "comment": "not now" }),
+        )
+        .await;
+    assert_problem(status, &refused, StatusCode::FORBIDDEN, "refused");
+    let other_admin = app.user_with("admin2@example.com", &[Role::Admin]).await.1;
+    let (status, decided) = app
+        .post(
+            &format!("/approvals/{aid}/reject"),
+            Some(&other_admin),
             json!({ "comment": "not now" }),
         )
         .await;
