@@ -29,6 +29,7 @@ both!(
     only_the_starter_cancels_or_charges_a_run,
     behind_a_trusted_proxy_each_client_has_its_own_login_bucket,
     a_workflow_tool_node_acts_within_its_starters_permissions,
+    an_approvers_meeting_files_no_linear_issues,
 );
 
 async fn demo_run(app: &TestApp, token: &str, steps: u64, step_ms: u64) -> i64 {
@@ -644,4 +645,68 @@ async fn a_workflow_tool_node_acts_within_its_starters_permissions(backend: Back
         )
         .await;
     assert_problem(status, &body, StatusCode::FORBIDDEN, "refused");
+}
+
+async fn an_approvers_meeting_files_no_linear_issues(backend: Backend) {
+    let fake = vorg_linear::fake::FakeLinear::start().await;
+    let url = fake.url();
+    let app = TestApp::spawn_with(backend, move |s| {
+        s.linear_api_key = Some(Secret::new(vorg_linear::fake::FAKE_API_KEY));
+        s.linear_api_url = url;
+    })
+    .await;
+    let admin = app.admin().await;
+    let (_, approver) = app.user_with("a@example.com", &[Role::Approver]).await;
+    let (status, out) = app
+        .post(
+            "/meetings/brainstorm",
+            Some(&approver),
+            json!({ "topic": "Pricing", "rounds": 1,
+                    "linear_team_id": vorg_linear::fake::seed::TEAM_ENG }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert!(!out["action_items"].as_array().unwrap().is_empty(), "{out}");
+    // The approver may not create Linear issues, so their meeting does not either.
+    assert_eq!(out["linear_issues"], json!([]), "{out}");
+    assert_eq!(fake.created_issue_count(), 0);
+    let run = out["run_id"].as_i64().unwrap();
+    let lines = crate::runs::log_messages(&app, &admin, run).await;
+    assert!(
+        lines.iter().any(|l| l.contains("create_linear_issues")),
+        "{lines:#?}"
+    );
+}
+
+#[tokio::test]
+async fn the_docs_pages_carry_a_content_security_policy() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    for path in ["/docs/", "/docs/swagger-initializer.js", "/openapi.json"] {
+        let resp = app.client.get(app.url(path)).send().await.unwrap();
+        if path != "/openapi.json" {
+            assert_eq!(resp.status(), StatusCode::OK, "{path}");
+            let csp = resp.headers()["content-security-policy"].to_str().unwrap();
+            assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+            assert!(csp.contains("script-src 'self'"), "{csp}");
+            assert_eq!(resp.headers()["x-frame-options"], "DENY");
+            assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+        }
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_and_database_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.database_url = None).await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = app.settings.data_dir.clone();
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("vorg.db")), 0o600);
+    for side in ["vorg.db-wal", "vorg.db-shm", "jwt_secret"] {
+        let p = dir.join(side);
+        if p.exists() {
+            assert_eq!(mode(&p) & 0o077, 0, "{side}");
+        }
+    }
 }
