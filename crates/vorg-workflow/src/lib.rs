@@ -25,7 +25,7 @@ pub use chat::{ChatRun, Message, Termination, run_chat};
 pub use crew::{CrewRun, TaskResult, run_crew};
 pub use dag::{DagRun, StepResult, StepStatus, run_dag};
 pub use definition::*;
-pub use expr::{CmpOp, Expr};
+pub use expr::{CmpOp, Expr, MAX_EXPR_BYTES, MAX_EXPR_DEPTH};
 pub use graph::{GraphRun, GraphStatus, initial_state, resume_graph, run_graph};
 pub use runtime::{Ask, BoxFuture, Checkpoint, Runtime, StepError};
 pub use schema::schema_text;
