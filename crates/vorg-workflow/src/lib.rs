@@ -29,6 +29,10 @@ pub use expr::{CmpOp, Expr, MAX_EXPR_BYTES, MAX_EXPR_DEPTH};
 pub use graph::{GraphRun, GraphStatus, initial_state, resume_graph, run_graph};
 pub use runtime::{Ask, BoxFuture, Checkpoint, Runtime, StepError};
 pub use schema::schema_text;
+pub use template::{
+    MAX_RENDER_DEPTH, MAX_RENDERED_ARGS_BYTES, MAX_RENDERED_BYTES, MAX_TEMPLATE_BYTES,
+    MAX_TEMPLATE_REFERENCES,
+};
 pub use validate::{Problem, semantic_problems, validate, validate_value};
 
 /// The outcome of [`run`], per engine.
