@@ -37,10 +37,12 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// Parses a YAML or JSON workflow document and checks it; every problem comes back.
+/// Parses a YAML or JSON workflow document and checks it; every problem comes back. The
+/// text is a client's: it is parsed with [`vorg_domain::yaml::parse_untrusted`] (at most
+/// 256 KiB, 64 levels, no anchors or aliases), whose refusal is one problem at the root.
 pub fn validate(text: &str) -> Result<Workflow, Vec<Problem>> {
-    let doc: Value = serde_yaml::from_str(text)
-        .map_err(|e| vec![Problem::new("", format!("not YAML or JSON: {e}"))])?;
+    let doc = vorg_domain::yaml::parse_untrusted(text)
+        .map_err(|e| vec![Problem::new("", e.to_string())])?;
     validate_value(&doc)
 }
 

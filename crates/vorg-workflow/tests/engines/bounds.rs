@@ -1,6 +1,9 @@
 //! Client input past its bounds: documents refused by validation, renders that would grow
 //! past their limit failing their step at once (no turn, no retry) in every engine.
 
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
 use serde_json::json;
 use vorg_workflow::{
     GraphStatus, StepStatus, Termination, Workflow, run_chat, run_crew, run_dag, run_graph,
@@ -157,4 +160,132 @@ fn tool_arguments_are_checked_like_templates() {
     assert_eq!(p.len(), 1, "{p:?}");
     assert_eq!(p[0].path, format!("nodes[0].args.deep{}", "[0]".repeat(63)));
     assert_eq!(p[0].message, "arguments nested deeper than 64 levels");
+}
+
+#[test]
+fn documents_with_aliases_or_too_deep_are_one_problem_at_the_root() {
+    // Before, this 1 KB document grew to a billion nodes while parsing.
+    let mut laughs = String::from("engine: dag\nname: t\na0: &a0 [\"lol\"]\n");
+    for i in 1..=9 {
+        let r = vec![format!("*a{}", i - 1); 10].join(", ");
+        laughs.push_str(&format!("a{i}: &a{i} [{r}]\n"));
+    }
+    laughs.push_str("steps: []\n");
+    let started = Instant::now();
+    let p = validate(&laughs).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].path, "");
+    assert!(
+        p[0].message.contains("anchors (&name) and aliases"),
+        "{p:?}"
+    );
+
+    let deep = format!(
+        "engine: dag\nname: t\nsteps: {}{}\n",
+        "[".repeat(100),
+        "]".repeat(100)
+    );
+    assert_eq!(
+        problems(&deep),
+        vec!["line 3: document is nested deeper than 64 levels"]
+    );
+    let big = format!(
+        "engine: dag\nname: t\nsteps: []\npad: \"{}\"\n",
+        "x".repeat(300_000)
+    );
+    assert!(problems(&big)[0].contains("longer than 262144 bytes"));
+}
+
+/// A valid graph document to mutate.
+const GRAPH: &str = r#"engine: graph
+name: g
+state: { n: integer, s: string, ok: boolean }
+start: a
+nodes:
+  - id: a
+    agent: w
+    prompt: "Go {{ state.s }}"
+    output: s
+    branches:
+      - { when: "state.n < 3 && !(state.ok || state.s == 'x')", to: b }
+      - { to: END }
+  - { id: b, kind: tool, tool: record_decision, args: { title: "{{ state.s }}", body: [1, { x: "{{ state.n }}" }] }, increment: [n], next: a }
+"#;
+
+/// Mutations: a character replaced, a nasty fragment inserted, or text cut short.
+fn mutated() -> impl Strategy<Value = String> {
+    let fragment = prop_oneof![
+        Just("&a ".to_owned()),
+        Just("*a".to_owned()),
+        Just("<<: ".to_owned()),
+        Just("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[".to_owned()),
+        Just("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!".to_owned()),
+        Just("((((((((((((((((((((((((((((((((((((((".to_owned()),
+        Just("{{ state.s }}{{ state.s }}".to_owned()),
+        Just("{{".to_owned()),
+        Just("\n  - ".to_owned()),
+        Just(": ".to_owned()),
+        Just("\"".to_owned()),
+        any::<String>(),
+    ];
+    (0..GRAPH.len(), fragment, 0usize..3).prop_map(|(at, frag, how)| {
+        let at = (0..=at)
+            .rev()
+            .find(|i| GRAPH.is_char_boundary(*i))
+            .unwrap_or(0);
+        match how {
+            0 => format!("{}{frag}{}", &GRAPH[..at], &GRAPH[at..]),
+            1 => format!("{}{frag}", &GRAPH[..at]),
+            _ => {
+                let end = (at + 1..=GRAPH.len())
+                    .find(|i| GRAPH.is_char_boundary(*i))
+                    .unwrap_or(GRAPH.len());
+                format!("{}{frag}{}", &GRAPH[..at], &GRAPH[end..])
+            }
+        }
+    })
+}
+
+/// Documents nested `depth` levels deep, with aliases, or long.
+fn nasty() -> impl Strategy<Value = String> {
+    (0usize..3, 0usize..2_000).prop_map(|(kind, n)| match kind {
+        0 => format!(
+            "engine: dag\nname: t\nsteps: {}{}\n",
+            "[".repeat(n),
+            "]".repeat(n)
+        ),
+        1 => format!(
+            "engine: dag\nname: t\nx: &x [{}]\nsteps: [*x]\n",
+            vec!["1"; n].join(",")
+        ),
+        _ => format!(
+            "engine: dag\nname: t\nsteps:\n{}",
+            "  - { id: a, agent: w, prompt: p }\n".repeat(n * 4)
+        ),
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn validate_returns_promptly_whatever_the_text(
+        text in prop_oneof![mutated(), nasty(), any::<String>()],
+    ) {
+        let started = Instant::now();
+        match validate(&text) {
+            Ok(_) => {}
+            Err(problems) => {
+                prop_assert!(!problems.is_empty());
+                prop_assert!(problems.iter().all(|p| !p.message.is_empty()));
+            }
+        }
+        prop_assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn the_unmutated_graph_is_valid() {
+    assert!(validate(GRAPH).is_ok(), "{:?}", validate(GRAPH).err());
 }
