@@ -45,22 +45,21 @@ impl Default for Limits {
 }
 
 /// Why a document was refused. The message is safe to show to the client and names the
-/// limit passed; [`YamlError::line`] gives the 1-based line when known.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// limit passed. `Display` starts with `line N: ` where the screen found the problem;
+/// [`YamlError::line`] and [`YamlError::reason`] give the two parts apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum YamlError {
-    #[error("document is {len} bytes, longer than {limit} bytes")]
+    /// Longer than [`Limits::max_bytes`].
     TooLarge { len: usize, limit: usize },
-    #[error("{}document is nested deeper than {limit} levels", at(*.line))]
+    /// Nested deeper than [`Limits::max_depth`].
     TooDeep { line: Option<usize>, limit: usize },
-    #[error(
-        "line {line}: YAML anchors (&name) and aliases (*name) are not accepted; write the value out"
-    )]
+    /// An anchor (`&a`) or an alias (`*a`).
     AnchorOrAlias { line: usize },
-    #[error("line {line}: YAML merge keys (<<) are not accepted; write the keys out")]
+    /// A plain `<<` key.
     MergeKey { line: usize },
-    #[error("document expands to more than {limit} {what}")]
+    /// More nodes or text than the input's size allows (aliases the screen missed).
     Expands { limit: usize, what: &'static str },
-    #[error("not YAML or JSON: {message}")]
+    /// Not YAML; `message` is `yaml_serde`'s (it names the line and column).
     Syntax {
         line: Option<usize>,
         message: String,
@@ -76,12 +75,42 @@ impl YamlError {
             YamlError::TooLarge { .. } | YamlError::Expands { .. } => None,
         }
     }
+
+    /// The reason, without the line.
+    pub fn reason(&self) -> String {
+        match self {
+            YamlError::TooLarge { len, limit } => {
+                format!("document is {len} bytes, longer than {limit} bytes")
+            }
+            YamlError::TooDeep { limit, .. } => {
+                format!("document is nested deeper than {limit} levels")
+            }
+            YamlError::AnchorOrAlias { .. } => {
+                "YAML anchors (&name) and aliases (*name) are not accepted; write the value out"
+                    .to_owned()
+            }
+            YamlError::MergeKey { .. } => {
+                "YAML merge keys (<<) are not accepted; write the keys out".to_owned()
+            }
+            YamlError::Expands { limit, what } => {
+                format!("document expands to more than {limit} {what}")
+            }
+            YamlError::Syntax { message, .. } => format!("not YAML or JSON: {message}"),
+        }
+    }
 }
 
-/// `line N: `, or nothing when the line is not known.
-fn at(line: Option<usize>) -> String {
-    line.map(|l| format!("line {l}: ")).unwrap_or_default()
+impl fmt::Display for YamlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self, self.line()) {
+            // yaml_serde's message already says where.
+            (YamlError::Syntax { .. }, _) | (_, None) => f.write_str(&self.reason()),
+            (_, Some(line)) => write!(f, "line {line}: {}", self.reason()),
+        }
+    }
 }
+
+impl std::error::Error for YamlError {}
 
 /// Parses a client's YAML or JSON document under [`Limits::DEFAULT`].
 pub fn parse_untrusted(text: &str) -> Result<Value, YamlError> {
