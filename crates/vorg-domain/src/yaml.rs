@@ -154,9 +154,10 @@ fn screen(text: &str, max_depth: usize) -> Result<(), Screened> {
     let mut stack: Vec<Frame> = Vec::new();
     for item in Parser::new_from_str(text) {
         let (event, span) = item.map_err(|e| {
+            let at = e.marker();
             Screened::Syntax(YamlError::Syntax {
-                line: Some(e.marker().line()),
-                message: e.info().to_owned(),
+                line: Some(at.line()),
+                message: format!("{} at line {} column {}", e.info(), at.line(), at.col() + 1),
             })
         })?;
         let line = span.start.line();
@@ -213,9 +214,11 @@ fn node_done(stack: &mut [Frame]) {
 /// The value, by `yaml_serde`, built under a budget of nodes and string bytes a few times
 /// the input's size (a document without aliases never comes near it).
 fn build(text: &str, max_depth: usize) -> Result<Value, YamlError> {
+    let limit = 2 * text.len() + 64;
     let mut budget = Budget {
-        nodes: 2 * text.len() + 64,
-        bytes: 2 * text.len() + 64,
+        nodes: limit,
+        bytes: limit,
+        limit,
         refused: None,
     };
     let seed = Node {
@@ -234,8 +237,12 @@ fn build(text: &str, max_depth: usize) -> Result<Value, YamlError> {
 }
 
 struct Budget {
+    /// Nodes left.
     nodes: usize,
+    /// Bytes of keys and strings left.
     bytes: usize,
+    /// What both started at.
+    limit: usize,
     /// Set when a bound was passed, so the error says which whatever yaml_serde makes of it.
     refused: Option<YamlError>,
 }
@@ -249,11 +256,11 @@ impl Budget {
                 return Ok(());
             }
             (None, _) => YamlError::Expands {
-                limit: self.nodes,
+                limit: self.limit,
                 what: "nodes",
             },
             (_, None) => YamlError::Expands {
-                limit: self.bytes,
+                limit: self.limit,
                 what: "bytes of text",
             },
         };

@@ -92,12 +92,24 @@ fn billion_laughs_is_refused_at_once() {
 #[test]
 fn the_value_budget_holds_even_without_the_screen() {
     // `build` alone (as if the screen had missed the aliases) stops at its budget instead
-    // of expanding 10^6 nodes.
+    // of expanding 10^6 nodes (here the text, three bytes a leaf, runs out first).
     let doc = laughs(6);
     let started = Instant::now();
     let err = build(&doc, MAX_DEPTH).unwrap_err();
-    assert!(matches!(err, YamlError::Expands { .. }), "{err}");
-    assert!(err.to_string().contains("expands to more than"), "{err}");
+    assert_eq!(
+        err,
+        YamlError::Expands {
+            limit: 2 * doc.len() + 64,
+            what: "bytes of text"
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "document expands to more than {} bytes of text",
+            2 * doc.len() + 64
+        )
+    );
     assert!(started.elapsed() < Duration::from_secs(1));
     // A document with a few aliases within the budget still builds.
     assert_eq!(
@@ -162,6 +174,21 @@ fn syntax_errors_keep_yaml_serdes_message_and_line() {
         parse_untrusted("a: [").unwrap_err().to_string(),
         format!("not YAML or JSON: {}", unbounded("a: [").unwrap_err())
     );
+}
+
+#[test]
+fn text_only_yaml_serde_accepts_is_refused_with_the_screens_reason() {
+    // libyaml takes a tab after a key's colon; saphyr does not. Without the screen's pass
+    // the document's aliases would go unchecked, so it is refused, saying where and why.
+    assert!(unbounded("a:\tb\n").is_ok());
+    let err = parse_untrusted("a:\tb\n").unwrap_err();
+    assert_eq!(err.line(), Some(1));
+    assert_eq!(
+        err.to_string(),
+        "not YAML or JSON: ':' must be followed by a valid YAML whitespace at line 1 column 4"
+    );
+    // A tab after a space is fine for both.
+    assert_eq!(parse_untrusted("a: \tb\n").unwrap(), json!({"a": "b"}));
 }
 
 /// Nasty YAML-ish text: indicators, quotes, brackets and breaks in any order.
