@@ -1,4 +1,5 @@
-//! vorg's domain vocabulary: roles, permissions and validated input types.
+//! vorg's domain vocabulary: roles, permissions, validated input types, and the bounded
+//! parser of client documents ([`yaml::parse_untrusted`]).
 //!
 //! Nothing here does I/O. Values are parsed once at the boundary (`Email::parse`,
 //! `Password::parse`, `Role::from_str`) and trusted afterwards.
@@ -7,6 +8,7 @@ mod access;
 mod input;
 pub mod money;
 mod run;
+pub mod yaml;
 
 pub use access::{Permission, Role, UnknownRole};
 pub use input::{Email, InputError, Password, Secret};

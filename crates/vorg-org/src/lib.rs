@@ -41,4 +41,6 @@ pub fn registry(services: Services) -> vorg_jobs::Registry {
 }
 
 #[cfg(test)]
+mod parsing_tests;
+#[cfg(test)]
 mod tests;

@@ -8,6 +8,7 @@ use serde_json::Value;
 use vorg_domain::{
     Role,
     money::{parse_usd_text, usd_to_micro},
+    yaml::{YamlError, parse_untrusted},
 };
 
 use crate::schema::{Problem, Schema};
@@ -138,15 +139,17 @@ impl PolicyError {
 }
 
 impl Policies {
-    /// Parses YAML (JSON is YAML too) and validates it against `schema`.
+    /// Parses YAML (JSON is YAML too) and validates it against `schema`. The text may be a
+    /// client's: it is parsed with [`parse_untrusted`] (at most 256 KiB, 64 levels, no
+    /// anchors, aliases or merge keys).
     pub fn parse(text: &str, schema: &Schema) -> Result<Policies, PolicyError> {
-        let document: Value = match serde_yaml::from_str(text) {
-            Ok(v) => v,
-            Err(e) => {
-                let line = e.location().map(|l| l.line());
-                return Err(PolicyError::one(line, "", format!("not valid YAML: {e}")));
-            }
-        };
+        let document = parse_untrusted(text).map_err(|e| {
+            let reason = match &e {
+                YamlError::Syntax { message, .. } => format!("not valid YAML: {message}"),
+                other => other.reason(),
+            };
+            PolicyError::one(e.line(), "", reason)
+        })?;
         Self::from_document(document, Some(text), schema)
     }
 

@@ -83,7 +83,8 @@ async fn run_task(
         .map(|t| (t.id.clone(), json!({ "output": t.output })))
         .collect();
     let context = json!({ "inputs": inputs, "tasks": outputs });
-    let description = template::render(&task.description, &context).map_err(StepError::Invalid)?;
+    let description = template::render(&task.description, &context)
+        .map_err(|e| StepError::Invalid(format!("description: {e}")))?;
     let manager = match workflow.process {
         Process::Hierarchical => workflow.manager.as_deref(),
         Process::Sequential => None,

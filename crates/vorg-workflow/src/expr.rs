@@ -1,8 +1,19 @@
 //! The state expressions of `graph` edges: `state.key == "value"`, `state.count < 3`,
 //! `&&`, `||`, `!`, parentheses, and a bare `state.flag` (truthy). A hand-written parser,
 //! small on purpose: anything richer belongs in a node, not in an edge.
+//!
+//! Expressions come from clients, so the parser is bounded: at most [`MAX_EXPR_BYTES`] of
+//! source and [`MAX_EXPR_DEPTH`] levels of `!` and `(`. `&&` and `||` chains are flat lists,
+//! so the tree (and the recursion of evaluating or dropping it) is only as deep as the
+//! nesting allows, whatever the length.
 
 use serde_json::Value;
+
+/// The longest expression source accepted, in bytes.
+pub const MAX_EXPR_BYTES: usize = 4096;
+
+/// The deepest nesting accepted, counting each `!` and each `(` as one level.
+pub const MAX_EXPR_DEPTH: usize = 32;
 
 /// A parsed expression.
 #[derive(Debug, Clone, PartialEq)]
@@ -11,8 +22,10 @@ pub enum Expr {
     /// `state.a.b` → `["a", "b"]`.
     Path(Vec<String>),
     Not(Box<Expr>),
-    And(Box<Expr>, Box<Expr>),
-    Or(Box<Expr>, Box<Expr>),
+    /// Two or more operands, all of which hold.
+    And(Vec<Expr>),
+    /// Two or more operands, one of which holds.
+    Or(Vec<Expr>),
     Compare(Box<Expr>, CmpOp, Box<Expr>),
 }
 
@@ -115,6 +128,8 @@ fn tokenize(src: &str) -> Result<Vec<Token>, String> {
 struct Parser {
     tokens: Vec<Token>,
     pos: usize,
+    /// The `!` and `(` levels open at `pos`.
+    depth: usize,
 }
 
 impl Parser {
@@ -128,28 +143,46 @@ impl Parser {
         t
     }
 
+    /// Enters one more level of `!` or `(`; [`Parser::leave`] closes it.
+    fn enter(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_EXPR_DEPTH {
+            return Err(format!(
+                "expression is nested deeper than {MAX_EXPR_DEPTH} levels"
+            ));
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
     fn or(&mut self) -> Result<Expr, String> {
-        let mut left = self.and()?;
+        let mut operands = vec![self.and()?];
         while self.peek() == Some(&Token::Or) {
             self.pos += 1;
-            left = Expr::Or(Box::new(left), Box::new(self.and()?));
+            operands.push(self.and()?);
         }
-        Ok(left)
+        Ok(flat(operands, Expr::Or))
     }
 
     fn and(&mut self) -> Result<Expr, String> {
-        let mut left = self.unary()?;
+        let mut operands = vec![self.unary()?];
         while self.peek() == Some(&Token::And) {
             self.pos += 1;
-            left = Expr::And(Box::new(left), Box::new(self.unary()?));
+            operands.push(self.unary()?);
         }
-        Ok(left)
+        Ok(flat(operands, Expr::And))
     }
 
     fn unary(&mut self) -> Result<Expr, String> {
         if self.peek() == Some(&Token::Not) {
             self.pos += 1;
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+            self.enter()?;
+            let operand = self.unary()?;
+            self.leave();
+            return Ok(Expr::Not(Box::new(operand)));
         }
         let left = self.primary()?;
         if let Some(Token::Cmp(op)) = self.peek().cloned() {
@@ -163,7 +196,9 @@ impl Parser {
     fn primary(&mut self) -> Result<Expr, String> {
         match self.next() {
             Some(Token::LParen) => {
+                self.enter()?;
                 let e = self.or()?;
+                self.leave();
                 match self.next() {
                     Some(Token::RParen) => Ok(e),
                     _ => Err("expected \")\"".into()),
@@ -201,12 +236,30 @@ impl Parser {
     }
 }
 
+/// One operand as itself, two or more as `make(operands)`.
+fn flat(mut operands: Vec<Expr>, make: fn(Vec<Expr>) -> Expr) -> Expr {
+    if operands.len() == 1
+        && let Some(only) = operands.pop()
+    {
+        return only;
+    }
+    make(operands)
+}
+
 impl Expr {
-    /// Parses `src`; the error says what was expected.
+    /// Parses `src`; the error says what was expected, or which bound
+    /// ([`MAX_EXPR_BYTES`], [`MAX_EXPR_DEPTH`]) was passed.
     pub fn parse(src: &str) -> Result<Expr, String> {
+        if src.len() > MAX_EXPR_BYTES {
+            return Err(format!(
+                "expression longer than {MAX_EXPR_BYTES} bytes ({} bytes)",
+                src.len()
+            ));
+        }
         let mut p = Parser {
             tokens: tokenize(src)?,
             pos: 0,
+            depth: 0,
         };
         let e = p.or()?;
         match p.peek() {
@@ -227,7 +280,8 @@ impl Expr {
             Expr::Literal(_) => {}
             Expr::Path(p) => out.extend(p.first().map(String::as_str)),
             Expr::Not(e) => e.collect_keys(out),
-            Expr::And(a, b) | Expr::Or(a, b) | Expr::Compare(a, _, b) => {
+            Expr::And(all) | Expr::Or(all) => all.iter().for_each(|e| e.collect_keys(out)),
+            Expr::Compare(a, _, b) => {
                 a.collect_keys(out);
                 b.collect_keys(out);
             }
@@ -249,8 +303,8 @@ impl Expr {
                 .cloned()
                 .unwrap_or(Value::Null),
             Expr::Not(e) => Value::Bool(!e.eval(state)),
-            Expr::And(a, b) => Value::Bool(a.eval(state) && b.eval(state)),
-            Expr::Or(a, b) => Value::Bool(a.eval(state) || b.eval(state)),
+            Expr::And(all) => Value::Bool(all.iter().all(|e| e.eval(state))),
+            Expr::Or(any) => Value::Bool(any.iter().any(|e| e.eval(state))),
             Expr::Compare(a, op, b) => Value::Bool(compare(&a.value(state), *op, &b.value(state))),
         }
     }
@@ -295,6 +349,7 @@ fn compare(a: &Value, op: CmpOp, b: &Value) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn eval(src: &str, state: &Value) -> bool {
@@ -332,6 +387,125 @@ mod tests {
         );
         assert!(Expr::parse("(state.a").is_err());
         assert!(Expr::parse("state.a state.b").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        // Before the bounds, 9,000 `!` or 4,000 `(` overflowed the stack and aborted the
+        // process; now they are too long, and as deep within the length, too deep.
+        for src in [
+            format!("{}state.a", "!".repeat(9_000)),
+            format!("{}state.a{}", "(".repeat(4_000), ")".repeat(4_000)),
+        ] {
+            assert!(
+                Expr::parse(&src)
+                    .unwrap_err()
+                    .contains("longer than 4096 bytes")
+            );
+        }
+        for src in [
+            format!("{}state.a", "!".repeat(4_000)),
+            format!("{}state.a{}", "(".repeat(2_000), ")".repeat(2_000)),
+            format!("{}state.a", "!(".repeat(17)) + &")".repeat(17),
+        ] {
+            assert_eq!(
+                Expr::parse(&src).unwrap_err(),
+                "expression is nested deeper than 32 levels"
+            );
+        }
+        let ok = format!("{}state.a", "!".repeat(MAX_EXPR_DEPTH));
+        assert!(eval(&ok, &json!({"a": true})), "an even number of !");
+        let ok = format!(
+            "{}state.a{}",
+            "(".repeat(MAX_EXPR_DEPTH),
+            ")".repeat(MAX_EXPR_DEPTH)
+        );
+        assert!(eval(&ok, &json!({"a": true})));
+        assert!(Expr::parse(&format!("!{ok}")).is_err());
+    }
+
+    #[test]
+    fn long_sources_are_refused_and_long_chains_stay_flat() {
+        let long = format!("state.a == \"{}\"", "x".repeat(MAX_EXPR_BYTES));
+        assert_eq!(
+            Expr::parse(&long).unwrap_err(),
+            format!("expression longer than 4096 bytes ({} bytes)", long.len())
+        );
+        // The longest chain that fits, at the deepest nesting, is one flat list: evaluating
+        // and dropping it recurse once per level, not once per operand (a small stack does).
+        let levels = MAX_EXPR_DEPTH / 2;
+        let operands = (MAX_EXPR_BYTES - 3 * levels) / 11;
+        let chain = vec!["state.a"; operands].join(" && ");
+        let src = format!("{}{chain}{}", "!(".repeat(levels), ")".repeat(levels));
+        assert!(src.len() <= MAX_EXPR_BYTES);
+        let e = Expr::parse(&src).unwrap();
+        std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                assert!(e.eval(&json!({"a": true})));
+                assert!(!e.eval(&json!({"a": false})));
+                drop(e);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let and = Expr::parse(&chain).unwrap();
+        assert!(matches!(&and, Expr::And(all) if all.len() == operands));
+        let or = Expr::parse("state.a || state.b || state.c").unwrap();
+        assert!(matches!(&or, Expr::Or(any) if any.len() == 3));
+        assert!(or.eval(&json!({"c": 1})));
+    }
+
+    /// Tokens of the language and a few that are not, in any order.
+    fn nasty() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("!".to_owned()),
+            Just("(".to_owned()),
+            Just(")".to_owned()),
+            Just(" && ".to_owned()),
+            Just(" || ".to_owned()),
+            Just(" == ".to_owned()),
+            Just(" <= ".to_owned()),
+            Just(" > ".to_owned()),
+            Just("state.a".to_owned()),
+            Just("state.b.c".to_owned()),
+            Just("\"s\\\"".to_owned()),
+            Just("'".to_owned()),
+            Just("-1.5".to_owned()),
+            Just("1.2.3".to_owned()),
+            Just("true".to_owned()),
+            Just("null".to_owned()),
+            Just(".".to_owned()),
+            Just("é".to_owned()),
+        ];
+        prop::collection::vec(piece, 0..200).prop_map(|p| p.concat())
+    }
+
+    /// Deep or long inputs, up to 256 KiB: runs of `!` and `(`, long chains, long strings.
+    fn huge() -> impl Strategy<Value = String> {
+        (0usize..4, 0usize..(256 * 1024)).prop_map(|(kind, n)| match kind {
+            0 => format!("{}state.a", "!".repeat(n)),
+            1 => format!("{}state.a{}", "(".repeat(n), ")".repeat(n)),
+            2 => vec!["state.a"; n / 11 + 1].join(" || "),
+            _ => format!("state.a == \"{}\"", "x".repeat(n)),
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn any_source_parses_or_says_why(src in prop_oneof![nasty(), huge(), any::<String>()]) {
+            let state = json!({"a": true, "b": {"c": 2}});
+            match Expr::parse(&src) {
+                Ok(e) => {
+                    prop_assert!(src.len() <= MAX_EXPR_BYTES);
+                    let _ = e.eval(&state);
+                    let _ = e.keys();
+                }
+                Err(why) => prop_assert!(!why.is_empty()),
+            }
+        }
     }
 
     #[test]

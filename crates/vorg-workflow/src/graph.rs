@@ -171,14 +171,17 @@ async fn execute(
     rt: &dyn Runtime,
 ) -> Result<Option<bool>, StepError> {
     let context = json!({ "state": &*state });
-    let render = |t: &Option<String>| -> Result<String, StepError> {
-        template::render(t.as_deref().unwrap_or_default(), &context).map_err(StepError::Invalid)
+    // A template that cannot render (a missing value, past its size bound) fails the node
+    // before any turn, so it is never retried.
+    let render = |field: &str, t: &Option<String>| -> Result<String, StepError> {
+        template::render(t.as_deref().unwrap_or_default(), &context)
+            .map_err(|e| StepError::Invalid(format!("{field}: {e}")))
     };
     let mut update = Map::new();
     let mut approved = None;
     match node.kind {
         NodeKind::Agent => {
-            let prompt = render(&node.prompt)?;
+            let prompt = render("prompt", &node.prompt)?;
             let system = node.system.as_deref().unwrap_or_default();
             let agent = node.agent.as_deref().unwrap_or_default();
             let (result, _) = with_retries(rt, &node.id, node.retries, node.timeout_ms, || async {
@@ -210,7 +213,7 @@ async fn execute(
         }
         NodeKind::Tool => {
             let args = template::render_value(node.args.as_ref().unwrap_or(&json!({})), &context)
-                .map_err(StepError::Invalid)?;
+                .map_err(|e| StepError::Invalid(format!("args: {e}")))?;
             let agent = node.agent.as_deref().unwrap_or("workflow");
             let tool = node.tool.as_deref().unwrap_or_default();
             let (result, _) = with_retries(rt, &node.id, node.retries, node.timeout_ms, || {
@@ -226,7 +229,7 @@ async fn execute(
             }
         }
         NodeKind::Interrupt => {
-            let request = json!({ "message": render(&node.message)?, "state": &*state });
+            let request = json!({ "message": render("message", &node.message)?, "state": &*state });
             rt.log(&node.id, "waiting for approval").await;
             let decision = rt.wait_for_approval(&node.id, &request).await?;
             rt.log(&node.id, if decision { "approved" } else { "rejected" })
@@ -315,7 +318,8 @@ async fn next_node(
     }
     if let Some(route) = &node.route {
         let context = json!({ "state": state });
-        let prompt = template::render(&route.prompt, &context).map_err(StepError::Invalid)?;
+        let prompt = template::render(&route.prompt, &context)
+            .map_err(|e| StepError::Invalid(format!("route.prompt: {e}")))?;
         let prompt = format!(
             "{prompt}\n\nAnswer with exactly one of: {}.",
             route.targets.join(", ")

@@ -25,10 +25,14 @@ pub use chat::{ChatRun, Message, Termination, run_chat};
 pub use crew::{CrewRun, TaskResult, run_crew};
 pub use dag::{DagRun, StepResult, StepStatus, run_dag};
 pub use definition::*;
-pub use expr::{CmpOp, Expr};
+pub use expr::{CmpOp, Expr, MAX_EXPR_BYTES, MAX_EXPR_DEPTH};
 pub use graph::{GraphRun, GraphStatus, initial_state, resume_graph, run_graph};
 pub use runtime::{Ask, BoxFuture, Checkpoint, Runtime, StepError};
 pub use schema::schema_text;
+pub use template::{
+    MAX_RENDER_DEPTH, MAX_RENDERED_ARGS_BYTES, MAX_RENDERED_BYTES, MAX_TEMPLATE_BYTES,
+    MAX_TEMPLATE_REFERENCES,
+};
 pub use validate::{Problem, semantic_problems, validate, validate_value};
 
 /// The outcome of [`run`], per engine.

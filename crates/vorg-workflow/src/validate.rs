@@ -37,10 +37,12 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// Parses a YAML or JSON workflow document and checks it; every problem comes back.
+/// Parses a YAML or JSON workflow document and checks it; every problem comes back. The
+/// text is a client's: it is parsed with [`vorg_domain::yaml::parse_untrusted`] (at most
+/// 256 KiB, 64 levels, no anchors or aliases), whose refusal is one problem at the root.
 pub fn validate(text: &str) -> Result<Workflow, Vec<Problem>> {
-    let doc: Value = serde_yaml::from_str(text)
-        .map_err(|e| vec![Problem::new("", format!("not YAML or JSON: {e}"))])?;
+    let doc = vorg_domain::yaml::parse_untrusted(text)
+        .map_err(|e| vec![Problem::new("", e.to_string())])?;
     validate_value(&doc)
 }
 
@@ -279,6 +281,11 @@ fn check_graph(w: &GraphWorkflow, p: &mut Vec<Problem>) {
                 }
             }
         }
+        if let Some(args) = &node.args {
+            for (path, text) in arg_strings(&at("args"), args, p) {
+                check_template(&path, text, None, p, state_ref);
+            }
+        }
         if let Some(route) = &node.route {
             for (k, t) in route.targets.iter().enumerate() {
                 target(at(&format!("route.targets[{k}]")), t, p);
@@ -375,6 +382,43 @@ fn check_graph(w: &GraphWorkflow, p: &mut Vec<Problem>) {
             ));
         }
     }
+}
+
+/// Every string of a tool's `args` with its path (`nodes[0].args.items[1]`), walked without
+/// recursion; a problem where they nest deeper than rendering allows.
+fn arg_strings<'a>(at: &str, args: &'a Value, p: &mut Vec<Problem>) -> Vec<(String, &'a str)> {
+    let mut out = Vec::new();
+    let mut todo = vec![(at.to_owned(), args, 1)];
+    while let Some((path, value, depth)) = todo.pop() {
+        let children: Vec<(String, &Value)> = match value {
+            Value::String(s) => {
+                out.push((path, s.as_str()));
+                continue;
+            }
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("{path}[{i}]"), v))
+                .collect(),
+            Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| (format!("{path}.{k}"), v))
+                .collect(),
+            _ => continue,
+        };
+        if depth > template::MAX_RENDER_DEPTH {
+            p.push(Problem::new(
+                path,
+                format!(
+                    "arguments nested deeper than {} levels",
+                    template::MAX_RENDER_DEPTH
+                ),
+            ));
+            continue;
+        }
+        todo.extend(children.into_iter().rev().map(|(q, v)| (q, v, depth + 1)));
+    }
+    out
 }
 
 fn check_crew(w: &CrewWorkflow, p: &mut Vec<Problem>) {

@@ -213,3 +213,43 @@ steps:
     assert!(p[0].starts_with("steps[0].tools[1]: "), "{p:?}");
     assert!(vorg_workflow::tools::tool("record_decision").is_some());
 }
+
+#[test]
+fn expressions_past_their_bounds_are_problems_at_their_field() {
+    let graph = format!(
+        r#"
+engine: graph
+name: g
+state: {{ ok: boolean }}
+start: a
+nodes:
+  - id: a
+    kind: update
+    branches:
+      - {{ when: "{}state.ok", to: END }}
+      - {{ to: END }}
+"#,
+        "!".repeat(4_000)
+    );
+    assert_eq!(
+        problems(&graph),
+        vec!["nodes[0].branches[0].when: expression is nested deeper than 32 levels"]
+    );
+    let chat = format!(
+        r#"
+engine: chat
+name: c
+task: go
+participants: [{{ id: a }}, {{ id: b }}]
+speaker_selection: round_robin
+max_rounds: 3
+terminate_when: "{}state.rounds > 1{}"
+"#,
+        "(".repeat(5_000),
+        ")".repeat(5_000)
+    );
+    assert_eq!(
+        problems(&chat),
+        vec!["terminate_when: expression longer than 4096 bytes (10016 bytes)"]
+    );
+}
