@@ -71,8 +71,15 @@ pub struct PolicyView {
 }
 
 fn policy_view(v: PolicyVersion) -> ApiResult<PolicyView> {
-    let policies: Value = serde_yaml::from_str(&v.body)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored policy version: {e}")))?;
+    // Bounded like any client document: a version stored before the bounds (an alias bomb)
+    // shows as its text only, never expanded.
+    let policies = match vorg_domain::yaml::parse_untrusted(&v.body) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(version = v.version, error = %e, "stored policy version not shown as JSON");
+            Value::Null
+        }
+    };
     Ok(PolicyView {
         version: v.version,
         source: v.source,

@@ -94,7 +94,12 @@ async fn check(state: &AppState, source: &str) -> ApiResult<Workflow> {
             format!("at most {MAX_SOURCE_BYTES} bytes"),
         ));
     }
-    let wf = vorg_workflow::validate(source).map_err(problems)?;
+    // Parsing and validating a client's document is CPU work: off the async threads.
+    let owned = source.to_owned();
+    let wf = tokio::task::spawn_blocking(move || vorg_workflow::validate(&owned))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("validating a workflow: {e}")))?
+        .map_err(problems)?;
     let personas = state.store.list_personas().await?;
     let unknown = vorg_org::workflows::agent_problems(&wf, &personas);
     if !unknown.is_empty() {
@@ -207,7 +212,13 @@ pub async fn get_workflow(
         .await
         .map_err(not_found)?;
     let versions = state.store.workflow_versions(&name).await?;
-    let definition = serde_yaml::from_str::<Value>(&row.source).unwrap_or(Value::Null);
+    let source = row.source.clone();
+    let definition =
+        tokio::task::spawn_blocking(move || vorg_domain::yaml::parse_untrusted(&source).ok())
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(Value::Null);
     Ok(Json(WorkflowDetail {
         summary: WorkflowSummary::from(&row),
         source: row.source,

@@ -60,7 +60,7 @@ struct Cached {
 pub struct Org {
     store: Store,
     files: OrgFiles,
-    schemas: Schemas,
+    schemas: std::sync::Arc<Schemas>,
     constitution: String,
     cached: RwLock<Cached>,
 }
@@ -108,7 +108,7 @@ impl Org {
         let org = Org {
             store,
             files,
-            schemas,
+            schemas: std::sync::Arc::new(schemas),
             constitution,
             cached: RwLock::new(Cached {
                 policies: Arc::new(policies),
@@ -250,7 +250,20 @@ impl Org {
         source: &str,
         author: &str,
     ) -> Result<Result<PolicyVersion, PolicyError>, StoreError> {
-        if let Err(e) = Policies::parse(text, &self.schemas.policies) {
+        // Parsing and validating a client's document is CPU work: off the async threads.
+        let (owned, schemas) = (text.to_owned(), self.schemas.clone());
+        let parsed =
+            tokio::task::spawn_blocking(move || Policies::parse(&owned, &schemas.policies).err())
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "checking a policies document panicked");
+                    Some(PolicyError::one(
+                        None,
+                        "",
+                        "the document could not be checked",
+                    ))
+                });
+        if let Some(e) = parsed {
             return Ok(Err(e));
         }
         let v = self.store.add_policy_version(text, source, author).await?;

@@ -109,7 +109,7 @@ pub struct LineProblem {
 }
 
 impl PolicyError {
-    fn one(line: Option<usize>, path: &str, reason: impl Into<String>) -> Self {
+    pub fn one(line: Option<usize>, path: &str, reason: impl Into<String>) -> Self {
         PolicyError {
             problems: vec![LineProblem {
                 line,

@@ -345,6 +345,9 @@ async fn a_run_spends_within_its_starters_budget(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{spent}");
+    // (Reading usage applies the settlements still queued by the writer.)
+    let (status, _) = app.get("/usage/events", &admin).await;
+    assert_eq!(status, StatusCode::OK);
     // ...so a meeting they start cannot spend on their behalf, though the persona's own
     // budget has room.
     let body = json!({ "participants": ["ceo.org.v1"], "model": "openai/gpt-4o-mini" });

@@ -1,0 +1,461 @@
+//! The security review's reproductions, run against a real `vorg serve` process on each
+//! database: parser bombs, expansion bombs, floods and oversized inputs. The server's
+//! resident memory is watched the whole time; past [`RSS_LIMIT_KIB`] the watchdog kills it,
+//! so a regression fails in seconds instead of eating the machine. After each attack the
+//! server must still answer `/health`.
+#![allow(clippy::disallowed_methods)] // tests spawn freely
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use vorg_store::{Backend, testing::TestDb};
+
+/// The most resident memory the server may reach during the attacks (it idles near 60 MiB).
+const RSS_LIMIT_KIB: u64 = 1024 * 1024;
+const JWT_SECRET: &str = "attack-secret-attack-secret-attack-secret";
+
+struct Server {
+    child: Child,
+    base: String,
+    client: Client,
+    peak_kib: Arc<AtomicU64>,
+    killed: Arc<AtomicBool>,
+    data_dir: std::path::PathBuf,
+    _db: TestDb,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Resident memory of `pid` in KiB (`None` once it is gone).
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+impl Server {
+    async fn start(backend: Backend) -> Server {
+        let db = TestDb::new(backend).await;
+        let data_dir = std::env::temp_dir().join(format!(
+            "vorg-attacks-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let log = std::fs::File::create(data_dir.join("server.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_vorg"))
+            .args(["serve", "--bind", &addr])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("VORG_DATA_DIR", &data_dir)
+            .env("DATABASE_URL", &db.url)
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("VORG_LOGIN_PER_MINUTE_PER_IP", "1000")
+            .env("RUST_LOG", "warn")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start vorg serve");
+        let peak_kib = Arc::new(AtomicU64::new(0));
+        let killed = Arc::new(AtomicBool::new(false));
+        let (pid, peak, kill) = (child.id(), peak_kib.clone(), killed.clone());
+        std::thread::spawn(move || {
+            while let Some(rss) = rss_kib(pid) {
+                peak.fetch_max(rss, Ordering::Relaxed);
+                if rss > RSS_LIMIT_KIB {
+                    kill.store(true, Ordering::Relaxed);
+                    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let server = Server {
+            child,
+            base: format!("http://{addr}"),
+            client: Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            peak_kib,
+            killed,
+            data_dir,
+            _db: db,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = server.client.get(server.url("/health")).send().await
+                && r.status() == StatusCode::OK
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vorg serve did not start: {}",
+                server.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// The server still answers, and never passed the memory limit.
+    async fn assert_alive(&self, after: &str) {
+        assert!(
+            !self.killed.load(Ordering::Relaxed),
+            "{after}: the server passed {RSS_LIMIT_KIB} KiB and was killed"
+        );
+        let health = self.client.get(self.url("/health")).send().await;
+        assert!(
+            health.is_ok_and(|r| r.status() == StatusCode::OK),
+            "{after}: the server no longer answers /health\n{}",
+            self.log()
+        );
+        eprintln!(
+            "{after}: alive, peak RSS {} MiB",
+            self.peak_kib.load(Ordering::Relaxed) / 1024
+        );
+    }
+
+    async fn post(&self, path: &str, token: &str, body: &Value) -> (StatusCode, Value) {
+        let resp = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        read(resp).await
+    }
+
+    async fn post_yaml(&self, path: &str, token: &str, yaml: String) -> (StatusCode, Value) {
+        let resp = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .header("content-type", "application/yaml")
+            .body(yaml)
+            .send()
+            .await
+            .unwrap();
+        read(resp).await
+    }
+
+    async fn admin(&self) -> String {
+        let (status, body) = self
+            .post(
+                "/auth/register",
+                "",
+                &json!({ "email": "admin@example.com", "password": "correct horse battery" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits for run `id` to end; returns it.
+    async fn ended(&self, token: &str, id: i64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let resp = self
+                .client
+                .get(self.url(&format!("/runs/{id}")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let (_, run) = read(resp).await;
+            if matches!(run["status"].as_str(), Some("succeeded" | "failed")) {
+                return run;
+            }
+            assert!(Instant::now() < deadline, "run {id} did not end: {run}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+async fn read(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// A 4xx problem naming `field` (part of one of its field errors).
+fn refused_at(status: StatusCode, body: &Value, field: &str) {
+    assert!(status.is_client_error(), "{status} {body}");
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        fields.iter().any(|f| f.contains(field)),
+        "no problem at {field}: {body}"
+    );
+}
+
+fn graph_with_when(when: &str) -> String {
+    format!(
+        "engine: graph\nname: bomb\nstate: {{ x: string }}\nstart: a\nnodes:\n  - id: a\n    agent: ceo\n    prompt: hi\n    output: x\n    branches:\n      - {{ when: {when:?}, to: END }}\n      - {{ to: END }}\n"
+    )
+}
+
+async fn expression_bombs_are_refused(s: &Server, admin: &str) {
+    let nots = format!("{}state.x", "!".repeat(9_000));
+    let (status, body) = s
+        .post(
+            "/workflows/run",
+            admin,
+            &json!({ "workflow": graph_with_when(&nots) }),
+        )
+        .await;
+    refused_at(status, &body, "nodes[0].branches[0].when");
+    // Short enough, but nested past the depth bound.
+    let deep = format!("{}state.x", "!".repeat(1_000));
+    let (status, body) = s
+        .post(
+            "/workflows/run",
+            admin,
+            &json!({ "workflow": graph_with_when(&deep) }),
+        )
+        .await;
+    refused_at(status, &body, "nodes[0].branches[0].when");
+    assert!(
+        body["detail"].as_str().unwrap().contains("nested"),
+        "{body}"
+    );
+    let parens = format!("{}state.rounds > 1{}", "(".repeat(4_000), ")".repeat(4_000));
+    let chat = format!(
+        "engine: chat\nname: bomb\ntask: talk\nparticipants: [{{ id: ceo }}, {{ id: cto }}]\nspeaker_selection: round_robin\nmax_rounds: 2\nterminate_when: {parens:?}\n"
+    );
+    let (status, body) = s.post_yaml("/workflows", admin, chat).await;
+    refused_at(status, &body, "terminate_when");
+    s.assert_alive("expression bombs").await;
+}
+
+/// Nine levels of ten aliases each: 10^9 strings once expanded, 2 KB as text.
+fn billion_laughs() -> String {
+    let mut yaml = String::from(
+        "a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    for i in 1..10 {
+        let prev = format!("*a{}", i - 1);
+        let list = vec![prev.as_str(); 10].join(",");
+        yaml.push_str(&format!("a{i}: &a{i} [{list}]\n"));
+    }
+    yaml
+}
+
+async fn alias_bombs_are_refused(s: &Server, admin: &str) {
+    let started = Instant::now();
+    let doc = format!("engine: dag\nname: laughs\n{}steps: []\n", billion_laughs());
+    let (status, body) = s.post_yaml("/workflows", admin, doc).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("alias")
+            || body["detail"].as_str().unwrap().contains("anchor"),
+        "{body}"
+    );
+    let resp = s
+        .client
+        .put(s.url("/governance/policies"))
+        .bearer_auth(admin)
+        .header("content-type", "application/yaml")
+        .body(billion_laughs())
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(resp).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    s.assert_alive("alias bombs").await;
+}
+
+async fn template_bombs_are_bounded(s: &Server, admin: &str) {
+    // Too many references in one template: refused before it runs.
+    let big = "x".repeat(400_000);
+    let prompt = "{{ inputs.big }}".repeat(10_000);
+    let doc = format!(
+        "engine: dag\nname: bomb\ninputs: {{ big: a large input }}\nsteps:\n  - id: s\n    agent: ceo\n    prompt: {prompt:?}\n"
+    );
+    let (status, body) = s
+        .post(
+            "/workflows/run",
+            admin,
+            &json!({ "workflow": doc, "inputs": { "big": big } }),
+        )
+        .await;
+    refused_at(status, &body, "steps[0]");
+    // Within the reference limit, the rendered prompt still may not pass its cap: the step
+    // fails at once, without a model call.
+    let prompt = "{{ inputs.big }}".repeat(60);
+    let doc = format!(
+        "engine: dag\nname: bomb\ninputs: {{ big: a large input }}\nsteps:\n  - id: s\n    agent: ceo\n    prompt: {prompt:?}\n"
+    );
+    let (status, started) = s
+        .post(
+            "/workflows/run",
+            admin,
+            &json!({ "workflow": doc, "inputs": { "big": big } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let run = s.ended(admin, started["run_id"].as_i64().unwrap()).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    s.assert_alive("template bombs").await;
+}
+
+async fn graph_state_is_bounded(s: &Server, admin: &str) {
+    let doc = "engine: graph\nname: hoard\nstate: { big: string, log: string }\nstart: a\nmax_steps: 50\nnodes:\n  - { id: a, agent: ceo, prompt: again, output: log, next: a }\n";
+    let (status, started) = s
+        .post(
+            "/workflows/run",
+            admin,
+            &json!({ "workflow": doc, "inputs": { "big": "y".repeat(300_000) } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let id = started["run_id"].as_i64().unwrap();
+    let run = s.ended(admin, id).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        run["error"].as_str().unwrap().contains("graph state"),
+        "{run}"
+    );
+    s.assert_alive("graph state").await;
+}
+
+async fn streams_are_capped(s: &Server, admin: &str) {
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for _ in 0..100 {
+        let resp = s
+            .client
+            .get(s.url("/streams/events"))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .unwrap();
+        match resp.status() {
+            StatusCode::OK => open.push(resp),
+            StatusCode::TOO_MANY_REQUESTS => refused += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(open.len(), 32, "the default per-credential cap");
+    assert_eq!(refused, 68);
+    // Missing runs cost nothing, however many are asked for.
+    let before = rss_kib(s.child.id()).unwrap();
+    for _ in 0..2_000 {
+        let resp = s
+            .client
+            .get(s.url("/streams/runs/999999"))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    }
+    let grown = rss_kib(s.child.id()).unwrap().saturating_sub(before);
+    assert!(grown < 64 * 1024, "grew {grown} KiB");
+    drop(open);
+    s.assert_alive("stream flood").await;
+}
+
+async fn oversized_inputs_are_refused_fast(s: &Server, admin: &str) {
+    let participants: Vec<String> = (0..50_000).map(|i| format!("persona-{i}")).collect();
+    let started = Instant::now();
+    let (status, body) = s
+        .post(
+            "/meetings/standup",
+            admin,
+            &json!({ "participants": participants }),
+        )
+        .await;
+    refused_at(status, &body, "participants");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // JSON nested past serde_json's limit.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let resp = s
+        .client
+        .post(s.url("/meetings/standup"))
+        .bearer_auth(admin)
+        .header("content-type", "application/json")
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_client_error(), "{}", resp.status());
+    // A body over the limit.
+    let resp = s
+        .client
+        .post(s.url("/workflows/run"))
+        .bearer_auth(admin)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    s.assert_alive("oversized inputs").await;
+}
+
+async fn attacks(backend: Backend) {
+    let s = Server::start(backend).await;
+    let admin = s.admin().await;
+    expression_bombs_are_refused(&s, &admin).await;
+    alias_bombs_are_refused(&s, &admin).await;
+    template_bombs_are_bounded(&s, &admin).await;
+    graph_state_is_bounded(&s, &admin).await;
+    streams_are_capped(&s, &admin).await;
+    oversized_inputs_are_refused_fast(&s, &admin).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_server_survives_the_reviews_attacks_on_sqlite() {
+    attacks(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_server_survives_the_reviews_attacks_on_postgres() {
+    attacks(Backend::Postgres).await;
+}
