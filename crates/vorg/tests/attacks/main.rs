@@ -279,7 +279,7 @@ fn billion_laughs() -> String {
     );
     for i in 1..10 {
         let prev = format!("*a{}", i - 1);
-        let list = vec![prev.as_str(); 10].join(",");
+        let list = [prev.as_str(); 10].join(",");
         yaml.push_str(&format!("a{i}: &a{i} [{list}]\n"));
     }
     yaml
