@@ -1090,7 +1090,8 @@ export interface paths {
         put?: never;
         /**
          * Cancel a run: a queued run ends at once; a running one stops at its next step boundary
-         *     and ends `cancelled`. 409 when it has already ended.
+         *     and ends `cancelled`. 409 when it has already ended; 403 for someone else's run (admins
+         *     may cancel any).
          * @description **Permission:** `cancel_runs` (roles: admin, engineer).
          */
         post: operations["cancel_run"];
@@ -1108,7 +1109,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The checkpoints of a `graph` run: the state after every node, in order.
+         * The checkpoints of a `graph` run: the state after every node, in order, a page at a time.
          * @description **Permission:** `view_runs` (roles: admin, approver, engineer, growth, viewer).
          */
         get: operations["run_checkpoints"];
@@ -1562,6 +1563,8 @@ export interface components {
         };
         CheckpointList: {
             items: components["schemas"]["CheckpointView"][];
+            /** @description Pass as `after` for the next page; absent on the last page. */
+            next_cursor?: string | null;
         };
         CheckpointView: {
             /** Format: date-time */
@@ -1606,7 +1609,9 @@ export interface components {
         CreateTokenRequest: {
             /**
              * Format: int64
-             * @description Lifetime in days (1 to 3650). Default: no expiry.
+             * @description Lifetime in days (1 to 3650). Default: no expiry. A token minted with an expiring
+             *     credential (a session, an expiring token) expires with it at the latest, unless the
+             *     caller holds `manage_users`.
              */
             expires_in_days?: number | null;
             /** @description A label for the token, 1 to 100 characters. */
@@ -2019,7 +2024,7 @@ export interface components {
          * @description Something a caller may be allowed to do. Each route needs exactly one.
          * @enum {string}
          */
-        Permission: "view_self" | "manage_own_tokens" | "manage_users" | "view_audit" | "view_metrics" | "view_runs" | "start_runs" | "cancel_runs" | "use_llm" | "view_usage" | "view_org" | "manage_governance" | "manage_personas" | "submit_approvals" | "decide_approvals" | "create_linear_issues" | "hold_meetings";
+        Permission: "view_self" | "manage_own_tokens" | "manage_users" | "view_audit" | "view_metrics" | "view_runs" | "start_runs" | "cancel_runs" | "use_llm" | "view_usage" | "view_org" | "manage_governance" | "manage_personas" | "submit_approvals" | "decide_approvals" | "create_linear_issues" | "hold_meetings" | "manage_workflows";
         PermissionRow: {
             name: components["schemas"]["Permission"];
             roles: components["schemas"]["Role"][];
@@ -6360,7 +6365,12 @@ export interface operations {
     };
     run_checkpoints: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Checkpoints per page, 1 to 50 (default 20; each holds at most 256 KiB of state). */
+                limit?: number;
+                /** @description `next_cursor` of the previous page: checkpoints after that step. */
+                after?: number;
+            };
             header?: never;
             path: {
                 id: number;

@@ -21,7 +21,11 @@ export function RunDetail({ me }: { me: Me }) {
   const checkpoints = useQuery({
     queryKey: ["checkpoints", id],
     queryFn: async () =>
-      unwrap(await api.GET("/runs/{id}/checkpoints", { params: { path: { id } } })),
+      unwrap(
+        await api.GET("/runs/{id}/checkpoints", {
+          params: { path: { id }, query: { limit: 50 } },
+        }),
+      ),
     enabled: run.data?.run_type === "workflow",
   });
   const [error, setError] = useState<unknown>(null);
