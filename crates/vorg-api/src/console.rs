@@ -106,9 +106,17 @@ fn file(path: &str, headers: &HeaderMap) -> Option<Response> {
 
 fn secure(mut resp: Response, cache: &'static str) -> Response {
     let h = resp.headers_mut();
+    page_security_headers(h, CONTENT_SECURITY_POLICY);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    resp
+}
+
+/// The headers of every page vorg serves to a browser (console, docs): its CSP, no
+/// sniffing, no referrer, no framing.
+pub(crate) fn page_security_headers(h: &mut axum::http::HeaderMap, csp: &'static str) {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        HeaderValue::from_static(csp),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -119,8 +127,6 @@ fn secure(mut resp: Response, cache: &'static str) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    resp
 }
 
 fn not_found() -> Response {

@@ -144,21 +144,7 @@ pub fn docs(doc: openapi::OpenApi) -> Router {
     let ui: Router = SwaggerUi::new("/docs").url("/openapi.json", doc).into();
     ui.layer(axum::middleware::map_response(
         |mut resp: axum::response::Response| async move {
-            use axum::http::{HeaderValue, header};
-            let h = resp.headers_mut();
-            h.insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(DOCS_CSP),
-            );
-            h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-            h.insert(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            );
-            h.insert(
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("no-referrer"),
-            );
+            crate::console::page_security_headers(resp.headers_mut(), DOCS_CSP);
             resp
         },
     ))

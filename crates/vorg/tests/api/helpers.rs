@@ -173,6 +173,39 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// The value of the first `/metrics` line starting with `prefix` (`None`: no such line).
+    pub async fn metric(&self, token: &str, prefix: &str) -> Option<f64> {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// Starts an ad hoc workflow run (`POST /workflows/run`); returns its id.
+    pub async fn start_workflow(&self, token: &str, source: &str, inputs: Value) -> i64 {
+        let (status, started) = self
+            .post(
+                "/workflows/run",
+                Some(token),
+                json!({ "workflow": source, "inputs": inputs }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+        started["run_id"].as_i64().unwrap()
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();

@@ -94,7 +94,7 @@ async fn patch(app: &TestApp, path: &str, token: &str) -> (StatusCode, Value) {
     app.call(Method::PATCH, path, Some(token), None).await
 }
 
-async fn put_yaml(app: &TestApp, token: &str, text: &str) -> (StatusCode, Value) {
+pub async fn put_yaml(app: &TestApp, token: &str, text: &str) -> (StatusCode, Value) {
     let resp = app
         .client
         .put(app.url("/governance/policies"))

@@ -409,20 +409,8 @@ async fn a_slow_client_slows_neither_the_run_nor_other_clients(backend: Backend)
 }
 
 async fn stream_clients(app: &TestApp, token: &str) -> f64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth(token)
-        .send()
+    app.metric(token, "vorg_stream_clients{stream=\"run\"}")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with("vorg_stream_clients{stream=\"run\"}"))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse().ok())
         .unwrap_or(-1.0)
 }
 

@@ -53,25 +53,6 @@ async fn open_stream(app: &TestApp, path: &str, token: &str) -> reqwest::Respons
         .unwrap()
 }
 
-/// The number in `/metrics` of a line starting with `name` (0 when absent).
-async fn metric(app: &TestApp, token: &str, name: &str) -> f64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 async fn a_missing_runs_stream_costs_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let admin = app.admin().await;
@@ -84,7 +65,9 @@ async fn a_missing_runs_stream_costs_nothing(backend: Backend) {
 }
 
 async fn app_hub_clients(app: &TestApp, token: &str) -> f64 {
-    metric(app, token, "vorg_stream_run_channels").await
+    app.metric(token, "vorg_stream_run_channels")
+        .await
+        .unwrap_or(0.0)
 }
 
 async fn stream_caps_answer_429_and_free_their_slots(backend: Backend) {
@@ -251,16 +234,7 @@ async fn set_policies(app: &TestApp, admin: &str, edit: impl Fn(String) -> Strin
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../governance/policies.yaml");
     let text = edit(std::fs::read_to_string(path).unwrap());
-    let resp = app
-        .client
-        .put(app.url("/governance/policies"))
-        .bearer_auth(admin)
-        .header("content-type", "application/yaml")
-        .body(text)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = read(resp).await;
+    let (status, body) = crate::org::put_yaml(app, admin, &text).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
@@ -372,15 +346,8 @@ async fn run_limits_stop_a_run(backend: Backend) {
         .map(|i| json!({ "id": format!("s{i}"), "agent": "ceo", "prompt": "Say hi" }))
         .collect();
     let workflow = json!({ "engine": "dag", "name": "many", "steps": steps });
-    let (status, started) = app
-        .post(
-            "/workflows/run",
-            Some(&admin),
-            json!({ "workflow": serde_yaml::to_string(&workflow).unwrap() }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let id = started["run_id"].as_i64().unwrap();
+    let source = serde_yaml::to_string(&workflow).unwrap();
+    let id = app.start_workflow(&admin, &source, json!({})).await;
     let run = wait_ended(&app, &admin, id).await;
     assert_eq!(run["status"], "failed", "{run}");
     assert!(
@@ -410,11 +377,7 @@ nodes:
 async fn checkpoints_come_a_page_at_a_time(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let admin = app.admin().await;
-    let (status, started) = app
-        .post("/workflows/run", Some(&admin), json!({ "workflow": LOOP }))
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let id = started["run_id"].as_i64().unwrap();
+    let id = app.start_workflow(&admin, LOOP, json!({})).await;
     wait_ended(&app, &admin, id).await;
     let mut steps = Vec::new();
     let mut path = format!("/runs/{id}/checkpoints?limit=5");
@@ -442,16 +405,7 @@ async fn checkpoints_come_a_page_at_a_time(backend: Backend) {
 }
 
 async fn post_yaml(app: &TestApp, token: &str, yaml: &str) -> (StatusCode, Value) {
-    let resp = app
-        .client
-        .post(app.url("/workflows"))
-        .bearer_auth(token)
-        .header("content-type", "application/yaml")
-        .body(yaml.to_owned())
-        .send()
-        .await
-        .unwrap();
-    read(resp).await
+    crate::workflows::post_yaml(app, token, "/workflows", yaml).await
 }
 
 async fn only_the_owner_publishes_a_workflows_next_version(backend: Backend) {
@@ -617,15 +571,7 @@ nodes:
 async fn a_workflow_tool_node_acts_within_its_starters_permissions(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let admin = app.admin().await;
-    let (status, started) = app
-        .post(
-            "/workflows/run",
-            Some(&admin),
-            json!({ "workflow": TOOL_ONLY }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let id = started["run_id"].as_i64().unwrap();
+    let id = app.start_workflow(&admin, TOOL_ONLY, json!({})).await;
     let run = wait_ended(&app, &admin, id).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     let (_, page) = app.get("/approvals?status=pending", &admin).await;

@@ -221,7 +221,7 @@ steps:
     prompt: "Review: {{ steps.draft.output }}"
 "#;
 
-async fn post_yaml(app: &TestApp, token: &str, path: &str, yaml: &str) -> (StatusCode, Value) {
+pub async fn post_yaml(app: &TestApp, token: &str, path: &str, yaml: &str) -> (StatusCode, Value) {
     let resp = app
         .client
         .request(Method::POST, app.url(path))
