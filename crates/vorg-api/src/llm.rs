@@ -56,7 +56,9 @@ fn gateway_problem(e: GatewayError) -> ApiError {
     match e {
         GatewayError::UnknownModel(_) => ApiError::invalid("model", e.to_string()),
         GatewayError::Budget(b) => ApiError::BudgetExceeded(b),
-        GatewayError::ModelNotAllowed { .. } => ApiError::Refused(e.to_string()),
+        GatewayError::ModelNotAllowed { .. } | GatewayError::Unpriced { .. } => {
+            ApiError::Refused(e.to_string())
+        }
         GatewayError::Governance(m) => ApiError::Unavailable(format!("budgets: {m}")),
         GatewayError::Provider(p) => match p.kind {
             ErrorKind::BadRequest => ApiError::BadRequest(format!("model: {p}")),
@@ -201,7 +203,7 @@ fn front_door_error(e: GatewayError) -> Response {
             body["error"]["budget"] = crate::error::budget_json(&b);
             (StatusCode::PAYMENT_REQUIRED, Json(body)).into_response()
         }
-        GatewayError::ModelNotAllowed { .. } => {
+        GatewayError::ModelNotAllowed { .. } | GatewayError::Unpriced { .. } => {
             openai_error(StatusCode::FORBIDDEN, "permission_error", e.to_string())
         }
         GatewayError::Governance(m) => openai_error(

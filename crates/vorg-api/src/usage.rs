@@ -38,8 +38,12 @@ pub struct UsageView {
     completion_tokens: i64,
     cost_micro_usd: i64,
     cost_usd: f64,
-    /// False when the model had no price (counted at 0): add it to the pricing table.
+    /// False when the model had no price in the table (counted at 0, or at the pricing
+    /// file's `unpriced` rate): add it to the pricing table.
     priced: bool,
+    /// The tokens are vorg's estimate: the upstream never reported usage (a stream the
+    /// client closed before its usage chunk, or that broke).
+    estimated: bool,
     latency_ms: i64,
     streamed: bool,
     /// `ok` or `error`.
@@ -63,6 +67,7 @@ impl From<UsageEvent> for UsageView {
             completion_tokens: u.completion_tokens,
             cost_micro_usd: u.cost_micro_usd,
             priced: u.priced,
+            estimated: u.estimated,
             latency_ms: u.latency_ms,
             streamed: u.streamed,
             status: u.status,

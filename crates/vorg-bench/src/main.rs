@@ -170,6 +170,7 @@ async fn seed(url: &str, runs: usize, usage: usize, log_lines: usize) -> anyhow:
                 completion_tokens: 120,
                 cost_micro_usd: 150 + (i % 50) as i64,
                 priced: true,
+                estimated: false,
                 latency_ms: 300,
                 streamed: false,
                 status: "ok",

@@ -8,7 +8,11 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use serde::Serialize;
 use vorg_store::BudgetKey;
 
-use crate::{ChatRequest, Pricing, Usage, gateway::CallContext};
+use crate::{
+    ChatRequest, Pricing, Usage,
+    gateway::CallContext,
+    pricing::{Priced, UNKNOWN_MAX_OUTPUT},
+};
 
 /// What governs one call.
 #[derive(Debug, Clone, Default)]
@@ -100,14 +104,38 @@ pub fn period_end(period: &str) -> Option<DateTime<Utc>> {
 }
 
 /// Tokens a prompt is assumed to use before the provider says: 1 per 4 characters (rounded
-/// up) plus 4 per message, an upper estimate for English text with the usual tokenizers.
+/// up) of the messages and of the tool and response-format definitions sent with them, plus 4
+/// per message, an upper estimate for English text with the usual tokenizers.
 pub fn estimate_prompt_tokens(req: &ChatRequest) -> i64 {
-    let chars: usize = req.prompt_text().chars().count();
+    let mut chars: usize = req.prompt_text().chars().count();
+    for extra in ["tools", "functions", "response_format"] {
+        if let Some(v) = req.body.get(extra) {
+            chars += v.to_string().len();
+        }
+    }
     i64::try_from(chars.div_ceil(4)).unwrap_or(i64::MAX) + 4 * req.messages().len() as i64
 }
 
-/// The worst-case cost of `req` on `provider/model`: its prompt estimate and its whole
-/// `max_tokens` (or `default_max_tokens`) priced.
+/// Completion tokens one call may produce at most: `n` completions of the output limit the
+/// caller set, capped by the model's own maximum, which is the limit when the caller set none
+/// (`default_max_tokens` only when the model is free and its maximum unknown).
+pub fn worst_completion_tokens(
+    pricing: &Pricing,
+    req: &ChatRequest,
+    provider: &str,
+    model: &str,
+    default_max_tokens: u64,
+) -> i64 {
+    let model_max = match pricing.priced(provider, model) {
+        Priced::Known(p) | Priced::Fallback(p) => p.max_output.unwrap_or(UNKNOWN_MAX_OUTPUT),
+        Priced::Unknown => default_max_tokens.max(UNKNOWN_MAX_OUTPUT),
+    };
+    let each = req.max_tokens().unwrap_or(model_max).min(model_max);
+    i64::try_from(each.saturating_mul(req.choices())).unwrap_or(i64::MAX / 4)
+}
+
+/// The worst-case cost of `req` on `provider/model`: its prompt estimate and its
+/// [`worst_completion_tokens`] priced.
 pub fn worst_case(
     pricing: &Pricing,
     req: &ChatRequest,
@@ -117,8 +145,13 @@ pub fn worst_case(
 ) -> i64 {
     let usage = Usage {
         prompt_tokens: estimate_prompt_tokens(req),
-        completion_tokens: i64::try_from(req.max_tokens().unwrap_or(default_max_tokens))
-            .unwrap_or(i64::MAX / 4),
+        completion_tokens: worst_completion_tokens(
+            pricing,
+            req,
+            provider,
+            model,
+            default_max_tokens,
+        ),
     };
     pricing.cost_micro_usd(provider, model, usage).0
 }
@@ -142,6 +175,38 @@ mod tests {
         let end = period_end("2026-11-30").unwrap();
         assert_eq!(end.to_rfc3339(), "2026-12-01T00:00:00+00:00");
         assert_eq!(period_end("all"), None);
+    }
+
+    fn req(body: serde_json::Value) -> ChatRequest {
+        ChatRequest {
+            body: body.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn the_worst_case_counts_every_completion_and_every_limit_field() {
+        let p = Pricing::shipped();
+        let worst = |b| worst_completion_tokens(&p, &req(b), "openai", "gpt-4o", 4096);
+        // n completions of the limit.
+        assert_eq!(
+            worst(serde_json::json!({ "n": 20, "max_tokens": 100 })),
+            2000
+        );
+        // A null field is no limit; the other one counts.
+        assert_eq!(
+            worst(serde_json::json!({ "max_completion_tokens": null, "max_tokens": 10000 })),
+            10000
+        );
+        // Both set: the larger.
+        assert_eq!(
+            worst(serde_json::json!({ "max_completion_tokens": 50, "max_tokens": 900 })),
+            900
+        );
+        // No limit: the model's own maximum, which also caps a larger request.
+        assert_eq!(worst(serde_json::json!({})), 16384);
+        assert_eq!(worst(serde_json::json!({ "max_tokens": 100000 })), 16384);
+        // A bad n counts as one.
+        assert_eq!(worst(serde_json::json!({ "n": "x", "max_tokens": 7 })), 7);
     }
 
     #[test]

@@ -35,13 +35,14 @@ pub struct ProviderError {
 }
 
 impl ProviderError {
+    /// A failure whose message is redacted of anything that looks like a credential.
     pub fn new(provider: &str, kind: ErrorKind, message: impl Into<String>) -> Self {
         ProviderError {
             provider: provider.to_owned(),
             kind,
             status: None,
             retry_after: None,
-            message: message.into(),
+            message: redact(&message.into()),
         }
     }
 
@@ -88,7 +89,7 @@ impl ProviderError {
             kind,
             status: Some(status),
             retry_after,
-            message: format!("upstream answered {status}: {detail}"),
+            message: redact(&format!("upstream answered {status}: {detail}")),
         }
     }
 }
@@ -103,19 +104,34 @@ fn upstream_message(body: &str) -> String {
     redact(&msg)
 }
 
-/// Removes anything that looks like an API key (`sk-…`, `sk-ant-…`) from `text`.
-pub fn redact(text: &str) -> String {
-    text.split_inclusive(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',')
-        .map(|word| {
-            let trimmed = word
-                .trim_end_matches(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',');
-            if trimmed.starts_with("sk-") && trimmed.len() > 8 {
-                word.replacen(trimmed, "[redacted]", 1)
-            } else {
-                word.to_owned()
-            }
-        })
+/// The shapes a credential takes in upstream text, each with the part to keep (`$1`).
+/// Key prefixes (`sk-`, `sk-proj-`, `sk-ant-`, `rk-`, Google's `AIza…`), `Bearer …`,
+/// `api_key=…` / `"api_key": "…"` / `x-api-key: …` and their kin, `?key=…` in URLs.
+static SECRET_SHAPES: std::sync::LazyLock<Vec<(regex::Regex, &'static str)>> =
+    std::sync::LazyLock::new(|| {
+        [
+            (r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]{6,}", "${1}[redacted]"),
+            (
+                r#"(?i)((?:api[_-]?key|x-api-key|access[_-]?token|auth[_-]?token|secret[_-]?key|client[_-]?secret|password|authorization)["']?\s*[:=]\s*["']?)[^"'\s,;&}]{4,}"#,
+                "${1}[redacted]",
+            ),
+            (r#"(?i)([?&](?:key|api_key|token)=)[^&\s"']+"#, "${1}[redacted]"),
+            (r"\b(?:sk|rk|pk)-[A-Za-z0-9_\-]{6,}", "[redacted]"),
+            (r"\bAIza[0-9A-Za-z_\-]{20,}", "[redacted]"),
+        ]
+        .into_iter()
+        .filter_map(|(pattern, keep)| regex::Regex::new(pattern).ok().map(|re| (re, keep)))
         .collect()
+    });
+
+/// Removes anything that looks like a credential from `text`: every path by which upstream
+/// text reaches a caller or a usage row (a [`ProviderError`]'s message) goes through it.
+pub fn redact(text: &str) -> String {
+    SECRET_SHAPES
+        .iter()
+        .fold(text.to_owned(), |acc, (re, keep)| {
+            re.replace_all(&acc, *keep).into_owned()
+        })
 }
 
 /// Parses `Retry-After` as seconds (the form LLM APIs send).
@@ -170,6 +186,52 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::Auth);
         assert!(!e.to_string().contains("abcdef123456"), "{e}");
         assert!(e.to_string().contains("[redacted]"), "{e}");
+    }
+
+    #[test]
+    fn every_shape_of_credential_is_redacted_and_prose_is_left_alone() {
+        let cases = [
+            (
+                "Incorrect API key provided: sk-proj-AbC123xyz_789.",
+                "sk-proj-AbC123xyz_789",
+            ),
+            (
+                "invalid x-api-key: sk-ant-api03-Zz9_yy-88",
+                "sk-ant-api03-Zz9_yy-88",
+            ),
+            (
+                "header was Authorization: Bearer eyJhbGciOi.J9x-y_z",
+                "eyJhbGciOi.J9x-y_z",
+            ),
+            ("bad request api_key=abcd1234efgh&x=1", "abcd1234efgh"),
+            (r#"{"api_key": "hunter2hunter2"}"#, "hunter2hunter2"),
+            (
+                "GET https://x.test/v1?key=AIzaSyA1234567890abcdefghij",
+                "AIzaSyA1234567890",
+            ),
+            ("key sk-abcdef123456,then", "sk-abcdef123456"),
+            ("token\"sk-svcacct-q1w2e3r4t5\"", "q1w2e3r4t5"),
+            ("password: s3cr3t-value", "s3cr3t-value"),
+        ];
+        for (text, secret) in cases {
+            let out = redact(text);
+            assert!(!out.contains(secret), "{text:?} -> {out:?}");
+            assert!(out.contains("[redacted]"), "{text:?} -> {out:?}");
+        }
+        for prose in [
+            "The model is overloaded, try again later.",
+            "max_tokens must be at most 4096 (got 100000)",
+            "Invalid value for 'temperature': expected a number",
+            "desk-top tasks are risky",
+        ] {
+            assert_eq!(redact(prose), prose);
+        }
+        let e = ProviderError::new(
+            "openai",
+            ErrorKind::Connect,
+            "failed with Bearer abcdefgh1234",
+        );
+        assert!(!e.message.contains("abcdefgh1234"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use vorg_store::Store;
 use crate::{
     ChatRequest, ChatResponse, ChunkStream, ErrorKind, Pricing, Provider, ProviderError, Usage,
     budget::{BudgetExceeded, Charge, Governor, model_matches, period_end, worst_case},
+    pricing::Priced,
 };
 
 /// Who a call is for, for usage and budgets.
@@ -85,6 +86,12 @@ pub enum GatewayError {
     /// The budgets could not be checked (the call was not made).
     #[error("budgets could not be checked: {0}")]
     Governance(String),
+    /// A budget applies and the model has no price, so its cost could not be bounded.
+    #[error(
+        "model {model:?} has no price in the pricing table, so a budget cannot bound its cost: \
+         add it to the pricing file (VORG_PRICING_FILE), or set an `unpriced` rate there"
+    )]
+    Unpriced { model: String },
 }
 
 impl Gateway {
@@ -199,7 +206,7 @@ impl Gateway {
         usage: Usage,
         error: Option<&ProviderError>,
     ) -> i64 {
-        self.handle().record(attempt, usage, error).await
+        self.handle().record(attempt, usage, error, false).await
     }
 
     /// Walks the chain for `req.model()`, calling `call` on each provider (retried, then
@@ -317,6 +324,10 @@ impl Gateway {
             error: None,
             recorded: false,
             charge,
+            seen: Streamed {
+                prompt_tokens: crate::budget::estimate_prompt_tokens(req),
+                ..Streamed::default()
+            },
         };
         Ok((record_stream(inner, recorder), provider, model))
     }
@@ -340,6 +351,15 @@ impl Gateway {
                     model: req.model().to_owned(),
                 });
             }
+        }
+        if !policy.budgets.is_empty()
+            && let Some((_, model)) = chain
+                .iter()
+                .find(|(p, m)| self.pricing.priced(p, m) == Priced::Unknown)
+        {
+            return Err(GatewayError::Unpriced {
+                model: model.clone(),
+            });
         }
         let worst = chain
             .iter()
@@ -448,8 +468,14 @@ impl RecordHandle {
     }
 
     /// Writes the usage row of one provider call (a failure to write is logged) and returns
-    /// its cost.
-    async fn record(&self, a: &Attempt<'_>, usage: Usage, error: Option<&ProviderError>) -> i64 {
+    /// its cost. `estimated`: the tokens are the gateway's estimate, not the upstream's count.
+    async fn record(
+        &self,
+        a: &Attempt<'_>,
+        usage: Usage,
+        error: Option<&ProviderError>,
+        estimated: bool,
+    ) -> i64 {
         let (cost, priced) = self.pricing.cost_micro_usd(a.provider, a.model, usage);
         let row = crate::usage_writer::UsageRow {
             run_id: a.ctx.run_id,
@@ -462,6 +488,7 @@ impl RecordHandle {
             completion_tokens: usage.completion_tokens,
             cost_micro_usd: cost,
             priced,
+            estimated,
             latency_ms: i64::try_from(a.started.elapsed().as_millis()).unwrap_or(i64::MAX),
             streamed: a.streamed,
             status: if error.is_some() { "error" } else { "ok" },
@@ -483,6 +510,55 @@ struct StreamRecorder {
     recorded: bool,
     /// The budget reservation, settled when the stream ends.
     charge: Option<Charge>,
+    /// What passed so far, for an estimate when the upstream's usage never comes (the
+    /// client hung up before it, or the stream broke).
+    seen: Streamed,
+}
+
+/// Counts of a stream's output as it passes, and its prompt's estimate.
+#[derive(Debug, Clone, Copy, Default)]
+struct Streamed {
+    prompt_tokens: i64,
+    chars: usize,
+    chunks: i64,
+}
+
+impl Streamed {
+    /// Notes the generated text of one chunk: content, refusals, tool-call arguments.
+    fn note(&mut self, chunk: &Value) {
+        let Some(choices) = chunk["choices"].as_array() else {
+            return;
+        };
+        for choice in choices {
+            let delta = &choice["delta"];
+            let mut n = ["content", "refusal", "reasoning_content"]
+                .iter()
+                .filter_map(|k| delta[*k].as_str())
+                .map(|t| t.chars().count())
+                .sum::<usize>();
+            if let Some(calls) = delta["tool_calls"].as_array() {
+                n += calls
+                    .iter()
+                    .filter_map(|c| c["function"]["arguments"].as_str())
+                    .map(|t| t.chars().count())
+                    .sum::<usize>();
+            }
+            if n > 0 {
+                self.chars += n;
+                self.chunks += 1;
+            }
+        }
+    }
+
+    /// The usage to charge when the upstream's never came: the prompt's estimate, and the
+    /// larger of 1 token per 4 characters (rounded up) and 1 per chunk with text.
+    fn estimate(&self) -> Usage {
+        let by_chars = i64::try_from(self.chars.div_ceil(4)).unwrap_or(i64::MAX);
+        Usage {
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: by_chars.max(self.chunks),
+        }
+    }
 }
 
 impl Drop for StreamRecorder {
@@ -511,6 +587,7 @@ impl Drop for StreamRecorder {
             })),
             recorded: false,
             charge: self.charge.take(),
+            seen: self.seen,
         };
         self.recorded = true;
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
@@ -534,9 +611,13 @@ impl StreamRecorder {
             started: self.started,
             streamed: true,
         };
+        let (usage, estimated) = match self.usage {
+            Some(u) => (u, false),
+            None => (self.seen.estimate(), true),
+        };
         let cost = self
             .gateway
-            .record(&call, self.usage.unwrap_or_default(), self.error.as_ref())
+            .record(&call, usage, self.error.as_ref(), estimated)
             .await;
         self.gateway.settle(self.charge.take(), cost).await;
     }
@@ -556,6 +637,7 @@ fn record_stream(inner: ChunkStream, recorder: StreamRecorder) -> ChunkStream {
                     if let Some(u) = Usage::from_openai(&chunk["usage"]) {
                         rec.usage = Some(u);
                     }
+                    rec.seen.note(&chunk);
                     Some((Ok(chunk), (inner, rec, false)))
                 }
                 Some(Err(e)) => {

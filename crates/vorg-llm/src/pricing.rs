@@ -1,5 +1,10 @@
 //! Prices per model in USD per million input and output tokens, from `config/pricing.yaml`
 //! (shipped inside the binary; a file overrides it). Costs are integer micro-dollars.
+//!
+//! A dated snapshot (`gpt-4o-2024-08-06`, `claude-sonnet-4-5-20250929`) costs what its base
+//! model costs. A model the table does not know is *unpriced*: the gateway refuses it when a
+//! budget applies, unless the file sets an `unpriced` fallback rate, which then prices it
+//! (and its usage rows stay flagged `priced: false`). The `simulated` provider is free.
 
 use std::collections::HashMap;
 
@@ -10,17 +15,28 @@ use crate::Usage;
 /// The shipped table.
 pub const DEFAULT_PRICING: &str = include_str!("../../../config/pricing.yaml");
 
+/// Output tokens assumed as a priced model's most when its entry states no `max_output`.
+pub const UNKNOWN_MAX_OUTPUT: u64 = 65_536;
+
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Price {
     /// USD per million input (prompt) tokens.
     pub input: f64,
     /// USD per million output (completion) tokens.
     pub output: f64,
+    /// The most output tokens one completion of the model can produce.
+    #[serde(default)]
+    pub max_output: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PricingFile {
     models: HashMap<String, Price>,
+    /// The rate of models the table does not know; absent: they are refused under budgets.
+    #[serde(default)]
+    unpriced: Option<Price>,
 }
 
 /// A price as integers: micro-dollars per million tokens (exact for prices with up to six
@@ -29,67 +45,145 @@ struct PricingFile {
 pub struct ExactPrice {
     pub input_micro_per_m: i64,
     pub output_micro_per_m: i64,
+    pub max_output: Option<u64>,
 }
 
 /// The pricing table, by model name (with or without a `provider/` prefix).
 #[derive(Debug, Clone, Default)]
 pub struct Pricing {
     models: HashMap<String, ExactPrice>,
+    unpriced: Option<ExactPrice>,
+}
+
+/// How a model is priced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priced {
+    /// The table's own price (or its base model's, for a dated snapshot).
+    Known(ExactPrice),
+    /// Not in the table; the file's `unpriced` fallback rate.
+    Fallback(ExactPrice),
+    /// Not in the table, and no fallback: the cost is unknown.
+    Unknown,
 }
 
 fn to_micro(usd: f64) -> i64 {
     (usd * 1_000_000.0).round() as i64
 }
 
+fn exact(p: &Price) -> ExactPrice {
+    ExactPrice {
+        input_micro_per_m: to_micro(p.input),
+        output_micro_per_m: to_micro(p.output),
+        max_output: p.max_output,
+    }
+}
+
+fn check(name: &str, p: &Price) -> Result<(), String> {
+    if p.input >= 0.0 && p.output >= 0.0 && p.input.is_finite() && p.output.is_finite() {
+        Ok(())
+    } else {
+        Err(format!(
+            "pricing: {name}: prices must be non-negative numbers"
+        ))
+    }
+}
+
+/// The base model of a dated snapshot: `name-YYYY-MM-DD` or `name-YYYYMMDD`.
+fn snapshot_base(model: &str) -> Option<&str> {
+    let is_date = |s: &str, dashes: bool| {
+        let digits: String = s.chars().filter(char::is_ascii_digit).collect();
+        let shape_ok = if dashes {
+            s.len() == 10 && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-'
+        } else {
+            s.len() == 8
+        };
+        shape_ok && digits.len() == 8 && digits.starts_with("20")
+    };
+    if let Some((base, date)) = model.rsplit_once('-')
+        && is_date(date, false)
+        && !base.is_empty()
+    {
+        return Some(base);
+    }
+    let cut = model.len().checked_sub(11)?;
+    let (base, rest) = model.split_at(cut);
+    let date = rest.strip_prefix('-')?;
+    (is_date(date, true) && !base.is_empty()).then_some(base)
+}
+
 impl Pricing {
     pub fn parse(yaml: &str) -> Result<Self, String> {
         let file: PricingFile = serde_yaml::from_str(yaml).map_err(|e| format!("pricing: {e}"))?;
         for (model, p) in &file.models {
-            if !(p.input >= 0.0 && p.output >= 0.0 && p.input.is_finite() && p.output.is_finite()) {
-                return Err(format!(
-                    "pricing: models.{model}: prices must be non-negative numbers"
-                ));
-            }
+            check(&format!("models.{model}"), p)?;
+        }
+        if let Some(p) = &file.unpriced {
+            check("unpriced", p)?;
         }
         let models = file
             .models
-            .into_iter()
-            .map(|(m, p)| {
-                let exact = ExactPrice {
-                    input_micro_per_m: to_micro(p.input),
-                    output_micro_per_m: to_micro(p.output),
-                };
-                (m, exact)
-            })
+            .iter()
+            .map(|(m, p)| (m.clone(), exact(p)))
             .collect();
-        Ok(Pricing { models })
+        Ok(Pricing {
+            models,
+            unpriced: file.unpriced.as_ref().map(exact),
+        })
     }
 
     pub fn shipped() -> Self {
         Self::parse(DEFAULT_PRICING).unwrap_or_default()
     }
 
-    /// The price of `model` on `provider`, if known.
-    pub fn price(&self, provider: &str, model: &str) -> Option<ExactPrice> {
+    fn lookup(&self, provider: &str, model: &str) -> Option<ExactPrice> {
         self.models
             .get(&format!("{provider}/{model}"))
             .or_else(|| self.models.get(model))
             .copied()
     }
 
-    /// The cost of `usage` in micro-dollars, and whether the model was priced at all.
-    pub fn cost_micro_usd(&self, provider: &str, model: &str, usage: Usage) -> (i64, bool) {
-        match self.price(provider, model) {
-            Some(p) => {
-                let micro_x_million = i128::from(usage.prompt_tokens)
-                    * i128::from(p.input_micro_per_m)
-                    + i128::from(usage.completion_tokens) * i128::from(p.output_micro_per_m);
-                // Round half up to whole micro-dollars.
-                let micro = (micro_x_million + 500_000) / 1_000_000;
-                (i64::try_from(micro).unwrap_or(i64::MAX), true)
-            }
-            None => (0, false),
+    /// How `model` on `provider` is priced.
+    pub fn priced(&self, provider: &str, model: &str) -> Priced {
+        if provider == "simulated" {
+            return Priced::Known(ExactPrice {
+                input_micro_per_m: 0,
+                output_micro_per_m: 0,
+                max_output: None,
+            });
         }
+        if let Some(p) = self
+            .lookup(provider, model)
+            .or_else(|| snapshot_base(model).and_then(|base| self.lookup(provider, base)))
+        {
+            return Priced::Known(p);
+        }
+        match self.unpriced {
+            Some(p) => Priced::Fallback(p),
+            None => Priced::Unknown,
+        }
+    }
+
+    /// The price of `model` on `provider`, if the table knows it (snapshots included).
+    pub fn price(&self, provider: &str, model: &str) -> Option<ExactPrice> {
+        match self.priced(provider, model) {
+            Priced::Known(p) => Some(p),
+            Priced::Fallback(_) | Priced::Unknown => None,
+        }
+    }
+
+    /// The cost of `usage` in micro-dollars, and whether the model was priced by the table
+    /// (a fallback-priced or unknown model is `false`; an unknown one costs 0).
+    pub fn cost_micro_usd(&self, provider: &str, model: &str, usage: Usage) -> (i64, bool) {
+        let (price, known) = match self.priced(provider, model) {
+            Priced::Known(p) => (p, true),
+            Priced::Fallback(p) => (p, false),
+            Priced::Unknown => return (0, false),
+        };
+        let micro_x_million = i128::from(usage.prompt_tokens) * i128::from(price.input_micro_per_m)
+            + i128::from(usage.completion_tokens) * i128::from(price.output_micro_per_m);
+        // Round half up to whole micro-dollars.
+        let micro = (micro_x_million + 500_000) / 1_000_000;
+        (i64::try_from(micro).unwrap_or(i64::MAX), known)
     }
 }
 
@@ -117,5 +211,48 @@ mod tests {
         let p = Pricing::parse(DEFAULT_PRICING).unwrap();
         assert!(p.price("openai", "gpt-4o-mini").is_some());
         assert!(p.price("anthropic", "claude-sonnet-4-5").is_some());
+        assert!(
+            p.price("openai", "gpt-4o")
+                .and_then(|p| p.max_output)
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn dated_snapshots_cost_what_their_base_model_costs() {
+        let p = Pricing::shipped();
+        let usage = Usage {
+            prompt_tokens: 1000,
+            completion_tokens: 1000,
+        };
+        let base = p.cost_micro_usd("openai", "gpt-4o", usage);
+        assert!(base.0 > 0);
+        assert_eq!(p.cost_micro_usd("openai", "gpt-4o-2024-08-06", usage), base);
+        assert_eq!(
+            p.cost_micro_usd("anthropic", "claude-sonnet-4-5-20250929", usage),
+            p.cost_micro_usd("anthropic", "claude-sonnet-4-5", usage)
+        );
+        // Not a date: unknown.
+        assert_eq!(p.priced("openai", "gpt-4o-turbo"), Priced::Unknown);
+        assert_eq!(p.priced("openai", "gpt-4o-99999999"), Priced::Unknown);
+    }
+
+    #[test]
+    fn unknown_models_take_the_fallback_rate_when_one_is_set() {
+        let p = Pricing::parse(
+            "models:\n  a: { input: 1, output: 2 }\nunpriced: { input: 15, output: 75 }\n",
+        )
+        .unwrap();
+        let usage = Usage {
+            prompt_tokens: 1_000_000,
+            completion_tokens: 1_000_000,
+        };
+        assert_eq!(
+            p.cost_micro_usd("openai", "mystery", usage),
+            (90_000_000, false)
+        );
+        assert!(matches!(p.priced("openai", "mystery"), Priced::Fallback(_)));
+        // The simulated provider is free whatever it is called with.
+        assert_eq!(p.cost_micro_usd("simulated", "mystery", usage), (0, true));
     }
 }

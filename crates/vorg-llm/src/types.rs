@@ -33,12 +33,23 @@ impl ChatRequest {
             .unwrap_or(&[])
     }
 
-    /// `max_completion_tokens` or `max_tokens`, when the caller set one.
+    /// The output-token limit the caller set: the largest of `max_completion_tokens` and
+    /// `max_tokens` (an upstream may honour either; `null` and non-numbers are no limit).
     pub fn max_tokens(&self) -> Option<u64> {
+        ["max_completion_tokens", "max_tokens"]
+            .iter()
+            .filter_map(|k| self.body.get(*k).and_then(Value::as_u64))
+            .max()
+    }
+
+    /// How many completions the caller asked for (`n`, 1 when absent or not a count; at
+    /// most 128, OpenAI's own bound).
+    pub fn choices(&self) -> u64 {
         self.body
-            .get("max_completion_tokens")
-            .or_else(|| self.body.get("max_tokens"))
+            .get("n")
             .and_then(Value::as_u64)
+            .unwrap_or(1)
+            .clamp(1, 128)
     }
 
     /// The text of every message, joined (for token estimates and the simulated provider).

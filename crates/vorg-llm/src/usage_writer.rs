@@ -20,6 +20,8 @@ pub struct UsageRow {
     pub completion_tokens: i64,
     pub cost_micro_usd: i64,
     pub priced: bool,
+    /// The tokens are estimated (a stream that ended without the upstream's usage).
+    pub estimated: bool,
     pub latency_ms: i64,
     pub streamed: bool,
     pub status: &'static str,
@@ -39,6 +41,7 @@ impl UsageRow {
             completion_tokens: self.completion_tokens,
             cost_micro_usd: self.cost_micro_usd,
             priced: self.priced,
+            estimated: self.estimated,
             latency_ms: self.latency_ms,
             streamed: self.streamed,
             status: self.status,

@@ -632,6 +632,7 @@ async fn usage_is_recorded_listed_and_summarised(store: Store) {
         completion_tokens: 5,
         cost_micro_usd: cost,
         priced,
+        estimated: false,
         latency_ms: 3,
         streamed: false,
         status,

@@ -17,6 +17,8 @@ pub struct NewUsage<'a> {
     pub completion_tokens: i64,
     pub cost_micro_usd: i64,
     pub priced: bool,
+    /// The tokens are the gateway's estimate (the upstream never said).
+    pub estimated: bool,
     pub latency_ms: i64,
     pub streamed: bool,
     /// `ok` or `error`.
@@ -37,6 +39,7 @@ pub struct UsageEvent {
     pub completion_tokens: i64,
     pub cost_micro_usd: i64,
     pub priced: bool,
+    pub estimated: bool,
     pub latency_ms: i64,
     pub streamed: bool,
     pub status: String,
@@ -49,8 +52,8 @@ macro_rules! insert_usage_sql {
     () => {
         "INSERT INTO usage_events (org_id, run_id, actor, user_id, token_id, \
      provider, model, prompt_tokens, completion_tokens, cost_micro_usd, priced, latency_ms, \
-     streamed, status, error, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+     streamed, status, error, created_at, estimated) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
     };
 }
 
@@ -74,6 +77,7 @@ macro_rules! bind_usage {
             .bind($u.status)
             .bind($u.error)
             .bind($now)
+            .bind($u.estimated)
     };
 }
 
@@ -109,8 +113,9 @@ impl Store {
     pub async fn list_usage(&self, page: Page) -> Result<Vec<UsageEvent>> {
         let rows = with_pool!(self, |p| sqlx::query_as(
             "SELECT id, run_id, actor, user_id, token_id, provider, model, prompt_tokens, \
-             completion_tokens, cost_micro_usd, priced, latency_ms, streamed, status, error, \
-             created_at FROM usage_events WHERE org_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+             completion_tokens, cost_micro_usd, priced, estimated, latency_ms, streamed, status, \
+             error, created_at FROM usage_events WHERE org_id = $1 AND id < $2 \
+             ORDER BY id DESC LIMIT $3"
         )
         .bind(DEFAULT_ORG)
         .bind(page.before_or_max())

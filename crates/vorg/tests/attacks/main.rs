@@ -15,6 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures_util::StreamExt;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use vorg_store::{Backend, testing::TestDb};
@@ -54,7 +55,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 impl Server {
-    async fn start(backend: Backend) -> Server {
+    async fn start(backend: Backend, upstream: &str) -> Server {
         let db = TestDb::new(backend).await;
         let data_dir = std::env::temp_dir().join(format!(
             "vorg-attacks-{}-{}",
@@ -72,6 +73,9 @@ impl Server {
             .env("DATABASE_URL", &db.url)
             .env("JWT_SECRET", JWT_SECRET)
             .env("VORG_LOGIN_PER_MINUTE_PER_IP", "1000")
+            .env("OPENAI_API_KEY", "sk-test-attack-0123456789")
+            .env("OPENAI_BASE_URL", upstream)
+            .env("VORG_LLM_ALIASES", "default=simulated/sim-1")
             .env("RUST_LOG", "warn")
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdin(Stdio::null())
@@ -439,9 +443,217 @@ async fn oversized_inputs_are_refused_fast(s: &Server, admin: &str) {
     s.assert_alive("oversized inputs").await;
 }
 
+/// An OpenAI-compatible upstream that is expensive to be fooled by: every answer claims
+/// 1,000 prompt and 100,000 completion tokens; a stream sends 900 one-token chunks and its
+/// finish, then its usage two seconds later; `gpt-4.1-nano` fails quoting keys.
+async fn costly_upstream() -> String {
+    use axum::{body::Body, response::IntoResponse};
+    async fn chat(axum::Json(req): axum::Json<Value>) -> axum::response::Response {
+        let model = req["model"].as_str().unwrap_or("").to_owned();
+        if model == "gpt-4.1-nano" {
+            let body = json!({ "error": { "message": "Incorrect API key provided: sk-proj-LeAkEd123456789. Authorization: Bearer sk-ant-api03-SeCrEt987654 api_key=hunter2hunter2", "type": "invalid_request_error" } });
+            return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+        }
+        if req["stream"] != true {
+            return axum::Json(json!({
+                "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model,
+                "choices": [{ "index": 0, "finish_reason": "stop",
+                              "message": { "role": "assistant", "content": "ok" } }],
+                "usage": { "prompt_tokens": 1000, "completion_tokens": 100000, "total_tokens": 101000 }
+            }))
+            .into_response();
+        }
+        let chunk = |delta: Value, finish: Value| {
+            let c = json!({ "id": "c", "object": "chat.completion.chunk", "created": 1,
+                "model": "gpt-4o", "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }] });
+            format!("data: {c}\n\n")
+        };
+        let mut head = String::new();
+        for _ in 0..900 {
+            head.push_str(&chunk(json!({ "content": "tok " }), Value::Null));
+        }
+        head.push_str(&chunk(json!({}), json!("stop")));
+        let usage = json!({ "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+            "choices": [], "usage": { "prompt_tokens": 10, "completion_tokens": 900, "total_tokens": 910 } });
+        let tail = format!("data: {usage}\n\ndata: [DONE]\n\n");
+        let parts = futures_util::stream::iter([(head, 0u64), (tail, 2000)]).then(
+            |(text, wait)| async move {
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+                Ok::<_, std::convert::Infallible>(text)
+            },
+        );
+        (
+            [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
+            Body::from_stream(parts),
+        )
+            .into_response()
+    }
+    let router = axum::Router::new().route("/v1/chat/completions", axum::routing::post(chat));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    url
+}
+
+async fn set_budgets(s: &Server, admin: &str, actor_daily_usd: &str) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../governance/policies.yaml"
+    );
+    let text = std::fs::read_to_string(path).unwrap().replace(
+        "actor_daily_usd: 50",
+        &format!("actor_daily_usd: {actor_daily_usd}"),
+    );
+    let resp = s
+        .client
+        .put(s.url("/governance/policies"))
+        .bearer_auth(admin)
+        .header("content-type", "application/yaml")
+        .body(text)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+fn chat(model: &str, extra: Value) -> Value {
+    let mut body = json!({ "model": model, "messages": [{ "role": "user", "content": "hi" }] });
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    body
+}
+
+/// The usage rows so far, newest first.
+async fn usage(s: &Server, admin: &str) -> Vec<Value> {
+    let resp = s
+        .client
+        .get(s.url("/usage/events?limit=200"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    read(resp).await.1["items"].as_array().unwrap().clone()
+}
+
+async fn budgets_hold(s: &Server, admin: &str) {
+    set_budgets(s, admin, "0.1").await;
+    // An unpriced model under a budget is refused, and the upstream never sees the call.
+    let (status, body) = s
+        .post(
+            "/v1/chat/completions",
+            admin,
+            &chat("openai/mystery-model", json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("price"),
+        "{body}"
+    );
+    // n completions and a null field do not shrink the reservation: $0.1 cannot cover
+    // 20 × 1,000 tokens of gpt-4o ($0.20), nor gpt-4o's 16,384-token maximum ($0.16).
+    for extra in [
+        json!({ "n": 20, "max_tokens": 1000 }),
+        json!({ "max_completion_tokens": null, "max_tokens": 100000 }),
+    ] {
+        let (status, body) = s
+            .post("/v1/chat/completions", admin, &chat("openai/gpt-4o", extra))
+            .await;
+        assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{body}");
+    }
+    // A dated snapshot is priced as its model: its (large) usage is charged.
+    let (status, body) = s
+        .post(
+            "/v1/chat/completions",
+            admin,
+            &chat("openai/gpt-4o-mini-2024-07-18", json!({ "max_tokens": 10 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let row = usage(s, admin).await.into_iter().next().unwrap();
+    assert_eq!(row["model"], "gpt-4o-mini-2024-07-18", "{row}");
+    assert!(
+        row["priced"] == true && row["cost_micro_usd"].as_i64().unwrap() > 60_000,
+        "{row}"
+    );
+    s.assert_alive("budgets").await;
+}
+
+async fn an_abandoned_stream_is_charged(s: &Server, admin: &str) {
+    set_budgets(s, admin, "50").await;
+    let mut resp = s
+        .client
+        .post(s.url("/v1/chat/completions"))
+        .bearer_auth(admin)
+        .json(&chat(
+            "openai/gpt-4o",
+            json!({ "stream": true, "max_tokens": 2000 }),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut text = String::new();
+    while !text.contains("\"finish_reason\":\"stop\"") {
+        let chunk = resp.chunk().await.unwrap().expect("the stream ended early");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(resp); // before the usage chunk
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let row = loop {
+        let rows = usage(s, admin).await;
+        if let Some(r) = rows.into_iter().find(|r| r["streamed"] == true) {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no usage row for the stream");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(row["estimated"], true, "{row}");
+    assert!(row["completion_tokens"].as_i64().unwrap() >= 900, "{row}");
+    assert!(row["cost_micro_usd"].as_i64().unwrap() >= 9_000, "{row}");
+    s.assert_alive("abandoned stream").await;
+}
+
+async fn upstream_keys_never_reach_callers(s: &Server, admin: &str) {
+    let (status, body) = s
+        .post(
+            "/v1/chat/completions",
+            admin,
+            &chat("openai/gpt-4.1-nano", json!({})),
+        )
+        .await;
+    assert!(
+        status.is_client_error() || status.is_server_error(),
+        "{body}"
+    );
+    let text = body.to_string();
+    for secret in ["LeAkEd123456789", "SeCrEt987654", "hunter2hunter2"] {
+        assert!(!text.contains(secret), "{text}");
+    }
+    let rows = usage(s, admin).await;
+    let row = rows
+        .iter()
+        .find(|r| r["model"] == "gpt-4.1-nano")
+        .expect("a usage row");
+    let error = row["error"].as_str().unwrap();
+    for secret in ["LeAkEd123456789", "SeCrEt987654", "hunter2hunter2"] {
+        assert!(!error.contains(secret), "{error}");
+    }
+    assert!(
+        !s.log().contains("hunter2hunter2"),
+        "the server log shows a key"
+    );
+    s.assert_alive("upstream keys").await;
+}
+
 async fn attacks(backend: Backend) {
-    let s = Server::start(backend).await;
+    let upstream = costly_upstream().await;
+    let s = Server::start(backend, &upstream).await;
     let admin = s.admin().await;
+    budgets_hold(&s, &admin).await;
+    an_abandoned_stream_is_charged(&s, &admin).await;
+    upstream_keys_never_reach_callers(&s, &admin).await;
     expression_bombs_are_refused(&s, &admin).await;
     alias_bombs_are_refused(&s, &admin).await;
     template_bombs_are_bounded(&s, &admin).await;
