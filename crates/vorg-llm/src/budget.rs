@@ -117,8 +117,9 @@ pub fn estimate_prompt_tokens(req: &ChatRequest) -> i64 {
 }
 
 /// Completion tokens one call may produce at most: `n` completions of the output limit the
-/// caller set, capped by the model's own maximum, which is the limit when the caller set none
-/// (`default_max_tokens` only when the model is free and its maximum unknown).
+/// caller set, or of the model's own maximum when the caller set none. A limit above the
+/// model's maximum is reserved as asked (the table's maximum may be out of date; the
+/// upstream refuses a limit it cannot honour, at no cost).
 pub fn worst_completion_tokens(
     pricing: &Pricing,
     req: &ChatRequest,
@@ -130,7 +131,7 @@ pub fn worst_completion_tokens(
         Priced::Known(p) | Priced::Fallback(p) => p.max_output.unwrap_or(UNKNOWN_MAX_OUTPUT),
         Priced::Unknown => default_max_tokens.max(UNKNOWN_MAX_OUTPUT),
     };
-    let each = req.max_tokens().unwrap_or(model_max).min(model_max);
+    let each = req.max_tokens().unwrap_or(model_max);
     i64::try_from(each.saturating_mul(req.choices())).unwrap_or(i64::MAX / 4)
 }
 
@@ -202,9 +203,9 @@ mod tests {
             worst(serde_json::json!({ "max_completion_tokens": 50, "max_tokens": 900 })),
             900
         );
-        // No limit: the model's own maximum, which also caps a larger request.
+        // No limit: the model's own maximum; a larger one is taken as asked.
         assert_eq!(worst(serde_json::json!({})), 16384);
-        assert_eq!(worst(serde_json::json!({ "max_tokens": 100000 })), 16384);
+        assert_eq!(worst(serde_json::json!({ "max_tokens": 100000 })), 100000);
         // A bad n counts as one.
         assert_eq!(worst(serde_json::json!({ "n": "x", "max_tokens": 7 })), 7);
     }

@@ -552,10 +552,12 @@ async fn budgets_hold(s: &Server, admin: &str) {
         "{body}"
     );
     // n completions and a null field do not shrink the reservation: $0.1 cannot cover
-    // 20 × 1,000 tokens of gpt-4o ($0.20), nor gpt-4o's 16,384-token maximum ($0.16).
+    // 20 × 1,000 tokens of gpt-4o ($0.20), nor 100,000 of them ($1), nor gpt-4o's own
+    // 16,384-token maximum when no limit is set ($0.16).
     for extra in [
         json!({ "n": 20, "max_tokens": 1000 }),
         json!({ "max_completion_tokens": null, "max_tokens": 100000 }),
+        json!({}),
     ] {
         let (status, body) = s
             .post("/v1/chat/completions", admin, &chat("openai/gpt-4o", extra))
