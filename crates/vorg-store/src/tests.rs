@@ -210,8 +210,11 @@ async fn revoked_and_expired_tokens_do_not_authenticate(store: Store) {
         store.revoke_token(live.id, Some(other.user.id)).await,
         Err(StoreError::NotFound)
     ));
+    assert!(store.token_is_live(live.id).await.unwrap());
     store.revoke_token(live.id, Some(u.user.id)).await.unwrap();
     assert!(store.authenticate_token("live").await.unwrap().is_none());
+    // Revoked here: seen at once, not after the liveness is next read.
+    assert!(!store.token_is_live(live.id).await.unwrap());
     assert!(matches!(
         store.revoke_token(live.id, None).await,
         Err(StoreError::NotFound)

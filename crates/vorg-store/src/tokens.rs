@@ -76,6 +76,8 @@ struct LiveToken {
 #[derive(Default)]
 pub(crate) struct TokenCache {
     map: std::sync::RwLock<std::collections::HashMap<String, (std::time::Instant, LiveToken)>>,
+    /// Whether a token id is live, as [`Store::token_is_live`] last read it.
+    live: std::sync::RwLock<std::collections::HashMap<i64, (std::time::Instant, bool)>>,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -103,6 +105,24 @@ impl TokenCache {
     fn forget(&self, token_id: i64) {
         if let Ok(mut map) = self.map.write() {
             map.retain(|_, (_, t)| t.token_id != token_id);
+        }
+        if let Ok(mut live) = self.live.write() {
+            live.remove(&token_id);
+        }
+    }
+
+    fn liveness(&self, token_id: i64) -> Option<bool> {
+        let live = self.live.read().ok()?;
+        let (at, is_live) = live.get(&token_id)?;
+        (at.elapsed() < crate::ROLES_TTL).then_some(*is_live)
+    }
+
+    fn note_liveness(&self, token_id: i64, is_live: bool) {
+        if let Ok(mut live) = self.live.write() {
+            if live.len() >= 100_000 {
+                live.clear();
+            }
+            live.insert(token_id, (std::time::Instant::now(), is_live));
         }
     }
 }
@@ -219,9 +239,14 @@ impl Store {
         })
     }
 
-    /// Whether the token `token_id` still works (not revoked, not expired). Read from the
-    /// database each time: open streams ask this every few seconds to close on revocation.
+    /// Whether the token `token_id` still works (not revoked, not expired). Open streams ask
+    /// this every few seconds to close on revocation: the answer is kept for
+    /// [`crate::ROLES_TTL`] (a revocation through this process is seen at once), so ten
+    /// thousand streams of one token cost one query a second.
     pub async fn token_is_live(&self, token_id: i64) -> Result<bool> {
+        if let Some(known) = self.tokens.liveness(token_id) {
+            return Ok(known);
+        }
         let row: Option<(i64,)> = with_pool!(self, |p| sqlx::query_as(
             "SELECT id FROM api_tokens WHERE id = $1 AND revoked_at IS NULL \
              AND (expires_at IS NULL OR expires_at > $2)"
@@ -230,6 +255,7 @@ impl Store {
         .bind(Utc::now())
         .fetch_optional(p)
         .await)?;
+        self.tokens.note_liveness(token_id, row.is_some());
         Ok(row.is_some())
     }
 }
