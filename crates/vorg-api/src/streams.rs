@@ -53,7 +53,8 @@ struct Holder {
     store: vorg_store::Store,
     credential: Credential,
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
-    next_check: tokio::time::Instant,
+    /// One timer for the stream's life, reset when it fires (not one per event).
+    next_check: std::pin::Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Holder {
@@ -63,14 +64,16 @@ impl Holder {
             store: state.store.clone(),
             credential: user.credential,
             expires_at: user.expires_at,
-            next_check: tokio::time::Instant::now() + RECHECK,
+            next_check: Box::pin(tokio::time::sleep(RECHECK)),
         }
     }
 
     /// Waits for the next re-check, then tells whether the credential still works.
     async fn still_valid(&mut self) -> bool {
-        tokio::time::sleep_until(self.next_check).await;
-        self.next_check = tokio::time::Instant::now() + RECHECK;
+        self.next_check.as_mut().await;
+        self.next_check
+            .as_mut()
+            .reset(tokio::time::Instant::now() + RECHECK);
         if self.expires_at.is_some_and(|t| t <= chrono::Utc::now()) {
             return false;
         }
