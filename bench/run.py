@@ -195,6 +195,10 @@ def bench_sse(clients):
     data = tempfile.mkdtemp(prefix="vorg-bench-sse-")
     env = dict(os.environ, VORG_DATA_DIR=data, RUST_LOG="warn", VORG_CONFIG=os.path.join(data, "none.toml"))
     env.pop("DATABASE_URL", None)
+    # One token from one address holds every connection here: lift the per-caller and
+    # per-address stream caps (the global cap still follows the open-files limit).
+    env.update(VORG_STREAMS_PER_CALLER="100000", VORG_STREAMS_PER_IP="100000",
+               VORG_STREAMS_MAX="100000")
     port = free_port()
     proc, _ = start_vorg(env, port)
     base = f"http://127.0.0.1:{port}"
