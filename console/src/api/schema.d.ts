@@ -1981,12 +1981,20 @@ export interface components {
                 /** Format: date-time */
                 created_at: string;
                 error?: string | null;
+                /**
+                 * @description The tokens are vorg's estimate: the upstream never reported usage (a stream the
+                 *     client closed before its usage chunk, or that broke).
+                 */
+                estimated: boolean;
                 /** Format: int64 */
                 id: number;
                 /** Format: int64 */
                 latency_ms: number;
                 model: string;
-                /** @description False when the model had no price (counted at 0): add it to the pricing table. */
+                /**
+                 * @description False when the model had no price in the table (counted at 0, or at the pricing
+                 *     file's `unpriced` rate): add it to the pricing table.
+                 */
                 priced: boolean;
                 /** Format: int64 */
                 prompt_tokens: number;
@@ -2321,12 +2329,20 @@ export interface components {
             /** Format: date-time */
             created_at: string;
             error?: string | null;
+            /**
+             * @description The tokens are vorg's estimate: the upstream never reported usage (a stream the
+             *     client closed before its usage chunk, or that broke).
+             */
+            estimated: boolean;
             /** Format: int64 */
             id: number;
             /** Format: int64 */
             latency_ms: number;
             model: string;
-            /** @description False when the model had no price (counted at 0): add it to the pricing table. */
+            /**
+             * @description False when the model had no price in the table (counted at 0, or at the pricing
+             *     file's `unpriced` rate): add it to the pricing table.
+             */
             priced: boolean;
             /** Format: int64 */
             prompt_tokens: number;
