@@ -4,7 +4,8 @@
 //! A dated snapshot (`gpt-4o-2024-08-06`, `claude-sonnet-4-5-20250929`) costs what its base
 //! model costs. A model the table does not know is *unpriced*: the gateway refuses it when a
 //! budget applies, unless the file sets an `unpriced` fallback rate, which then prices it
-//! (and its usage rows stay flagged `priced: false`). The `simulated` provider is free.
+//! (and its usage rows stay flagged `priced: false`). The `simulated` provider is free
+//! unless the table names it (`simulated/<model>`).
 
 use std::collections::HashMap;
 
@@ -145,11 +146,15 @@ impl Pricing {
     /// How `model` on `provider` is priced.
     pub fn priced(&self, provider: &str, model: &str) -> Priced {
         if provider == "simulated" {
-            return Priced::Known(ExactPrice {
+            // Free unless the table prices it by its full name (for demos of the usage
+            // views); never by a real model's name it was called with, never unpriced.
+            let free = ExactPrice {
                 input_micro_per_m: 0,
                 output_micro_per_m: 0,
                 max_output: None,
-            });
+            };
+            let own = self.models.get(&format!("simulated/{model}")).copied();
+            return Priced::Known(own.unwrap_or(free));
         }
         if let Some(p) = self
             .lookup(provider, model)
@@ -252,7 +257,14 @@ mod tests {
             (90_000_000, false)
         );
         assert!(matches!(p.priced("openai", "mystery"), Priced::Fallback(_)));
-        // The simulated provider is free whatever it is called with.
+        // The simulated provider is free whatever it is called with, unless priced by name.
         assert_eq!(p.cost_micro_usd("simulated", "mystery", usage), (0, true));
+        assert_eq!(p.cost_micro_usd("simulated", "a", usage), (0, true));
+        let demo =
+            Pricing::parse("models:\n  simulated/sim-1: { input: 3, output: 15 }\n").unwrap();
+        assert_eq!(
+            demo.cost_micro_usd("simulated", "sim-1", usage),
+            (18_000_000, true)
+        );
     }
 }
