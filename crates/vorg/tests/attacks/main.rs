@@ -31,7 +31,7 @@ struct Server {
     peak_kib: Arc<AtomicU64>,
     killed: Arc<AtomicBool>,
     data_dir: std::path::PathBuf,
-    _db: TestDb,
+    db: TestDb,
 }
 
 fn free_port() -> u16 {
@@ -76,6 +76,9 @@ impl Server {
             .env("OPENAI_API_KEY", "sk-test-attack-0123456789")
             .env("OPENAI_BASE_URL", upstream)
             .env("VORG_LLM_ALIASES", "default=simulated/sim-1")
+            .env("ALLOW_SIGNUP", "true")
+            .env("VORG_TRUSTED_PROXIES", "127.0.0.1")
+            .env("VORG_LOGIN_PER_MINUTE_PER_ACCOUNT", "3")
             .env("RUST_LOG", "warn")
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdin(Stdio::null())
@@ -107,7 +110,7 @@ impl Server {
             peak_kib,
             killed,
             data_dir,
-            _db: db,
+            db,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -649,6 +652,155 @@ async fn upstream_keys_never_reach_callers(s: &Server, admin: &str) {
     s.assert_alive("upstream keys").await;
 }
 
+/// A user holding `role` (and `viewer`, from signing up): their id and session token.
+async fn user(s: &Server, admin: &str, email: &str, role: &str) -> (i64, String) {
+    let password = "correct horse battery";
+    let (status, body) = s
+        .post(
+            "/auth/register",
+            "",
+            &json!({ "email": email, "password": password }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body["user_id"].as_i64().unwrap();
+    let (status, granted) = s
+        .post(
+            &format!("/users/{id}/roles"),
+            admin,
+            &json!({ "role": role }),
+        )
+        .await;
+    assert!(status.is_success(), "{granted}");
+    (id, body["access_token"].as_str().unwrap().to_owned())
+}
+
+async fn rights_hold(s: &Server, admin: &str, backend: Backend) {
+    let (_, alice) = user(s, admin, "alice@example.com", "engineer").await;
+    let (_, bob) = user(s, admin, "bob@example.com", "engineer").await;
+    // Someone else's run: neither cancelled nor charged.
+    let (_, run) = s
+        .post(
+            "/runs/start_demo",
+            &alice,
+            &json!({ "steps": 20, "step_ms": 200 }),
+        )
+        .await;
+    let run = run["run_id"].as_i64().unwrap();
+    let (status, _) = s
+        .post(&format!("/runs/{run}/cancel"), &bob, &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = s
+        .post(
+            "/llm/generate",
+            &bob,
+            &json!({ "prompt": "hi", "run_id": run }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Someone else's workflow: no new version.
+    let wf = "engine: dag\nname: mine\nsteps:\n  - { id: a, agent: ceo, prompt: hi }\n";
+    assert_eq!(
+        s.post_yaml("/workflows", &alice, wf.into()).await.0,
+        StatusCode::CREATED
+    );
+    let (status, _) = s
+        .post_yaml("/workflows", &bob, wf.replace("hi", "leak"))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A run's approval is its starter's request: the starter cannot decide it.
+    let ask = "engine: graph\nname: ask\nstate: { a: object }\nstart: ask\nnodes:\n  - { id: ask, kind: tool, tool: submit_approval, args: { description: laptops, amount_usd: 900 }, output: a, next: END }\n";
+    let (status, started) = s
+        .post("/workflows/run", admin, &json!({ "workflow": ask }))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let id = started["run_id"].as_i64().unwrap();
+    let run = s.ended(admin, id).await;
+    let approval = run["output"]["results"]["a"]["id"]
+        .as_i64()
+        .expect("an approval");
+    let (status, _) = s
+        .post(&format!("/approvals/{approval}/approve"), admin, &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A revoked token loses its open streams and the stream tokens minted with it.
+    let (status, created) = s
+        .post("/auth/tokens", admin, &json!({ "name": "watch" }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (token_id, token) = (
+        created["id"].as_i64().unwrap(),
+        created["token"].as_str().unwrap().to_owned(),
+    );
+    let (_, minted) = s.post("/auth/stream-token", &token, &json!({})).await;
+    let stream_url = s.url(&format!(
+        "/streams/events?access_token={}",
+        minted["token"].as_str().unwrap()
+    ));
+    let mut open = s.client.get(&stream_url).send().await.unwrap();
+    assert_eq!(open.status(), StatusCode::OK);
+    let revoked = s
+        .client
+        .delete(s.url(&format!("/auth/tokens/{token_id}")))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    let ended = tokio::time::timeout(Duration::from_secs(8), async {
+        while let Ok(Some(_)) = open.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its token's revocation");
+    let again = s.client.get(&stream_url).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    // Behind the trusted proxy, an attacker's failures do not lock the owner out.
+    let login = |ip: &'static str, password: &'static str| {
+        s.client
+            .post(s.url("/auth/login"))
+            .header("x-forwarded-for", ip)
+            .json(&json!({ "email": "alice@example.com", "password": password }))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            login("203.0.113.9", "wrong").await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login("203.0.113.9", "wrong").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        login("198.51.100.4", "correct horse battery")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    // The docs are framed by nobody; the data is readable by its owner only.
+    let docs = s.client.get(s.url("/docs/")).send().await.unwrap();
+    assert!(
+        docs.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&s.data_dir), 0o700);
+        if backend == Backend::Sqlite {
+            let db = s.db.url.trim_start_matches("sqlite://");
+            assert_eq!(mode(std::path::Path::new(db)), 0o600);
+        }
+    }
+    s.assert_alive("rights").await;
+}
+
 async fn attacks(backend: Backend) {
     let upstream = costly_upstream().await;
     let s = Server::start(backend, &upstream).await;
@@ -656,6 +808,7 @@ async fn attacks(backend: Backend) {
     budgets_hold(&s, &admin).await;
     an_abandoned_stream_is_charged(&s, &admin).await;
     upstream_keys_never_reach_callers(&s, &admin).await;
+    rights_hold(&s, &admin, backend).await;
     expression_bombs_are_refused(&s, &admin).await;
     alias_bombs_are_refused(&s, &admin).await;
     template_bombs_are_bounded(&s, &admin).await;
