@@ -129,20 +129,39 @@ pub(crate) fn wants_async(headers: &HeaderMap) -> bool {
         .any(|p| p.trim().eq_ignore_ascii_case("respond-async"))
 }
 
-/// Waits for `run_id` to end, up to `limit`.
+/// Waits for `run_id` to end, up to `limit`: woken by the run's status rows on the stream
+/// hub (rows first: a status is committed before it is published), with a re-read every 2 s
+/// as a safety net, instead of polling the database.
 async fn wait_for(state: &AppState, run_id: i64, limit: Duration) -> ApiResult<Option<Run>> {
+    use tokio::sync::broadcast::error::RecvError;
     let deadline = tokio::time::Instant::now() + limit;
-    let mut pause = Duration::from_millis(20);
+    // Subscribe before reading: a status committed in between is in one or the other.
+    let mut rx = state.hub.subscribe_run(run_id);
     loop {
         let run = state.store.get_run(run_id).await?;
         if run.status().is_terminal() {
             return Ok(Some(run));
         }
-        if tokio::time::Instant::now() >= deadline {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
             return Ok(None);
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(250));
+        let wake = (now + Duration::from_secs(2)).min(deadline);
+        loop {
+            tokio::select! {
+                received = rx.recv() => match received {
+                    Ok(live) if live.row.kind == "status" => break,
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => break,
+                    // The hub is shutting down: no more wake-ups, only the re-read.
+                    Err(RecvError::Closed) => {
+                        tokio::time::sleep_until(wake).await;
+                        break;
+                    }
+                },
+                _ = tokio::time::sleep_until(wake) => break,
+            }
+        }
     }
 }
 
