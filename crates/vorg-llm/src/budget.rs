@@ -127,9 +127,10 @@ pub fn worst_completion_tokens(
     model: &str,
     default_max_tokens: u64,
 ) -> i64 {
+    let unknown = default_max_tokens.max(UNKNOWN_MAX_OUTPUT);
     let model_max = match pricing.priced(provider, model) {
-        Priced::Known(p) | Priced::Fallback(p) => p.max_output.unwrap_or(UNKNOWN_MAX_OUTPUT),
-        Priced::Unknown => default_max_tokens.max(UNKNOWN_MAX_OUTPUT),
+        Priced::Known(p) | Priced::Fallback(p) => p.max_output.unwrap_or(unknown),
+        Priced::Unknown => unknown,
     };
     let each = req.max_tokens().unwrap_or(model_max);
     i64::try_from(each.saturating_mul(req.choices())).unwrap_or(i64::MAX / 4)

@@ -125,6 +125,19 @@ impl Provider for OpenAi {
                                                 format!("a stream chunk is not JSON: {err}"),
                                             )
                                         });
+                                    // An error event mid-stream ends it as an error (its text
+                                    // redacted), never as a chunk passed on raw.
+                                    let item = item.and_then(|v| match v.get("error") {
+                                        Some(err) if err.is_object() => Err(ProviderError::new(
+                                            &name,
+                                            ErrorKind::Server,
+                                            format!(
+                                                "the stream failed: {}",
+                                                err["message"].as_str().unwrap_or("error")
+                                            ),
+                                        )),
+                                        _ => Ok(v),
+                                    });
                                     let over = item.is_err();
                                     return Some((item, (events, over)));
                                 }

@@ -16,7 +16,8 @@ use crate::Usage;
 /// The shipped table.
 pub const DEFAULT_PRICING: &str = include_str!("../../../config/pricing.yaml");
 
-/// Output tokens assumed as a priced model's most when its entry states no `max_output`.
+/// Output tokens assumed as a model's most when the table states no `max_output` for it (or
+/// the policies' `default_max_tokens`, when larger).
 pub const UNKNOWN_MAX_OUTPUT: u64 = 65_536;
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
@@ -143,6 +144,11 @@ impl Pricing {
             .copied()
     }
 
+    /// `provider/*`: the price of every other model of a provider (a local server's, free).
+    fn provider_wide(&self, provider: &str) -> Option<ExactPrice> {
+        self.models.get(&format!("{provider}/*")).copied()
+    }
+
     /// How `model` on `provider` is priced.
     pub fn priced(&self, provider: &str, model: &str) -> Priced {
         if provider == "simulated" {
@@ -159,6 +165,7 @@ impl Pricing {
         if let Some(p) = self
             .lookup(provider, model)
             .or_else(|| snapshot_base(model).and_then(|base| self.lookup(provider, base)))
+            .or_else(|| self.provider_wide(provider))
         {
             return Priced::Known(p);
         }
@@ -257,6 +264,10 @@ mod tests {
             (90_000_000, false)
         );
         assert!(matches!(p.priced("openai", "mystery"), Priced::Fallback(_)));
+        // `provider/*` prices every other model of a provider (e.g. a local Ollama, free).
+        let local = Pricing::parse("models:\n  ollama/*: { input: 0, output: 0 }\n").unwrap();
+        assert_eq!(local.cost_micro_usd("ollama", "llama3.3", usage), (0, true));
+        assert_eq!(local.priced("openai", "llama3.3"), Priced::Unknown);
         // The simulated provider is free whatever it is called with, unless priced by name.
         assert_eq!(p.cost_micro_usd("simulated", "mystery", usage), (0, true));
         assert_eq!(p.cost_micro_usd("simulated", "a", usage), (0, true));

@@ -143,7 +143,13 @@ impl Server {
             !self.killed.load(Ordering::Relaxed),
             "{after}: the server passed {RSS_LIMIT_KIB} KiB and was killed"
         );
-        let health = self.client.get(self.url("/health")).send().await;
+        // A fresh connection: a pooled one may be one the server just closed on purpose (it
+        // hangs up after refusing an oversized body).
+        let fresh = Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let health = fresh.get(self.url("/health")).send().await;
         assert!(
             health.is_ok_and(|r| r.status() == StatusCode::OK),
             "{after}: the server no longer answers /health\n{}",
@@ -457,6 +463,14 @@ async fn costly_upstream() -> String {
             let body = json!({ "error": { "message": "Incorrect API key provided: sk-proj-LeAkEd123456789. Authorization: Bearer sk-ant-api03-SeCrEt987654 api_key=hunter2hunter2", "type": "invalid_request_error" } });
             return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
         }
+        if model == "gpt-4.1-mini" {
+            let event = json!({ "error": { "message": "quota: key sk-proj-MidStream12345 is over", "type": "server_error" } });
+            return (
+                [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
+                format!("data: {event}\n\n"),
+            )
+                .into_response();
+        }
         if req["stream"] != true {
             return axum::Json(json!({
                 "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model,
@@ -649,6 +663,20 @@ async fn upstream_keys_never_reach_callers(s: &Server, admin: &str) {
         !s.log().contains("hunter2hunter2"),
         "the server log shows a key"
     );
+    // An error event in the middle of a stream is not passed on raw.
+    let resp = s
+        .client
+        .post(s.url("/v1/chat/completions"))
+        .bearer_auth(admin)
+        .json(&chat(
+            "openai/gpt-4.1-mini",
+            json!({ "stream": true, "max_tokens": 10 }),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let text = resp.text().await.unwrap_or_default();
+    assert!(!text.contains("MidStream12345"), "{text}");
     s.assert_alive("upstream keys").await;
 }
 
