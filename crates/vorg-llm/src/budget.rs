@@ -10,7 +10,7 @@ use vorg_store::BudgetKey;
 
 use crate::{
     ChatRequest, Pricing, Usage,
-    gateway::CallContext,
+    call::CallContext,
     pricing::{Priced, UNKNOWN_MAX_OUTPUT},
 };
 
@@ -156,14 +156,6 @@ pub fn worst_case(
         ),
     };
     pricing.cost_micro_usd(provider, model, usage).0
-}
-
-/// A reservation to settle when the call ends.
-#[derive(Debug, Clone)]
-pub struct Charge {
-    pub keys: Vec<BudgetKey>,
-    pub reserved: i64,
-    pub warn_permille: i64,
 }
 
 #[cfg(test)]

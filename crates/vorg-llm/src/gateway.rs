@@ -11,26 +11,10 @@ use vorg_store::Store;
 
 use crate::{
     ChatRequest, ChatResponse, ChunkStream, ErrorKind, Pricing, Provider, ProviderError, Usage,
-    budget::{BudgetExceeded, Charge, Governor, model_matches, period_end, worst_case},
+    budget::{BudgetExceeded, Governor, model_matches, period_end, worst_case},
+    call::{CallContext, Charge},
     pricing::Priced,
 };
-
-/// Who a call is for, for usage and budgets.
-#[derive(Debug, Clone, Default)]
-pub struct CallContext {
-    /// A readable label: an e-mail, a persona id, `system`.
-    pub actor: String,
-    pub user_id: Option<i64>,
-    pub token_id: Option<i64>,
-    pub run_id: Option<i64>,
-    /// The persona the call speaks for (its `risk_limits.max_spend` is a budget).
-    pub persona: Option<String>,
-    /// The caller's roles, for the model allow-list (empty: not checked).
-    pub roles: Vec<vorg_domain::Role>,
-    /// The user a run's call is made for (their e-mail), when the actor is a persona: their
-    /// `actor` budget applies too.
-    pub on_behalf_of: Option<String>,
-}
 
 /// Retry behaviour for one provider in a chain.
 #[derive(Debug, Clone)]

@@ -8,6 +8,7 @@
 
 pub mod anthropic;
 pub mod budget;
+pub mod call;
 mod error;
 pub mod gateway;
 pub mod openai;
@@ -18,8 +19,9 @@ mod types;
 pub mod usage_writer;
 
 pub use budget::{BudgetExceeded, CallPolicy, Governor};
+pub use call::CallContext;
 pub use error::{ErrorKind, ProviderError};
-pub use gateway::{CallContext, Gateway, GatewayError, RetryPolicy};
+pub use gateway::{Gateway, GatewayError, RetryPolicy};
 pub use pricing::Pricing;
 pub use provider::{ChunkStream, Provider};
 pub use types::{ChatRequest, ChatResponse, Usage};

@@ -52,7 +52,7 @@ impl UsageRow {
 
 enum Msg {
     Row(Box<UsageRow>),
-    Settle(crate::budget::Charge, i64),
+    Settle(crate::call::Charge, i64),
     Flush(oneshot::Sender<()>),
 }
 
@@ -93,7 +93,7 @@ impl UsageWriter {
     }
 
     /// Settles a budget charge at `cost` (inline when there is no writer task).
-    pub async fn settle(&self, charge: crate::budget::Charge, cost: i64) {
+    pub async fn settle(&self, charge: crate::call::Charge, cost: i64) {
         let msg = Msg::Settle(charge, cost);
         let msg = match &self.tx {
             Some(tx) => match tx.send(msg) {
@@ -148,7 +148,7 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Msg>) {
     }
 }
 
-async fn settle(store: &Store, c: &crate::budget::Charge, cost: i64) {
+async fn settle(store: &Store, c: &crate::call::Charge, cost: i64) {
     if let Err(e) = store
         .settle_budget(&c.keys, c.reserved, cost, c.warn_permille)
         .await

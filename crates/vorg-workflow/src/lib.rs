@@ -14,6 +14,7 @@ pub mod dag;
 pub mod definition;
 mod expr;
 pub mod graph;
+mod problem;
 mod runtime;
 mod schema;
 mod template;

@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::validate::Problem;
+use crate::problem::Problem;
 
 const SCHEMA: &str = include_str!("../../../schemas/workflow.schema.json");
 

@@ -4,38 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::definition::*;
 use crate::expr::Expr;
+pub use crate::problem::Problem;
 use crate::template;
-
-/// One problem of a document: where (`steps[2].depends_on`, empty for the root) and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    pub path: String,
-    pub message: String,
-}
-
-impl Problem {
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Problem {
-        Problem {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
-}
 
 /// Parses a YAML or JSON workflow document and checks it; every problem comes back. The
 /// text is a client's: it is parsed with [`vorg_domain::yaml::parse_untrusted`] (at most
