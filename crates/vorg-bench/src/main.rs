@@ -158,14 +158,14 @@ async fn seed(url: &str, runs: usize, usage: usize, log_lines: usize) -> anyhow:
     let mut done = 0;
     while done < usage {
         let n = (usage - done).min(1000);
-        let rows: Vec<vorg_store::NewUsage<'_>> = (done..done + n)
+        let rows: Vec<vorg_store::NewUsage> = (done..done + n)
             .map(|i| vorg_store::NewUsage {
                 run_id: ids.get(i % ids.len().max(1)).copied(),
-                actor: actors[i % actors.len()],
+                actor: actors[i % actors.len()].to_owned(),
                 user_id: None,
                 token_id: None,
-                provider: "openai",
-                model: models[i % models.len()],
+                provider: "openai".to_owned(),
+                model: models[i % models.len()].to_owned(),
                 prompt_tokens: 500,
                 completion_tokens: 120,
                 cost_micro_usd: 150 + (i % 50) as i64,

@@ -5,50 +5,10 @@
 //! [`UsageWriter::flush`] first, so what a client did is always visible to it.
 
 use tokio::sync::{mpsc, oneshot};
-use vorg_store::{NewUsage, Store, StoreError};
+use vorg_store::{Store, StoreError};
 
-/// One call's row, owned (it outlives the call).
-#[derive(Debug, Clone)]
-pub struct UsageRow {
-    pub run_id: Option<i64>,
-    pub actor: String,
-    pub user_id: Option<i64>,
-    pub token_id: Option<i64>,
-    pub provider: String,
-    pub model: String,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub cost_micro_usd: i64,
-    pub priced: bool,
-    /// The tokens are estimated (a stream that ended without the upstream's usage).
-    pub estimated: bool,
-    pub latency_ms: i64,
-    pub streamed: bool,
-    pub status: &'static str,
-    pub error: Option<String>,
-}
-
-impl UsageRow {
-    fn as_new(&self) -> NewUsage<'_> {
-        NewUsage {
-            run_id: self.run_id,
-            actor: &self.actor,
-            user_id: self.user_id,
-            token_id: self.token_id,
-            provider: &self.provider,
-            model: &self.model,
-            prompt_tokens: self.prompt_tokens,
-            completion_tokens: self.completion_tokens,
-            cost_micro_usd: self.cost_micro_usd,
-            priced: self.priced,
-            estimated: self.estimated,
-            latency_ms: self.latency_ms,
-            streamed: self.streamed,
-            status: self.status,
-            error: self.error.as_deref(),
-        }
-    }
-}
+/// One call's row: the store's insert itself.
+pub use vorg_store::NewUsage as UsageRow;
 
 enum Msg {
     Row(Box<UsageRow>),
@@ -160,19 +120,18 @@ async fn settle(store: &Store, c: &crate::call::Charge, cost: i64) {
 /// Writes `rows` in one transaction; if that fails, one by one, so one bad row (a run
 /// deleted meanwhile) costs only its link, never the others.
 async fn write(store: &Store, rows: &[UsageRow]) {
-    let batch: Vec<NewUsage<'_>> = rows.iter().map(UsageRow::as_new).collect();
-    if store.record_usage_batch(&batch).await.is_ok() {
+    if store.record_usage_batch(rows).await.is_ok() {
         return;
     }
     for row in rows {
-        match store.record_usage(row.as_new()).await {
+        match store.record_usage(row).await {
             Ok(_) => {}
             Err(StoreError::Conflict(_)) if row.run_id.is_some() => {
-                let unlinked = NewUsage {
+                let unlinked = UsageRow {
                     run_id: None,
-                    ..row.as_new()
+                    ..row.clone()
                 };
-                if let Err(e) = store.record_usage(unlinked).await {
+                if let Err(e) = store.record_usage(&unlinked).await {
                     tracing::error!(error = %e, provider = %row.provider, model = %row.model, "could not record LLM usage");
                 }
             }

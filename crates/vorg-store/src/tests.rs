@@ -626,11 +626,11 @@ async fn usage_is_recorded_listed_and_summarised(store: Store) {
     use crate::{NewUsage, UsageGroup};
     let row = |provider: &'static str, cost: i64, status: &'static str, priced: bool| NewUsage {
         run_id: None,
-        actor: "ann@example.com",
+        actor: "ann@example.com".to_owned(),
         user_id: Some(1),
         token_id: None,
-        provider,
-        model: "m",
+        provider: provider.to_owned(),
+        model: "m".to_owned(),
         prompt_tokens: 10,
         completion_tokens: 5,
         cost_micro_usd: cost,
@@ -642,15 +642,15 @@ async fn usage_is_recorded_listed_and_summarised(store: Store) {
         error: None,
     };
     store
-        .record_usage(row("openai", 1_500, "ok", true))
+        .record_usage(&row("openai", 1_500, "ok", true))
         .await
         .unwrap();
     store
-        .record_usage(row("openai", 0, "error", true))
+        .record_usage(&row("openai", 0, "error", true))
         .await
         .unwrap();
     store
-        .record_usage(row("ollama", 0, "ok", false))
+        .record_usage(&row("ollama", 0, "ok", false))
         .await
         .unwrap();
     let listed = store

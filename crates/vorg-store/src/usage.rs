@@ -4,15 +4,16 @@ use chrono::{DateTime, Utc};
 
 use crate::{DEFAULT_ORG, Page, Result, Store, with_pool};
 
-/// A call to record.
+/// A call to record: what the gateway's usage writer queues and the store inserts (owned,
+/// since it outlives the call that made it).
 #[derive(Debug, Clone)]
-pub struct NewUsage<'a> {
+pub struct NewUsage {
     pub run_id: Option<i64>,
-    pub actor: &'a str,
+    pub actor: String,
     pub user_id: Option<i64>,
     pub token_id: Option<i64>,
-    pub provider: &'a str,
-    pub model: &'a str,
+    pub provider: String,
+    pub model: String,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub cost_micro_usd: i64,
@@ -22,8 +23,8 @@ pub struct NewUsage<'a> {
     pub latency_ms: i64,
     pub streamed: bool,
     /// `ok` or `error`.
-    pub status: &'a str,
-    pub error: Option<&'a str>,
+    pub status: &'static str,
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -63,11 +64,11 @@ macro_rules! bind_usage {
         $query
             .bind(DEFAULT_ORG)
             .bind($u.run_id)
-            .bind($u.actor)
+            .bind(&$u.actor)
             .bind($u.user_id)
             .bind($u.token_id)
-            .bind($u.provider)
-            .bind($u.model)
+            .bind(&$u.provider)
+            .bind(&$u.model)
             .bind($u.prompt_tokens)
             .bind($u.completion_tokens)
             .bind($u.cost_micro_usd)
@@ -75,14 +76,14 @@ macro_rules! bind_usage {
             .bind($u.latency_ms)
             .bind($u.streamed)
             .bind($u.status)
-            .bind($u.error)
+            .bind(&$u.error)
             .bind($now)
             .bind($u.estimated)
     };
 }
 
 impl Store {
-    pub async fn record_usage(&self, u: NewUsage<'_>) -> Result<i64> {
+    pub async fn record_usage(&self, u: &NewUsage) -> Result<i64> {
         let id: i64 = with_pool!(self, |p| bind_usage!(
             sqlx::query_scalar(concat!(insert_usage_sql!(), " RETURNING id")),
             u,
@@ -94,7 +95,7 @@ impl Store {
     }
 
     /// Writes several rows in one transaction (all or none).
-    pub async fn record_usage_batch(&self, rows: &[NewUsage<'_>]) -> Result<()> {
+    pub async fn record_usage_batch(&self, rows: &[NewUsage]) -> Result<()> {
         let _guard = self.hot_write().await;
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
