@@ -1,5 +1,7 @@
 //! The GraphQL documents sent to Linear, one `.graphql` file per operation under
-//! `src/documents/`. Tests validate every file against Linear's published schema.
+//! `src/documents/`, with shared fragments under `src/documents/fragments/` appended to the
+//! documents that spread them. Tests validate every document against Linear's published
+//! schema.
 
 /// One operation: its file, name, root field and text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +24,19 @@ macro_rules! document {
             text: include_str!(concat!("documents/", $file)),
         };
     };
+    // A document that returns issues: sent with the `IssueFields` fragment it spreads.
+    ($const:ident, $file:literal, $operation:literal, $root:literal, with IssueFields) => {
+        pub const $const: Document = Document {
+            file: $file,
+            operation: $operation,
+            root_field: $root,
+            text: concat!(
+                include_str!(concat!("documents/", $file)),
+                "\n",
+                include_str!("documents/fragments/issue_fields.graphql")
+            ),
+        };
+    };
 }
 
 document!(VIEWER, "viewer.graphql", "Viewer", "viewer");
@@ -35,19 +50,27 @@ document!(
 document!(CYCLES, "cycles.graphql", "Cycles", "cycles");
 document!(LABELS, "labels.graphql", "IssueLabels", "issueLabels");
 document!(PROJECTS, "projects.graphql", "Projects", "projects");
-document!(ISSUES, "issues.graphql", "Issues", "issues");
-document!(ISSUE, "issue.graphql", "Issue", "issue");
+document!(
+    ISSUES,
+    "issues.graphql",
+    "Issues",
+    "issues",
+    with IssueFields
+);
+document!(ISSUE, "issue.graphql", "Issue", "issue", with IssueFields);
 document!(
     ISSUE_CREATE,
     "issue_create.graphql",
     "IssueCreate",
-    "issueCreate"
+    "issueCreate",
+    with IssueFields
 );
 document!(
     ISSUE_UPDATE,
     "issue_update.graphql",
     "IssueUpdate",
-    "issueUpdate"
+    "issueUpdate",
+    with IssueFields
 );
 document!(
     COMMENT_CREATE,
