@@ -1,11 +1,13 @@
 //! vorg's domain vocabulary: roles, permissions, validated input types, and the bounded
-//! parser of client documents ([`yaml::parse_untrusted`]).
+//! parser of client documents ([`yaml::parse_untrusted`]), and JSON Schema problems at their
+//! paths ([`json_schema::problems`]).
 //!
 //! Nothing here does I/O. Values are parsed once at the boundary (`Email::parse`,
 //! `Password::parse`, `Role::from_str`) and trusted afterwards.
 
 mod access;
 mod input;
+pub mod json_schema;
 pub mod money;
 mod run;
 pub mod yaml;

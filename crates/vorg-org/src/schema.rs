@@ -47,44 +47,14 @@ impl Schema {
 
     /// Every problem of `doc`, in document order; empty when it is valid.
     pub fn problems(&self, doc: &Value) -> Vec<Problem> {
-        let mut problems: Vec<Problem> = self
-            .validator
-            .iter_errors(doc)
-            .map(|e| {
-                let mut path = pointer_to_path(&e.instance_path().to_string());
-                // A missing property is a problem of that property, not of its parent.
-                if let jsonschema::error::ValidationErrorKind::Required { property } = e.kind()
-                    && let Some(name) = property.as_str()
-                {
-                    if !path.is_empty() {
-                        path.push('.');
-                    }
-                    path.push_str(name);
-                }
-                Problem {
-                    path,
-                    reason: e.to_string(),
-                }
+        vorg_domain::json_schema::problems(&self.validator, doc)
+            .into_iter()
+            .map(|p| Problem {
+                path: p.path,
+                reason: p.message,
             })
-            .collect();
-        problems.sort_by(|a, b| a.path.cmp(&b.path));
-        problems
+            .collect()
     }
 }
 
-/// `/roles/0/mission` → `roles[0].mission`.
-pub fn pointer_to_path(pointer: &str) -> String {
-    let mut out = String::new();
-    for seg in pointer.split('/').skip(1) {
-        let seg = seg.replace("~1", "/").replace("~0", "~");
-        if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
-            out.push_str(&format!("[{seg}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(&seg);
-        }
-    }
-    out
-}
+pub use vorg_domain::json_schema::pointer_to_path;
