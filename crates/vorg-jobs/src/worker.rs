@@ -2,6 +2,7 @@
 //! retries with backoff, fails runs whose workers were lost, and shuts down gracefully.
 
 use std::{sync::Arc, time::Duration};
+use tracing::Instrument;
 
 use rand::Rng;
 use serde_json::{Value, json};
@@ -186,6 +187,7 @@ fn backoff(cfg: &WorkerConfig, attempts: i64) -> Duration {
 const LIVE: [RunStatus; 2] = [RunStatus::Queued, RunStatus::Running];
 
 /// Executes one claimed job to an end: success, cancellation, retry, failure or release.
+/// Everything it and the job's handler log is inside the job's span.
 async fn execute(
     store: Store,
     registry: Registry,
@@ -194,10 +196,23 @@ async fn execute(
     stop: CancellationToken,
     tasks: &TaskTracker,
 ) {
+    let span = tracing::info_span!("job", job_id = job.id, kind = %job.kind, run_id = job.run_id, attempt = job.attempts);
+    execute_in_span(store, registry, cfg, job, stop, tasks, span.clone())
+        .instrument(span)
+        .await;
+}
+
+async fn execute_in_span(
+    store: Store,
+    registry: Registry,
+    cfg: Arc<WorkerConfig>,
+    job: Job,
+    stop: CancellationToken,
+    tasks: &TaskTracker,
+    span: tracing::Span,
+) {
     let worker = cfg.worker_id.as_str();
     let run_id = job.run_id;
-    let span = tracing::info_span!("job", job_id = job.id, kind = %job.kind, run_id, attempt = job.attempts);
-    let _guard = span.enter();
     if let Some(run_id) = run_id {
         match store.get_run(run_id).await {
             Ok(run) if run.status().is_terminal() => {
@@ -257,7 +272,7 @@ async fn execute(
         stop: stop.clone(),
         cancel_checked: std::sync::Mutex::new(None),
     };
-    let handle = tasks.spawn(async move { handler.run(&ctx).await });
+    let handle = tasks.spawn(async move { handler.run(&ctx).await }.instrument(span));
     let heartbeat = async {
         let lease_ms = i64::try_from(cfg.lease.as_millis()).unwrap_or(i64::MAX);
         loop {
