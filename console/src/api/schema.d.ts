@@ -1440,6 +1440,12 @@ export interface components {
             /** @description The persona the new hires report to. */
             reports_to?: string | null;
         };
+        /**
+         * @description An approval's status. `pending` is the only one that changes (to `approved`, `rejected`
+         *     or `expired`); `auto_approved` requests never waited.
+         * @enum {string}
+         */
+        ApprovalStatus: "auto_approved" | "pending" | "approved" | "rejected" | "expired";
         ApprovalView: {
             /** Format: double */
             amount_usd: number;
@@ -1465,7 +1471,7 @@ export interface components {
             rule: string;
             /** Format: int64 */
             run_id?: number | null;
-            status: string;
+            status: components["schemas"]["ApprovalStatus"];
             tags: string[];
             /** Format: double */
             threshold: number;
@@ -1645,7 +1651,7 @@ export interface components {
             /** Format: int64 */
             id: number;
             /** @description `approved` or `rejected`. */
-            status: string;
+            status: components["schemas"]["ApprovalStatus"];
         };
         /**
          * @description Options of the demo run; all optional, and the body itself may be empty (as in the
@@ -1846,7 +1852,7 @@ export interface components {
             description: string;
             /** Format: int64 */
             id: number;
-            status: string;
+            status: components["schemas"]["ApprovalStatus"];
             tier?: string | null;
         };
         OrgChart: {
@@ -1881,7 +1887,7 @@ export interface components {
                 rule: string;
                 /** Format: int64 */
                 run_id?: number | null;
-                status: string;
+                status: components["schemas"]["ApprovalStatus"];
                 tags: string[];
                 /** Format: double */
                 threshold: number;
@@ -2223,7 +2229,7 @@ export interface components {
             /** @description The policy rule that routed it. */
             rule: string;
             /** @description `auto_approved` or `pending`. */
-            status: string;
+            status: components["schemas"]["ApprovalStatus"];
             /**
              * Format: double
              * @description `auto_approve_usd` of the policies in force.

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
+use vorg_domain::ApprovalStatus;
 use vorg_domain::money::{micro_to_usd, usd_to_micro};
 use vorg_org::{Tier, approvals::SubmitError};
 use vorg_store::{Approval, Page, StoreError};
@@ -57,7 +58,7 @@ pub struct SubmitRequest {
 pub struct SubmitAnswer {
     id: i64,
     /// `auto_approved` or `pending`.
-    status: String,
+    status: ApprovalStatus,
     /// `auto_approve_usd` of the policies in force.
     threshold: f64,
     /// Who decides: `approver` or `admin`; absent when approved automatically.
@@ -77,7 +78,7 @@ pub struct ApprovalView {
     description: String,
     amount_usd: f64,
     justification: String,
-    status: String,
+    status: ApprovalStatus,
     threshold: f64,
     kind: Option<String>,
     tier: Option<String>,
@@ -213,7 +214,7 @@ pub async fn submit(
         }
         Err(SubmitError::Store(e)) => return Err(e.into()),
     };
-    let status = row.status.clone();
+    let status = row.status;
     audit_as(
         &state,
         &user,
@@ -246,7 +247,7 @@ async fn decide(
     attested: &[String],
 ) -> ApiResult<Approval> {
     let current = state.store.get_approval(id).await.map_err(not_found)?;
-    if current.status != "pending" {
+    if current.status != ApprovalStatus::Pending {
         return Err(ApiError::Conflict(format!(
             "approval {id} is already {}; a decision cannot be changed",
             current.status
@@ -335,7 +336,7 @@ pub struct DecisionQuery {
 pub struct DecisionAnswer {
     id: i64,
     /// `approved` or `rejected`.
-    status: String,
+    status: ApprovalStatus,
 }
 
 /// Decide a pending approval (the original's route).
@@ -432,7 +433,7 @@ pub struct OpsApproval {
     id: i64,
     description: String,
     amount_usd: f64,
-    status: String,
+    status: ApprovalStatus,
     created_at: DateTime<Utc>,
     tier: Option<String>,
 }
@@ -477,14 +478,6 @@ pub struct ApprovalQuery {
     cursor: Option<String>,
 }
 
-const STATUSES: [&str; 5] = [
-    "auto_approved",
-    "pending",
-    "approved",
-    "rejected",
-    "expired",
-];
-
 /// Approvals, newest first, optionally of one status.
 #[utoipa::path(get, path = "/approvals", tag = "approvals", params(ApprovalQuery),
     responses((status = 200, body = Paged<ApprovalView>)))]
@@ -493,21 +486,13 @@ pub async fn list_approvals(
     ApiQuery(q): ApiQuery<ApprovalQuery>,
 ) -> ApiResult<Json<Paged<ApprovalView>>> {
     let page = page(q.limit, q.cursor.as_deref())?;
-    if let Some(s) = q.status.as_deref()
-        && !STATUSES.contains(&s)
-    {
-        return Err(ApiError::invalid(
-            "query.status",
-            format!(
-                "unknown status {s:?}: expected one of {}",
-                STATUSES.join(", ")
-            ),
-        ));
-    }
-    let rows = state
-        .store
-        .list_approvals(q.status.as_deref(), page)
-        .await?;
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<ApprovalStatus>)
+        .transpose()
+        .map_err(|e| ApiError::invalid("query.status", e.to_string()))?;
+    let rows = state.store.list_approvals(status, page).await?;
     Ok(Json(Paged::new(rows, page, |a| a.id, ApprovalView::from)))
 }
 

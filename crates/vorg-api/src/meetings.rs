@@ -545,7 +545,7 @@ pub async fn apply_plan(
                         "is not the approval of this plan",
                     ));
                 }
-                if a.status != "approved" {
+                if a.status != vorg_domain::ApprovalStatus::Approved {
                     return Err(ApiError::Conflict(format!(
                         "approval {aid} is {}; the plan can be applied once it is approved",
                         a.status
@@ -561,7 +561,7 @@ pub async fn apply_plan(
                     description: &format!("Apply hiring plan {id} ({})", artifact.name),
                     amount_micro_usd: cost,
                     justification: plan["inputs"]["goal"].as_str().unwrap_or(""),
-                    status: "pending",
+                    status: vorg_domain::ApprovalStatus::Pending,
                     threshold_micro_usd: policies.auto_approve,
                     kind: Some("hiring"),
                     tier: Some(tier.as_str()),

@@ -6,6 +6,7 @@
 //! `Password::parse`, `Role::from_str`) and trusted afterwards.
 
 mod access;
+mod approval;
 mod input;
 pub mod json_schema;
 pub mod money;
@@ -13,5 +14,6 @@ mod run;
 pub mod yaml;
 
 pub use access::{Permission, Role, UnknownRole};
+pub use approval::{ApprovalStatus, UnknownApprovalStatus};
 pub use input::{Email, InputError, Password, Secret};
 pub use run::{RunStatus, UnknownStatus};

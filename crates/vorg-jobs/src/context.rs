@@ -99,13 +99,16 @@ impl JobContext {
     /// The decision on `approval_id`: `approved`, `rejected`, `expired` or `auto_approved`;
     /// while it is pending, parks the run (`Err(WaitingApproval)`), which the decision
     /// resumes.
-    pub async fn wait_for_approval(&self, approval_id: i64) -> Result<String, JobError> {
+    pub async fn wait_for_approval(
+        &self,
+        approval_id: i64,
+    ) -> Result<vorg_domain::ApprovalStatus, JobError> {
         let approval = self
             .store
             .get_approval(approval_id)
             .await
             .map_err(|e| JobError::Retryable(format!("reading approval {approval_id}: {e}")))?;
-        if approval.status == "pending" {
+        if approval.status == vorg_domain::ApprovalStatus::Pending {
             return Err(JobError::WaitingApproval(approval_id));
         }
         Ok(approval.status)

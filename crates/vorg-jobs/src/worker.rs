@@ -348,7 +348,7 @@ async fn execute_in_span(
                 // Decided while we were parking (the decision found nothing parked yet):
                 // resume now.
                 if let Ok(a) = store.get_approval(approval_id).await
-                    && a.status != "pending"
+                    && a.status != vorg_domain::ApprovalStatus::Pending
                 {
                     let _ = store.resume_parked(run_id).await;
                 }

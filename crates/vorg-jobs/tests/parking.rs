@@ -59,7 +59,7 @@ fn approval(run_id: i64) -> NewApproval<'static> {
         description: "deploy",
         amount_micro_usd: 100_000_000,
         justification: "",
-        status: "pending",
+        status: vorg_domain::ApprovalStatus::Pending,
         threshold_micro_usd: 50_000_000,
         kind: None,
         tier: Some("approver"),
@@ -110,7 +110,10 @@ async fn decisions_resume_parked_runs(backend: Backend) {
             limit: 10,
             before: None,
         };
-        let pending = store.list_approvals(Some("pending"), page).await.unwrap();
+        let pending = store
+            .list_approvals(Some(vorg_domain::ApprovalStatus::Pending), page)
+            .await
+            .unwrap();
         let a = pending.iter().find(|a| a.run_id == Some(run.id)).unwrap();
         store
             .decide_approval(a.id, approve, user.user.id, None)

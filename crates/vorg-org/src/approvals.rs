@@ -4,6 +4,7 @@
 //! `escalation_matrix` tags route to the named personas' human owners.
 
 use std::collections::HashMap;
+use vorg_domain::ApprovalStatus;
 
 use chrono::{Duration, Utc};
 use serde_json::Value;
@@ -85,9 +86,9 @@ pub async fn submit_approval(
         .collect();
     let escalated_to = escalation_owners(store, &names).await?;
     let status = if routing.tier.is_none() {
-        "auto_approved"
+        ApprovalStatus::AutoApproved
     } else {
-        "pending"
+        ApprovalStatus::Pending
     };
     let expires_at = match (routing.tier, policies.approval_expiry_hours) {
         (Some(_), Some(h)) => Some(Utc::now() + Duration::seconds((h * 3600.0) as i64)),

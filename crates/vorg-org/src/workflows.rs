@@ -663,7 +663,7 @@ impl Host<'_> {
                         description: &description,
                         amount_micro_usd: 0,
                         justification: &format!("state: {}", request["state"]),
-                        status: "pending",
+                        status: vorg_domain::ApprovalStatus::Pending,
                         threshold_micro_usd: policies.auto_approve,
                         kind: Some("workflow_interrupt"),
                         tier: Some(Tier::Approver.as_str()),
@@ -694,7 +694,7 @@ impl Host<'_> {
             }
         };
         match self.job.wait_for_approval(id).await {
-            Ok(status) => Ok(matches!(status.as_str(), "approved" | "auto_approved")),
+            Ok(status) => Ok(status.is_granted()),
             Err(e) => Err(self.step_error(e)),
         }
     }

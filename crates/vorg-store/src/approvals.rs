@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::types::Json;
+use vorg_domain::ApprovalStatus;
 
 use crate::{
     DEFAULT_ORG, Page, Result, Store, StoreError, events::insert_event, notify::Notice, with_pool,
@@ -14,8 +15,8 @@ pub struct Approval {
     pub description: String,
     pub amount_micro_usd: i64,
     pub justification: String,
-    /// `auto_approved`, `pending`, `approved`, `rejected` or `expired`.
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: ApprovalStatus,
     pub threshold_micro_usd: i64,
     pub kind: Option<String>,
     /// `approver` or `admin` for requests that need a decision.
@@ -40,7 +41,7 @@ pub struct NewApproval<'a> {
     pub description: &'a str,
     pub amount_micro_usd: i64,
     pub justification: &'a str,
-    pub status: &'a str,
+    pub status: ApprovalStatus,
     pub threshold_micro_usd: i64,
     pub kind: Option<&'a str>,
     pub tier: Option<&'a str>,
@@ -79,7 +80,7 @@ impl Store {
             .bind(a.description)
             .bind(a.amount_micro_usd)
             .bind(a.justification)
-            .bind(a.status)
+            .bind(a.status.as_str())
             .bind(a.threshold_micro_usd)
             .bind(a.kind)
             .bind(a.tier)
@@ -124,7 +125,11 @@ impl Store {
     }
 
     /// Approvals newest first, optionally of one status.
-    pub async fn list_approvals(&self, status: Option<&str>, page: Page) -> Result<Vec<Approval>> {
+    pub async fn list_approvals(
+        &self,
+        status: Option<ApprovalStatus>,
+        page: Page,
+    ) -> Result<Vec<Approval>> {
         self.expire_approvals().await?;
         let rows = with_pool!(self, |p| sqlx::query_as(concat!(
             "SELECT ",
@@ -133,7 +138,7 @@ impl Store {
              AND id < $3 ORDER BY id DESC LIMIT $4"
         ))
         .bind(DEFAULT_ORG)
-        .bind(status)
+        .bind(status.map(ApprovalStatus::as_str))
         .bind(page.before_or_max())
         .bind(page.limit)
         .fetch_all(p)
@@ -151,7 +156,11 @@ impl Store {
         comment: Option<&str>,
     ) -> Result<Approval> {
         self.expire_approvals().await?;
-        let status = if approved { "approved" } else { "rejected" };
+        let status = if approved {
+            ApprovalStatus::Approved
+        } else {
+            ApprovalStatus::Rejected
+        };
         let (row, event_id) = with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let row: Option<Approval> = sqlx::query_as(concat!(
@@ -161,7 +170,7 @@ impl Store {
             ))
             .bind(DEFAULT_ORG)
             .bind(id)
-            .bind(status)
+            .bind(status.as_str())
             .bind(decided_by)
             .bind(comment)
             .bind(Utc::now())
