@@ -28,7 +28,7 @@ use vorg_store::{OrgEvent, RunLog};
 
 use crate::{
     AppState,
-    auth::{Credential, CurrentUser, routes::ClientIp},
+    auth::{CurrentUser, routes::ClientIp},
     error::{ApiError, ApiResult},
     extract::{ApiPath, ApiQuery},
     stream_limits::StreamPermit,
@@ -51,7 +51,8 @@ const RECHECK: Duration = Duration::from_secs(3);
 struct Holder {
     _permit: StreamPermit,
     store: vorg_store::Store,
-    credential: Credential,
+    /// The API token or session behind the credential (`None` for a JWT).
+    token_id: Option<i64>,
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// One timer for the stream's life, reset when it fires (not one per event).
     next_check: std::pin::Pin<Box<tokio::time::Sleep>>,
@@ -62,7 +63,7 @@ impl Holder {
         Holder {
             _permit: permit,
             store: state.store.clone(),
-            credential: user.credential,
+            token_id: user.token_id(),
             expires_at: user.expires_at,
             next_check: Box::pin(tokio::time::sleep(RECHECK)),
         }
@@ -77,12 +78,7 @@ impl Holder {
         if self.expires_at.is_some_and(|t| t <= chrono::Utc::now()) {
             return false;
         }
-        let token = match self.credential {
-            Credential::ApiToken { token_id } | Credential::Session { token_id } => Some(token_id),
-            Credential::StreamToken { parent } => parent,
-            Credential::Jwt => None,
-        };
-        match token {
+        match self.token_id {
             // A database hiccup does not end streams; the next check decides.
             Some(id) => self.store.token_is_live(id).await.unwrap_or(true),
             None => true,

@@ -191,7 +191,9 @@ async fn hold(services: &Services, job: &JobContext) -> Result<Value, JobError> 
         json!({ "artifact_id": md.id, "cost_micro_usd": cost }),
     )
     .await?;
-    let linear_issues = file_action_items(services, job, &input, &action_items, md.id).await?;
+    let starter = speaker.starter().await?;
+    let linear_issues =
+        file_action_items(services, job, starter, &input, &action_items, md.id).await?;
     Ok(json!({
         "markdown_path": md.path,
         "json_path": js.path,
@@ -580,6 +582,7 @@ fn render(
 async fn file_action_items(
     services: &Services,
     job: &JobContext,
+    starter: &crate::Starter,
     input: &Value,
     items: &[Value],
     artifact_id: i64,
@@ -596,7 +599,6 @@ async fn file_action_items(
         .await?;
         return Ok(Vec::new());
     };
-    let starter = crate::Starter::load(&services.store, input).await?;
     if !starter.may(vorg_domain::Permission::CreateLinearIssues) {
         job.log(
             "warn",

@@ -48,13 +48,8 @@ pub async fn stream_token(
     State(state): State<AppState>,
     user: CurrentUser,
 ) -> ApiResult<Json<StreamToken>> {
-    let token_id = match user.credential {
-        Credential::ApiToken { token_id } | Credential::Session { token_id } => Some(token_id),
-        Credential::StreamToken { parent } => parent,
-        Credential::Jwt => None,
-    };
     let parent = super::StreamParent {
-        token_id,
+        token_id: user.token_id(),
         expires_at: user.expires_at.map(|t| t.timestamp()),
     };
     Ok(Json(StreamToken {
