@@ -101,7 +101,7 @@ async fn check(state: &AppState, source: &str) -> ApiResult<Workflow> {
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("validating a workflow: {e}")))?
         .map_err(problems)?;
     let personas = state.store.list_personas().await?;
-    let unknown = vorg_org::workflows::agent_problems(&wf, &personas);
+    let unknown = vorg_services::workflows::agent_problems(&wf, &personas);
     if !unknown.is_empty() {
         return Err(problems(unknown));
     }
@@ -294,7 +294,7 @@ fn run_input(start: &Start<'_>, user: &CurrentUser) -> Value {
 }
 
 fn check_inputs(wf: &Workflow, inputs: &Value) -> ApiResult<()> {
-    let list = vorg_org::workflows::input_problems(wf, inputs);
+    let list = vorg_services::workflows::input_problems(wf, inputs);
     if list.is_empty() {
         Ok(())
     } else {
@@ -316,7 +316,7 @@ async fn start_run(
             summary: Some(&summary),
             input: run_input(&start, user),
             requested_by: Some(user.id),
-            job_kind: vorg_org::workflows::JOB_KIND,
+            job_kind: vorg_services::workflows::JOB_KIND,
             max_attempts: 3,
         })
         .await?;
@@ -509,7 +509,7 @@ async fn orchestrate(
         ))
     })?;
     let personas = state.store.list_personas().await?;
-    let unknown = vorg_org::workflows::agent_problems(&wf, &personas);
+    let unknown = vorg_services::workflows::agent_problems(&wf, &personas);
     if !unknown.is_empty() {
         let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
         return Err(ApiError::Conflict(format!(
@@ -532,7 +532,7 @@ async fn orchestrate(
         user,
         headers,
         "workflow",
-        vorg_org::workflows::JOB_KIND,
+        vorg_services::workflows::JOB_KIND,
         &format!("{} ({})", wf.name(), wf.engine()),
         run_input(&start, user),
     )

@@ -208,7 +208,7 @@ async fn worker(settings: Settings, args: WorkerArgs) -> anyhow::Result<()> {
     let llm = services.llm.clone();
     let worker = vorg_jobs::Worker::new(
         store.clone(),
-        vorg_org::registry(services),
+        vorg_services::registry(services),
         settings.worker_config(concurrency),
     );
     tracing::info!(

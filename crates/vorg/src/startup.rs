@@ -97,7 +97,7 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 pub async fn build_services(
     settings: &Settings,
     store: &Store,
-) -> anyhow::Result<vorg_org::Services> {
+) -> anyhow::Result<vorg_services::Services> {
     let org = std::sync::Arc::new(load_org(settings, store).await?);
     let llm = std::sync::Arc::new(build_gateway(settings, store)?.with_governor(org.clone()));
     let blobs = build_blobs(settings).await?;
@@ -112,7 +112,7 @@ pub async fn build_services(
             Some(client)
         }
     };
-    Ok(vorg_org::Services {
+    Ok(vorg_services::Services {
         store: store.clone(),
         org,
         llm,
@@ -292,7 +292,7 @@ impl Application {
         if settings.workers > 0 {
             Worker::new(
                 store.clone(),
-                vorg_org::registry(services.clone()),
+                vorg_services::registry(services.clone()),
                 settings.worker_config(settings.workers),
             )
             .spawn(&tracker, background.clone());

@@ -97,7 +97,7 @@ impl CurrentUser {
     }
 
     /// Records the caller as the starter of a run in its `input`: the run acts within the
-    /// roles in force for this request (`vorg_org::Starter` reads them back).
+    /// roles in force for this request (`vorg_services::Starter` reads them back).
     pub fn stamp_run(&self, mut input: serde_json::Value) -> serde_json::Value {
         if let Some(obj) = input.as_object_mut() {
             let roles: Vec<&str> = self.roles.iter().map(|r| r.as_str()).collect();

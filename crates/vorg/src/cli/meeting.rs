@@ -102,7 +102,7 @@ pub async fn meeting(settings: &Settings, store: &Store, args: MeetingArgs) -> a
             summary: Some(kind),
             input,
             requested_by: None,
-            job_kind: vorg_org::meetings::JOB_KIND,
+            job_kind: vorg_services::meetings::JOB_KIND,
             max_attempts: 2,
         },
     )
@@ -140,7 +140,7 @@ pub(super) async fn run_here(
     eprintln!("run {}: {summary} queued", run.id);
     vorg_jobs::Worker::new(
         store.clone(),
-        vorg_org::registry(services),
+        vorg_services::registry(services),
         settings.worker_config(settings.workers.max(1)),
     )
     .spawn(&tracker, stop.clone());

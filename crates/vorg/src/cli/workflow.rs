@@ -94,8 +94,8 @@ async fn run(settings: &Settings, store: &Store, args: RunArgs) -> anyhow::Resul
     // Loads the organization (its default personas on a fresh database) before checking.
     crate::startup::load_org(settings, store).await?;
     let personas = store.list_personas().await.context("reading personas")?;
-    let mut problems = vorg_org::workflows::agent_problems(&wf, &personas);
-    problems.extend(vorg_org::workflows::input_problems(&wf, &inputs));
+    let mut problems = vorg_services::workflows::agent_problems(&wf, &personas);
+    problems.extend(vorg_services::workflows::input_problems(&wf, &inputs));
     if !problems.is_empty() {
         let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
         bail!("cannot run {}:\n{}", args.file.display(), list.join("\n"));
@@ -116,7 +116,7 @@ async fn run(settings: &Settings, store: &Store, args: RunArgs) -> anyhow::Resul
                 "requested_by": null,
             }),
             requested_by: None,
-            job_kind: vorg_org::workflows::JOB_KIND,
+            job_kind: vorg_services::workflows::JOB_KIND,
             max_attempts: 3,
         },
     )

@@ -10,8 +10,9 @@ use futures_util::future::join_all;
 use serde_json::{Map, Value, json};
 use vorg_jobs::{BoxFuture, JobContext, JobError, JobHandler};
 
+use vorg_org::Persona;
+
 use crate::{
-    Persona,
     work::{
         LinearFiling, NewBlob, Services, Speaker, file_linear_issue, participants, save_artifact,
         strings,

@@ -17,9 +17,10 @@ use vorg_workflow::{
     Ask, BoxFuture, Checkpoint, Problem, RunOutcome, Runtime, StepError, Workflow, tools,
 };
 
-use crate::approvals::{ApprovalRequest, SubmitError, submit_approval};
+use vorg_org::approvals::{ApprovalRequest, SubmitError, submit_approval};
 use crate::work::{LinearFiling, NewBlob, Services, Speaker, file_linear_issue, save_artifact};
-use crate::{Persona, Starter, Tier};
+use crate::Starter;
+use vorg_org::{Persona, Tier};
 
 /// The job kind of every workflow run.
 pub const JOB_KIND: &str = "workflow";

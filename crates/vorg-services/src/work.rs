@@ -12,7 +12,8 @@ use vorg_jobs::{JobContext, JobError};
 use vorg_llm::{ChatRequest, Gateway, GatewayError};
 use vorg_store::{Artifact, NewArtifact, Store};
 
-use crate::{Org, Persona, Starter};
+use crate::Starter;
+use vorg_org::{Org, Persona};
 
 /// Everything the organization's job handlers use.
 #[derive(Clone)]
