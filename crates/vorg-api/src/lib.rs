@@ -11,12 +11,14 @@ pub mod console;
 pub mod error;
 pub mod extract;
 mod health;
+mod hiring;
 mod linear;
 mod llm;
 mod meetings;
 mod openapi;
 mod org;
 mod pagination;
+mod run_answer;
 mod runs;
 pub mod stream_limits;
 mod streams;
@@ -159,6 +161,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(approvals::router())
         .merge(linear::router())
         .merge(meetings::router())
+        .merge(hiring::router())
         .merge(artifacts::router())
         .merge(workflows::router())
 }

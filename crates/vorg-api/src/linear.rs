@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
+use vorg_domain::LogLevel;
 use vorg_linear::{Cycle, Issue, IssueFilter, LinearClient, LinearError, NewIssue, Team};
 use vorg_store::{LinearLink, NewLinearLink, StoreError};
 
@@ -74,7 +75,7 @@ fn linear_problem(e: LinearError) -> ApiError {
 
 /// The teams the key can see.
 #[utoipa::path(get, path = "/linear/teams", tag = "linear",
-    responses((status = 200, body = Vec<Object>), (status = 503, description = "Linear is not configured")))]
+    responses((status = 200, body = Vec<Team>), (status = 503, description = "Linear is not configured")))]
 pub async fn teams(State(state): State<AppState>) -> ApiResult<Json<Vec<Team>>> {
     let teams = client(&state)?.teams().await.map_err(linear_problem)?;
     Ok(Json(teams))
@@ -91,7 +92,7 @@ pub struct CyclesQuery {
 
 /// The cycles of a team (all, or the current or upcoming ones).
 #[utoipa::path(get, path = "/linear/cycles", tag = "linear", params(CyclesQuery),
-    responses((status = 200, body = Vec<Object>)))]
+    responses((status = 200, body = Vec<Cycle>)))]
 pub async fn cycles(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<CyclesQuery>,
@@ -133,7 +134,6 @@ pub struct IssuesQuery {
 
 #[derive(Serialize, ToSchema)]
 pub struct IssuePage {
-    #[schema(value_type = Vec<Object>)]
     items: Vec<Issue>,
     next_cursor: Option<String>,
 }
@@ -197,7 +197,6 @@ pub struct CreateIssueRequest {
 #[derive(Serialize, ToSchema)]
 pub struct CreatedIssueView {
     #[serde(flatten)]
-    #[schema(value_type = Object)]
     issue: Issue,
     /// True when this key was used before: the issue is the first one.
     replayed: bool,
@@ -333,7 +332,7 @@ pub async fn create_issue(
             .store
             .append_run_log(
                 run_id,
-                "info",
+                LogLevel::Info,
                 &format!("Linear issue {} created: {}", issue.identifier, issue.url),
                 serde_json::json!({ "linear_issue": issue.identifier, "url": issue.url }),
             )

@@ -562,8 +562,7 @@ pub async fn org_chart(State(state): State<AppState>) -> ApiResult<Json<OrgChart
 
 #[derive(Serialize, ToSchema)]
 pub struct BudgetView {
-    /// `org`, `actor`, `persona`, `token` or `run`.
-    scope: String,
+    scope: vorg_domain::BudgetScope,
     subject: String,
     period: String,
     limit_usd: f64,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use vorg_domain::RunStatus;
-use vorg_store::{NewRun, Run, RunFilter, RunLog, StoreError};
+use vorg_store::{Run, RunFilter, RunLog, StoreError};
 
 use crate::{
     AppState,
@@ -71,7 +71,7 @@ pub struct LogView {
     timestamp: DateTime<Utc>,
     /// `log` for a line, `status` for a status change.
     kind: String,
-    level: String,
+    level: vorg_domain::LogLevel,
     message: String,
     fields: serde_json::Value,
 }
@@ -83,7 +83,7 @@ impl From<&RunLog> for LogView {
             run_id: l.run_id,
             timestamp: l.timestamp,
             kind: l.kind.clone(),
-            level: l.level.clone(),
+            level: l.level,
             message: l.message.clone(),
             fields: l.fields.0.clone(),
         }
@@ -153,20 +153,18 @@ pub async fn start_demo(
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
-    let input = serde_json::json!({
-        "steps": opts.steps, "step_ms": opts.step_ms, "fail_at": opts.fail_at,
-    });
-    let run = state
-        .store
-        .create_run(NewRun {
-            run_type: "demo",
-            summary: Some("demo run"),
-            input,
-            requested_by: Some(user.id),
-            job_kind: "demo",
-            max_attempts,
-        })
-        .await?;
+    let job = vorg_jobs::builtin::Demo {
+        steps: opts.steps,
+        step_ms: opts.step_ms,
+        fail_at: opts.fail_at,
+    };
+    let meta = vorg_jobs::RunMeta {
+        summary: Some("demo run"),
+        requested_by: Some(user.id),
+        max_attempts: Some(max_attempts),
+        ..vorg_jobs::RunMeta::default()
+    };
+    let run = vorg_jobs::BackgroundJob::start(&job, &state.store, meta).await?;
     audit_as(
         &state,
         &user,

@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use vorg_domain::Permission;
-use vorg_store::{NewRun, NewWorkflowVersion, StoreError, WorkflowVersion};
+use vorg_jobs::{BackgroundJob, RunMeta};
+use vorg_services::workflows::{WorkflowOutcome, WorkflowRun};
+use vorg_store::{NewWorkflowVersion, StoreError, WorkflowVersion};
 use vorg_workflow::{Problem, Workflow};
 
 use crate::{
@@ -24,8 +26,8 @@ use crate::{
     auth::CurrentUser,
     error::{ApiError, ApiResult, FieldError},
     extract::{ApiPath, ApiQuery, parse_json},
-    meetings::run_and_answer,
     org::yaml_text,
+    run_answer::{RunAccepted, run_and_answer},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -266,31 +268,30 @@ pub struct AdhocRun {
 #[derive(Serialize, ToSchema)]
 pub struct StartedRun {
     run_id: i64,
-    status: String,
+    status: vorg_domain::RunStatus,
     stream: String,
     workflow: String,
     engine: String,
     version: Option<i64>,
 }
 
-struct Start<'a> {
-    wf: &'a Workflow,
-    source: &'a str,
+/// The job that runs `wf` (its document `source`) for `user`.
+fn workflow_run(
+    wf: &Workflow,
+    source: &str,
     version: Option<i64>,
     inputs: Value,
-    model: Option<String>,
-    linear_team_id: Option<String>,
-}
-
-fn run_input(start: &Start<'_>, user: &CurrentUser) -> Value {
-    user.stamp_run(json!({
-        "source": start.source,
-        "name": start.wf.name(),
-        "version": start.version,
-        "inputs": start.inputs,
-        "model": start.model,
-        "linear_team_id": start.linear_team_id,
-    }))
+    user: &CurrentUser,
+) -> WorkflowRun {
+    WorkflowRun {
+        source: source.to_owned(),
+        name: wf.name().to_owned(),
+        version,
+        inputs,
+        model: None,
+        linear_team_id: None,
+        requester: user.requester(),
+    }
 }
 
 fn check_inputs(wf: &Workflow, inputs: &Value) -> ApiResult<()> {
@@ -305,38 +306,34 @@ fn check_inputs(wf: &Workflow, inputs: &Value) -> ApiResult<()> {
 async fn start_run(
     state: &AppState,
     user: &CurrentUser,
-    start: Start<'_>,
+    wf: &Workflow,
+    job: WorkflowRun,
 ) -> ApiResult<(StatusCode, Json<StartedRun>)> {
-    check_inputs(start.wf, &start.inputs)?;
-    let summary = format!("workflow {} ({})", start.wf.name(), start.wf.engine());
-    let run = state
-        .store
-        .create_run(NewRun {
-            run_type: "workflow",
-            summary: Some(&summary),
-            input: run_input(&start, user),
-            requested_by: Some(user.id),
-            job_kind: vorg_services::workflows::JOB_KIND,
-            max_attempts: 3,
-        })
-        .await?;
+    check_inputs(wf, &job.inputs)?;
+    let summary = format!("workflow {} ({})", wf.name(), wf.engine());
+    let meta = RunMeta {
+        summary: Some(&summary),
+        requested_by: Some(user.id),
+        ..RunMeta::default()
+    };
+    let run = job.start(&state.store, meta).await?;
     audit_as(
         state,
         user,
         "run.start",
         Some(format!("run:{}", run.id)),
-        json!({ "run_type": "workflow", "workflow": start.wf.name(), "version": start.version }),
+        json!({ "run_type": "workflow", "workflow": wf.name(), "version": job.version }),
     )
     .await;
     Ok((
         StatusCode::ACCEPTED,
         Json(StartedRun {
             run_id: run.id,
-            status: run.status().to_string(),
+            status: run.status(),
             stream: format!("/streams/runs/{}", run.id),
-            workflow: start.wf.name().to_owned(),
-            engine: start.wf.engine().to_owned(),
-            version: start.version,
+            workflow: wf.name().to_owned(),
+            engine: wf.engine().to_owned(),
+            version: job.version,
         }),
     ))
 }
@@ -362,19 +359,13 @@ pub async fn start_saved(
         .await
         .map_err(not_found)?;
     let wf = check(&state, &row.source).await?;
-    start_run(
-        &state,
-        &user,
-        Start {
-            wf: &wf,
-            source: &row.source,
-            version: Some(row.version),
-            inputs: opts.inputs.unwrap_or_else(|| json!({})),
-            model: opts.model,
-            linear_team_id: opts.linear_team_id,
-        },
-    )
-    .await
+    let inputs = opts.inputs.unwrap_or_else(|| json!({}));
+    let job = WorkflowRun {
+        model: opts.model,
+        linear_team_id: opts.linear_team_id,
+        ..workflow_run(&wf, &row.source, Some(row.version), inputs, &user)
+    };
+    start_run(&state, &user, &wf, job).await
 }
 
 /// Runs a workflow document without saving it.
@@ -404,19 +395,13 @@ pub async fn start_adhoc(
         ),
         other => other,
     })?;
-    start_run(
-        &state,
-        &user,
-        Start {
-            wf: &wf,
-            source: &source,
-            version: None,
-            inputs: req.inputs.unwrap_or_else(|| json!({})),
-            model: req.model,
-            linear_team_id: req.linear_team_id,
-        },
-    )
-    .await
+    let inputs = req.inputs.unwrap_or_else(|| json!({}));
+    let job = WorkflowRun {
+        model: req.model,
+        linear_team_id: req.linear_team_id,
+        ..workflow_run(&wf, &source, None, inputs, &user)
+    };
+    start_run(&state, &user, &wf, job).await
 }
 
 #[derive(Serialize, ToSchema)]
@@ -518,25 +503,10 @@ async fn orchestrate(
             list.join("; ")
         )));
     }
-    let start = Start {
-        wf: &wf,
-        source: &source.text,
-        version: None,
-        inputs,
-        model: None,
-        linear_team_id: None,
-    };
-    check_inputs(&wf, &start.inputs)?;
-    run_and_answer(
-        state,
-        user,
-        headers,
-        "workflow",
-        vorg_services::workflows::JOB_KIND,
-        &format!("{} ({})", wf.name(), wf.engine()),
-        run_input(&start, user),
-    )
-    .await
+    check_inputs(&wf, &inputs)?;
+    let summary = format!("{} ({})", wf.name(), wf.engine());
+    let job = workflow_run(&wf, &source.text, None, inputs, user);
+    run_and_answer(state, user, headers, job, &summary).await
 }
 
 /// The topic of a meeting cycle from the original's context object: its `topic` (or
@@ -572,8 +542,8 @@ fn context_body(body: &[u8]) -> ApiResult<Value> {
 /// run's output (`results` per step) plus `run_id`.
 #[utoipa::path(post, path = "/orchestration/dag/meeting_cycle", tag = "orchestration",
     request_body(content = Object, description = "A context object (`topic`, …)"),
-    responses((status = 200, description = "{workflow, engine, results, outcome, cost_usd, run_id}"),
-        (status = 202, description = "Accepted: {run_id}")))]
+    responses((status = 200, body = WorkflowOutcome, description = "The outcome (with `run_id`)"),
+        (status = 202, body = RunAccepted, description = "Still running (or `Prefer: respond-async`)")))]
 pub async fn dag_meeting_cycle(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -588,8 +558,8 @@ pub async fn dag_meeting_cycle(
 /// The same cycle on the `graph` engine (LangGraph's model), checkpointed after every node.
 #[utoipa::path(post, path = "/orchestration/langgraph/meeting_cycle", tag = "orchestration",
     request_body(content = Object, description = "A context object (`topic`, …)"),
-    responses((status = 200, description = "{workflow, engine, results, outcome, cost_usd, run_id}"),
-        (status = 202, description = "Accepted: {run_id}")))]
+    responses((status = 200, body = WorkflowOutcome, description = "The outcome (with `run_id`)"),
+        (status = 202, body = RunAccepted, description = "Still running (or `Prefer: respond-async`)")))]
 pub async fn graph_meeting_cycle(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -621,8 +591,8 @@ fn idea(body: &[u8]) -> ApiResult<Value> {
 /// A brainstorm by a crew (CrewAI's model): the CEO delegates and reviews.
 #[utoipa::path(post, path = "/orchestration/crewai/brainstorm", tag = "orchestration",
     request_body = IdeaBody,
-    responses((status = 200, description = "{workflow, engine, results, outcome, cost_usd, run_id}"),
-        (status = 202, description = "Accepted: {run_id}")))]
+    responses((status = 200, body = WorkflowOutcome, description = "The outcome (with `run_id`)"),
+        (status = 202, body = RunAccepted, description = "Still running (or `Prefer: respond-async`)")))]
 pub async fn crew_brainstorm(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -636,8 +606,8 @@ pub async fn crew_brainstorm(
 /// A brainstorm as a group chat (AutoGen's model); the transcript is the result.
 #[utoipa::path(post, path = "/orchestration/autogen/brainstorm", tag = "orchestration",
     request_body = IdeaBody,
-    responses((status = 200, description = "{workflow, engine, results, outcome, cost_usd, run_id}"),
-        (status = 202, description = "Accepted: {run_id}")))]
+    responses((status = 200, body = WorkflowOutcome, description = "The outcome (with `run_id`)"),
+        (status = 202, body = RunAccepted, description = "Still running (or `Prefer: respond-async`)")))]
 pub async fn chat_brainstorm(
     State(state): State<AppState>,
     user: CurrentUser,

@@ -10,6 +10,7 @@
 #![allow(clippy::disallowed_methods)] // a load generator spawns freely
 
 use std::{sync::Arc, time::Duration};
+use vorg_domain::LogLevel;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -136,16 +137,16 @@ async fn seed(url: &str, runs: usize, usage: usize, log_lines: usize) -> anyhow:
     let store = vorg_store::Store::connect_and_migrate(url).await?;
     let mut ids = Vec::with_capacity(runs);
     for i in 0..runs {
-        let run = store
-            .create_run(vorg_store::NewRun {
-                run_type: if i % 3 == 0 { "meeting" } else { "workflow" },
+        let run = vorg_jobs::BackgroundJob::start(
+            &vorg_jobs::builtin::Noop,
+            &store,
+            vorg_jobs::RunMeta {
+                run_type: Some(if i % 3 == 0 { "meeting" } else { "workflow" }),
                 summary: Some("seeded"),
-                input: serde_json::Value::Null,
-                requested_by: None,
-                job_kind: "noop",
-                max_attempts: 1,
-            })
-            .await?;
+                ..vorg_jobs::RunMeta::default()
+            },
+        )
+        .await?;
         ids.push(run.id);
     }
     let actors = [
@@ -180,21 +181,21 @@ async fn seed(url: &str, runs: usize, usage: usize, log_lines: usize) -> anyhow:
         store.record_usage_batch(&rows).await?;
         done += n;
     }
-    let log_run = store
-        .create_run(vorg_store::NewRun {
-            run_type: "demo",
+    let log_run = vorg_jobs::BackgroundJob::start(
+        &vorg_jobs::builtin::Noop,
+        &store,
+        vorg_jobs::RunMeta {
+            run_type: Some("demo"),
             summary: Some("a long log"),
-            input: serde_json::Value::Null,
-            requested_by: None,
-            job_kind: "noop",
-            max_attempts: 1,
-        })
-        .await?;
+            ..vorg_jobs::RunMeta::default()
+        },
+    )
+    .await?;
     for i in 0..log_lines {
         store
             .append_run_log(
                 log_run.id,
-                "info",
+                LogLevel::Info,
                 &format!("line {i}: a step of a long run, with some detail to render"),
                 serde_json::json!({}),
             )
@@ -242,16 +243,16 @@ impl vorg_workflow::Runtime for InstantHost {
 
 async fn engine(url: &str, steps: usize) -> anyhow::Result<()> {
     let store = vorg_store::Store::connect_and_migrate(url).await?;
-    let run = store
-        .create_run(vorg_store::NewRun {
-            run_type: "bench",
+    let run = vorg_jobs::BackgroundJob::start(
+        &vorg_jobs::builtin::Noop,
+        &store,
+        vorg_jobs::RunMeta {
+            run_type: Some("bench"),
             summary: None,
-            input: serde_json::Value::Null,
-            requested_by: None,
-            job_kind: "noop",
-            max_attempts: 1,
-        })
-        .await?;
+            ..vorg_jobs::RunMeta::default()
+        },
+    )
+    .await?;
     let host = InstantHost {
         store: store.clone(),
         run_id: run.id,

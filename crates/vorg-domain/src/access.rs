@@ -2,72 +2,48 @@
 //!
 //! The API maps every route to a [`Permission`]; this module decides which roles hold it.
 
-use std::{fmt, str::FromStr};
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A role a user (or an API token) can hold. The five roles of the original system.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Admin,
-    Approver,
-    Engineer,
-    Growth,
-    Viewer,
-}
+use crate::names::names;
 
-impl Role {
-    pub const ALL: [Role; 5] = [
-        Role::Admin,
-        Role::Approver,
-        Role::Engineer,
-        Role::Growth,
-        Role::Viewer,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Approver => "approver",
-            Role::Engineer => "engineer",
-            Role::Growth => "growth",
-            Role::Viewer => "viewer",
-        }
+names! {
+    /// A role a user (or an API token) can hold. The five roles of the original system.
+    pub enum Role / UnknownRole ("role") {
+        Admin = "admin",
+        Approver = "approver",
+        Engineer = "engineer",
+        Growth = "growth",
+        Viewer = "viewer",
     }
 }
 
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+/// Roles stored as one comma-separated column (an API token's): every name must be a role.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleList(pub Vec<Role>);
+
+impl TryFrom<String> for RoleList {
+    type Error = UnknownRole;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::parse)
+            .collect::<Result<Vec<Role>, _>>()
+            .map(RoleList)
     }
 }
 
-/// The error for a role name that is not one of [`Role::ALL`].
-#[derive(Debug, thiserror::Error)]
-#[error("unknown role {0:?}: expected one of admin, approver, engineer, growth, viewer")]
-pub struct UnknownRole(pub String);
-
-impl FromStr for Role {
-    type Err = UnknownRole;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| UnknownRole(s.to_owned()))
+impl RoleList {
+    /// The column's text.
+    pub fn to_column(roles: &[Role]) -> String {
+        roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 

@@ -10,10 +10,12 @@ mod approval;
 mod input;
 pub mod json_schema;
 pub mod money;
+mod names;
 mod run;
 pub mod yaml;
 
-pub use access::{Permission, Role, UnknownRole};
+pub use access::{Permission, Role, RoleList, UnknownRole};
 pub use approval::{ApprovalStatus, UnknownApprovalStatus};
 pub use input::{Email, InputError, Password, Secret};
+pub use names::{BudgetScope, LogLevel, UnknownBudgetScope, UnknownLogLevel};
 pub use run::{RunStatus, UnknownStatus};

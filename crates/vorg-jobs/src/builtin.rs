@@ -1,70 +1,90 @@
 //! vorg's own job kinds: the demo run of the original API and a no-op for benchmarks.
 
 use std::time::Duration;
+use vorg_domain::LogLevel;
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
-use crate::{BoxFuture, JobContext, JobError, JobHandler, Registry};
+use crate::{BackgroundJob, JobContext, JobError, Registry};
 
 /// `demo`: a few steps, each a log line and a pause, so a client can watch a run stream.
-/// Input (all optional): `steps` (1–1000, default 5), `step_ms` (0–60000, default 400),
-/// `fail_at` (a step that fails with a retryable error on every attempt).
-pub struct Demo;
-
-fn field(input: &Value, name: &str, default: u64, max: u64) -> Result<u64, JobError> {
-    match input.get(name) {
-        None | Some(Value::Null) => Ok(default),
-        Some(v) => v
-            .as_u64()
-            .filter(|n| *n <= max)
-            .ok_or_else(|| JobError::Fatal(format!("{name}: must be an integer from 0 to {max}"))),
-    }
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Demo {
+    /// 1–1000, default 5.
+    pub steps: Option<u64>,
+    /// 0–60000, default 400.
+    pub step_ms: Option<u64>,
+    /// A step that fails with a retryable error on every attempt.
+    pub fail_at: Option<u64>,
 }
 
-impl JobHandler for Demo {
-    fn run<'a>(&'a self, ctx: &'a JobContext) -> BoxFuture<'a, Result<Value, JobError>> {
-        Box::pin(async move {
-            let steps = field(ctx.input(), "steps", 5, 1000)?.max(1);
-            let step_ms = field(ctx.input(), "step_ms", 400, 60_000)?;
-            let fail_at = ctx.input().get("fail_at").and_then(Value::as_u64);
+/// What a demo run answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoOutput {
+    pub steps: u64,
+}
+
+fn bounded(name: &str, value: Option<u64>, default: u64, max: u64) -> Result<u64, JobError> {
+    let n = value.unwrap_or(default);
+    if n > max {
+        return Err(JobError::Fatal(format!(
+            "{name}: must be an integer from 0 to {max}"
+        )));
+    }
+    Ok(n)
+}
+
+impl BackgroundJob for Demo {
+    const KIND: &'static str = "demo";
+    type Output = DemoOutput;
+    type Context = ();
+
+    async fn run(self, _: &(), ctx: &JobContext) -> Result<DemoOutput, JobError> {
+        let steps = bounded("steps", self.steps, 5, 1000)?.max(1);
+        let step_ms = bounded("step_ms", self.step_ms, 400, 60_000)?;
+        ctx.log(
+            LogLevel::Info,
+            &format!("demo run started on worker {}", ctx.worker_id),
+            json!({ "steps": steps, "worker": ctx.worker_id }),
+        )
+        .await?;
+        for step in 1..=steps {
+            ctx.checkpoint().await?;
+            ctx.sleep(Duration::from_millis(step_ms)).await?;
+            if self.fail_at == Some(step) {
+                return Err(JobError::Retryable(format!(
+                    "step {step} failed (as asked)"
+                )));
+            }
             ctx.log(
-                "info",
-                &format!("demo run started on worker {}", ctx.worker_id),
-                json!({ "steps": steps, "worker": ctx.worker_id }),
+                LogLevel::Info,
+                &format!("step {step} of {steps} done"),
+                json!({ "step": step }),
             )
             .await?;
-            for step in 1..=steps {
-                ctx.checkpoint().await?;
-                ctx.sleep(Duration::from_millis(step_ms)).await?;
-                if fail_at == Some(step) {
-                    return Err(JobError::Retryable(format!(
-                        "step {step} failed (as asked)"
-                    )));
-                }
-                ctx.log(
-                    "info",
-                    &format!("step {step} of {steps} done"),
-                    json!({ "step": step }),
-                )
-                .await?;
-            }
-            Ok(json!({ "steps": steps }))
-        })
+        }
+        Ok(DemoOutput { steps })
     }
 }
 
 /// `noop`: does nothing; measures the queue itself.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Noop;
 
-impl JobHandler for Noop {
-    fn run<'a>(&'a self, _ctx: &'a JobContext) -> BoxFuture<'a, Result<Value, JobError>> {
-        Box::pin(async { Ok(Value::Null) })
+impl BackgroundJob for Noop {
+    const KIND: &'static str = "noop";
+    const MAX_ATTEMPTS: i64 = 1;
+    type Output = ();
+    type Context = ();
+
+    async fn run(self, _: &(), _: &JobContext) -> Result<(), JobError> {
+        Ok(())
     }
 }
 
 /// The registry with every built-in kind.
 pub fn registry() -> Registry {
-    Registry::new()
-        .register("demo", Demo)
-        .register("noop", Noop)
+    Registry::new().job::<Demo>(()).job::<Noop>(())
 }

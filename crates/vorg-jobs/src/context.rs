@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use vorg_domain::LogLevel;
 use vorg_store::{Job, Store};
 
 /// How a job can end other than with an output.
@@ -56,7 +57,7 @@ impl JobContext {
 
     /// Appends a line to the run's log (a no-op for jobs without a run). A failure to write
     /// is retryable: the log is part of the run's record.
-    pub async fn log(&self, level: &str, message: &str, fields: Value) -> Result<(), JobError> {
+    pub async fn log(&self, level: LogLevel, message: &str, fields: Value) -> Result<(), JobError> {
         if let Some(run_id) = self.job.run_id {
             self.store
                 .append_run_log(run_id, level, message, fields)

@@ -1,7 +1,8 @@
 //! The job runtime. Every long piece of work is a run executed here by a worker, never
 //! inside an HTTP request.
 //!
-//! - [`Registry`] maps job kinds to [`JobHandler`]s; [`builtin`] holds vorg's own.
+//! - A job kind is a type: [`BackgroundJob`] declares its payload, output, attempts and
+//!   deduplication once; [`Registry`] maps kinds to handlers; [`builtin`] holds vorg's own.
 //! - [`Worker`] claims jobs from the store's queue with a lease it renews, executes them with
 //!   bounded concurrency, retries with backoff, and on shutdown finishes or releases them.
 //! - [`JobContext`] is what a handler sees: its input, a run log, step boundaries that honour
@@ -13,9 +14,11 @@ pub mod builtin;
 mod context;
 mod hub;
 mod registry;
+mod typed;
 mod worker;
 
 pub use context::{JobContext, JobError};
 pub use hub::{LiveRow, StreamHub};
 pub use registry::{BoxFuture, JobHandler, Registry};
+pub use typed::{BackgroundJob, RunMeta, decode};
 pub use worker::{Worker, WorkerConfig};

@@ -29,6 +29,16 @@ impl Registry {
         self
     }
 
+    /// Registers the typed job `J`, whose handler gets `ctx`.
+    pub fn job<J: crate::BackgroundJob>(mut self, ctx: J::Context) -> Self {
+        let handler = crate::typed::Typed::<J> {
+            ctx,
+            job: std::marker::PhantomData,
+        };
+        self.handlers.insert(J::KIND.to_owned(), Arc::new(handler));
+        self
+    }
+
     pub fn get(&self, kind: &str) -> Option<Arc<dyn JobHandler>> {
         self.handlers.get(kind).cloned()
     }

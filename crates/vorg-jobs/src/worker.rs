@@ -3,13 +3,14 @@
 
 use std::{sync::Arc, time::Duration};
 use tracing::Instrument;
+use vorg_domain::LogLevel;
 
 use rand::Rng;
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, broadcast::error::RecvError};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use vorg_domain::RunStatus;
-use vorg_store::{Job, Notice, Store, StoreError};
+use vorg_store::{Job, JobEnd, Notice, Store, StoreError};
 
 use crate::{JobContext, JobError, Registry};
 
@@ -184,10 +185,9 @@ fn backoff(cfg: &WorkerConfig, attempts: i64) -> Duration {
     capped.mul_f64(jitter)
 }
 
-const LIVE: [RunStatus; 2] = [RunStatus::Queued, RunStatus::Running];
-
-/// Executes one claimed job to an end: success, cancellation, retry, failure or release.
-/// Everything it and the job's handler log is inside the job's span.
+/// Executes one claimed job to an end: prepare (is there still work, and for which run),
+/// run (the handler, with the lease kept alive), finish (one store transaction). Everything
+/// it and the job's handler log is inside the job's span.
 async fn execute(
     store: Store,
     registry: Registry,
@@ -197,220 +197,233 @@ async fn execute(
     tasks: &TaskTracker,
 ) {
     let span = tracing::info_span!("job", job_id = job.id, kind = %job.kind, run_id = job.run_id, attempt = job.attempts);
-    execute_in_span(store, registry, cfg, job, stop, tasks, span.clone())
-        .instrument(span)
-        .await;
+    async {
+        let worker = Attempt {
+            store: &store,
+            cfg: &cfg,
+            job: &job,
+        };
+        let end = match worker.prepare().await {
+            Prepared::Run => worker.run(&registry, stop, tasks).await,
+            Prepared::Done(end) => end,
+        };
+        if let Some(end) = end {
+            worker.finish(end).await;
+        }
+    }
+    .instrument(span)
+    .await;
 }
 
-async fn execute_in_span(
-    store: Store,
-    registry: Registry,
-    cfg: Arc<WorkerConfig>,
-    job: Job,
-    stop: CancellationToken,
-    tasks: &TaskTracker,
-    span: tracing::Span,
-) {
-    let worker = cfg.worker_id.as_str();
-    let run_id = job.run_id;
-    if let Some(run_id) = run_id {
-        match store.get_run(run_id).await {
-            Ok(run) if run.status().is_terminal() => {
-                let _ = store.complete_job(job.id, worker).await;
-                return;
-            }
+/// One attempt at one job, on this worker.
+struct Attempt<'a> {
+    store: &'a Store,
+    cfg: &'a WorkerConfig,
+    job: &'a Job,
+}
+
+enum Prepared {
+    /// Execute the handler.
+    Run,
+    /// No handler to run: end the attempt so (or leave it, `None`).
+    Done(Option<Ending>),
+}
+
+/// How an attempt ends, owned (the store's [`JobEnd`] borrows from it).
+enum Ending {
+    Succeeded(Value),
+    Cancelled(&'static str),
+    Failed(String),
+    Retry { error: String, delay: Duration },
+    Release,
+    Park(i64),
+    Discard,
+}
+
+impl Attempt<'_> {
+    fn worker(&self) -> &str {
+        &self.cfg.worker_id
+    }
+
+    /// Reads the run: an ended or missing run needs no attempt; a cancelled one ends now;
+    /// otherwise the run is `running` (with a line when this is a retry).
+    async fn prepare(&self) -> Prepared {
+        let Some(run_id) = self.job.run_id else {
+            return Prepared::Run;
+        };
+        match self.store.get_run(run_id).await {
+            Ok(run) if run.status().is_terminal() => return Prepared::Done(Some(Ending::Discard)),
             Ok(run) if run.cancel_requested_at.is_some() => {
-                let _ = store
-                    .transition_run(
-                        run_id,
-                        &LIVE,
-                        RunStatus::Cancelled,
-                        None,
-                        Some("cancelled by request"),
-                    )
-                    .await;
-                let _ = store.complete_job(job.id, worker).await;
-                return;
+                return Prepared::Done(Some(Ending::Cancelled("cancelled by request")));
             }
             Ok(_) => {}
-            Err(StoreError::NotFound) => {
-                let _ = store.complete_job(job.id, worker).await;
-                return;
-            }
+            Err(StoreError::NotFound) => return Prepared::Done(Some(Ending::Discard)),
             Err(e) => {
                 tracing::warn!(error = %e, "reading the run; releasing the job");
-                let _ = store.release_job(job.id, worker).await;
-                return;
+                return Prepared::Done(Some(Ending::Release));
             }
         }
-        let _ = store
+        let job = self.job;
+        let started = self
+            .store
             .transition_run(run_id, &LIVE, RunStatus::Running, None, None)
             .await;
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "marking the run running; releasing the job");
+            return Prepared::Done(Some(Ending::Release));
+        }
         if job.attempts > 1 {
-            let _ = store
+            let worker = self.worker();
+            let logged = self
+                .store
                 .append_run_log(
                     run_id,
-                    "warn",
+                    LogLevel::Warn,
                     &format!("attempt {} of {} (on worker {worker})", job.attempts, job.max_attempts),
                     json!({ "attempt": job.attempts, "max_attempts": job.max_attempts, "worker": worker }),
                 )
                 .await;
+            if let Err(e) = logged {
+                tracing::warn!(error = %e, "writing the attempt line");
+            }
         }
+        Prepared::Run
     }
 
-    let Some(handler) = registry.get(&job.kind) else {
-        let error = format!("no handler for job kind {:?} on this worker", job.kind);
-        finish_failed(&store, worker, &job, &error).await;
-        return;
-    };
-
-    let lease_lost = CancellationToken::new();
-    let ctx = JobContext {
-        store: store.clone(),
-        job: job.clone(),
-        worker_id: worker.to_owned(),
-        stop: stop.clone(),
-        cancel_checked: std::sync::Mutex::new(None),
-    };
-    let handle = tasks.spawn(async move { handler.run(&ctx).await }.instrument(span));
-    let heartbeat = async {
-        let lease_ms = i64::try_from(cfg.lease.as_millis()).unwrap_or(i64::MAX);
-        loop {
-            tokio::time::sleep(cfg.lease / 3).await;
-            match store.renew_lease(job.id, worker, lease_ms).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::warn!("lost the lease to another worker; stopping this attempt");
-                    lease_lost.cancel();
-                    stop.cancel();
-                    std::future::pending::<()>().await;
-                }
-                Err(e) => tracing::warn!(error = %e, "renewing a lease failed; retrying"),
-            }
-        }
-    };
-    let outcome = tokio::select! {
-        joined = handle => joined,
-        // The heartbeat never completes; if it did, the lease would simply run out.
-        _ = heartbeat => return,
-    };
-
-    let outcome = match outcome {
-        Ok(result) => result,
-        Err(e) if e.is_panic() => Err(JobError::Fatal("the job panicked".to_owned())),
-        Err(e) => Err(JobError::Fatal(format!("the job task failed: {e}"))),
-    };
-    match outcome {
-        Ok(output) => {
-            if let Some(run_id) = run_id {
-                let _ = store
-                    .transition_run(run_id, &LIVE, RunStatus::Succeeded, Some(output), None)
-                    .await;
-            }
-            let _ = store.complete_job(job.id, worker).await;
-        }
-        Err(JobError::Cancelled) => {
-            if let Some(run_id) = run_id {
-                let _ = store
-                    .transition_run(
-                        run_id,
-                        &LIVE,
-                        RunStatus::Cancelled,
-                        None,
-                        Some("cancelled by request"),
-                    )
-                    .await;
-            }
-            let _ = store.complete_job(job.id, worker).await;
-        }
-        Err(JobError::WaitingApproval(approval_id)) => {
-            let parked = store.park_job(job.id, worker).await.unwrap_or(false);
-            if let (true, Some(run_id)) = (parked, run_id) {
-                let _ = store
-                    .transition_run(
-                        run_id,
-                        &[RunStatus::Running],
-                        RunStatus::WaitingApproval,
-                        None,
-                        None,
-                    )
-                    .await;
-                let _ = store
-                    .append_run_log(
-                        run_id,
-                        "info",
-                        &format!(
-                            "waiting for approval {approval_id}; the decision resumes the run"
-                        ),
-                        json!({ "approval_id": approval_id }),
-                    )
-                    .await;
-                // Decided while we were parking (the decision found nothing parked yet):
-                // resume now.
-                if let Ok(a) = store.get_approval(approval_id).await
-                    && a.status != vorg_domain::ApprovalStatus::Pending
+    /// Runs the handler on `tasks`, renewing the lease meanwhile. `None` when the lease was
+    /// lost: the job is another worker's now, and nothing of it is ours to finish.
+    async fn run(
+        &self,
+        registry: &Registry,
+        stop: CancellationToken,
+        tasks: &TaskTracker,
+    ) -> Option<Ending> {
+        let job = self.job;
+        let Some(handler) = registry.get(&job.kind) else {
+            return Some(Ending::Failed(format!(
+                "no handler for job kind {:?} on this worker",
+                job.kind
+            )));
+        };
+        let lease_lost = CancellationToken::new();
+        let ctx = JobContext {
+            store: self.store.clone(),
+            job: job.clone(),
+            worker_id: self.worker().to_owned(),
+            stop: stop.clone(),
+            cancel_checked: std::sync::Mutex::new(None),
+        };
+        let span = tracing::Span::current();
+        let handle = tasks.spawn(async move { handler.run(&ctx).await }.instrument(span));
+        let heartbeat = async {
+            let lease_ms = i64::try_from(self.cfg.lease.as_millis()).unwrap_or(i64::MAX);
+            loop {
+                tokio::time::sleep(self.cfg.lease / 3).await;
+                match self
+                    .store
+                    .renew_lease(job.id, self.worker(), lease_ms)
+                    .await
                 {
-                    let _ = store.resume_parked(run_id).await;
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!("lost the lease to another worker; stopping this attempt");
+                        lease_lost.cancel();
+                        stop.cancel();
+                        std::future::pending::<()>().await;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "renewing a lease failed; retrying"),
+                }
+            }
+        };
+        let joined = tokio::select! {
+            joined = handle => joined,
+            // The heartbeat never completes; if it did, the lease would simply run out.
+            _ = heartbeat => return None,
+        };
+        let outcome = match joined {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => Err(JobError::Fatal("the job panicked".to_owned())),
+            Err(e) => Err(JobError::Fatal(format!("the job task failed: {e}"))),
+        };
+        Some(match outcome {
+            Ok(output) => Ending::Succeeded(output),
+            Err(JobError::Cancelled) => Ending::Cancelled("cancelled by request"),
+            Err(JobError::WaitingApproval(approval_id)) => Ending::Park(approval_id),
+            Err(JobError::Interrupted) if lease_lost.is_cancelled() => return None,
+            // Shutdown: give the job back; the run waits in the queue for the next worker.
+            Err(JobError::Interrupted) => Ending::Release,
+            Err(JobError::Retryable(error)) if job.attempts < job.max_attempts => {
+                let delay = backoff(self.cfg, job.attempts);
+                Ending::Retry { error, delay }
+            }
+            Err(JobError::Retryable(error) | JobError::Fatal(error)) => Ending::Failed(error),
+        })
+    }
+
+    /// Commits the end in one store transaction, retrying a failed commit a few times; if
+    /// it never commits, the lease runs out and another worker takes the job again.
+    async fn finish(&self, ending: Ending) {
+        let end = match &ending {
+            Ending::Succeeded(output) => JobEnd::Succeeded(output.clone()),
+            Ending::Cancelled(reason) => JobEnd::Cancelled(reason),
+            Ending::Failed(error) => {
+                tracing::warn!(error, "job failed");
+                JobEnd::Failed(error)
+            }
+            Ending::Retry { error, delay } => JobEnd::Retry {
+                error,
+                due_ms: chrono_now_ms() + i64::try_from(delay.as_millis()).unwrap_or(0),
+                retry_in_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            },
+            Ending::Release => JobEnd::Release,
+            Ending::Park(approval_id) => JobEnd::Park {
+                approval_id: *approval_id,
+            },
+            Ending::Discard => JobEnd::Discard,
+        };
+        let mut pause = Duration::from_millis(100);
+        for attempt in 1..=FINISH_TRIES {
+            match self
+                .store
+                .finish_job(self.job, self.worker(), end.clone())
+                .await
+            {
+                Ok(true) => break,
+                Ok(false) => {
+                    tracing::warn!("the job was no longer ours to finish (its lease was lost)");
+                    return;
+                }
+                Err(e) if attempt < FINISH_TRIES => {
+                    tracing::warn!(error = %e, attempt, "finishing the job failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause *= 4;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "finishing the job failed; its lease will run out and another attempt will follow");
+                    return;
                 }
             }
         }
-        Err(JobError::Interrupted) if lease_lost.is_cancelled() => {}
-        Err(JobError::Interrupted) => {
-            // Shutdown: give the job back; the run waits in the queue for the next worker.
-            let released = store.release_job(job.id, worker).await.unwrap_or(false);
-            if let (true, Some(run_id)) = (released, run_id) {
-                let _ = store
-                    .append_run_log(
-                        run_id,
-                        "warn",
-                        &format!(
-                            "worker {worker} shut down; the run will resume on the next worker"
-                        ),
-                        Value::Null,
-                    )
-                    .await;
-                let _ = store
-                    .transition_run(run_id, &[RunStatus::Running], RunStatus::Queued, None, None)
-                    .await;
+        if let (Ending::Park(approval_id), Some(run_id)) = (&ending, self.job.run_id) {
+            // Decided while we were parking (the decision found nothing parked yet): resume.
+            if let Ok(a) = self.store.get_approval(*approval_id).await
+                && a.status != vorg_domain::ApprovalStatus::Pending
+                && let Err(e) = self.store.resume_parked(run_id).await
+            {
+                tracing::warn!(error = %e, "resuming a run whose approval was decided");
             }
-        }
-        Err(JobError::Retryable(error)) if job.attempts < job.max_attempts => {
-            let delay = backoff(&cfg, job.attempts);
-            if let Some(run_id) = run_id {
-                let _ = store
-                    .append_run_log(
-                        run_id,
-                        "error",
-                        &format!("attempt {} failed: {error}; retrying in {:.1} s", job.attempts, delay.as_secs_f64()),
-                        json!({ "error": error, "attempt": job.attempts, "retry_in_ms": delay.as_millis() as u64 }),
-                    )
-                    .await;
-                let _ = store
-                    .transition_run(run_id, &[RunStatus::Running], RunStatus::Queued, None, None)
-                    .await;
-            }
-            let due = chrono_now_ms() + i64::try_from(delay.as_millis()).unwrap_or(0);
-            let _ = store.retry_job(job.id, worker, due, &error).await;
-        }
-        Err(JobError::Retryable(error) | JobError::Fatal(error)) => {
-            finish_failed(&store, worker, &job, &error).await;
         }
     }
 }
+
+/// Attempts at committing an attempt's end before leaving it to the lease.
+const FINISH_TRIES: u32 = 4;
+
+const LIVE: [RunStatus; 2] = [RunStatus::Queued, RunStatus::Running];
 
 fn chrono_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-async fn finish_failed(store: &Store, worker: &str, job: &Job, error: &str) {
-    tracing::warn!(error, "job failed");
-    if let Some(run_id) = job.run_id {
-        let _ = store
-            .transition_run(run_id, &LIVE, RunStatus::Failed, None, Some(error))
-            .await;
-    }
-    let _ = store.fail_job(job.id, worker, error).await;
 }

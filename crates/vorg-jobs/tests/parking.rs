@@ -102,6 +102,7 @@ async fn decisions_resume_parked_runs(backend: Backend) {
                 requested_by: None,
                 job_kind: "gate",
                 max_attempts: 1,
+                deduplicated: false,
             })
             .await
             .unwrap();

@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// A Linear user (the viewer, or an assignee).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all(deserialize = "camelCase"))]
 pub struct User {
     pub id: String,
@@ -18,7 +18,7 @@ pub struct User {
 }
 
 /// A team.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all(deserialize = "camelCase"))]
 pub struct Team {
     pub id: String,
@@ -29,14 +29,14 @@ pub struct Team {
 }
 
 /// A reference to another entity by id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ref {
     pub id: String,
 }
 
 /// A workflow state of a team (`type` is one of `triage`, `backlog`, `unstarted`,
 /// `started`, `completed`, `canceled`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all(deserialize = "camelCase"))]
 pub struct WorkflowState {
     pub id: String,
@@ -49,7 +49,7 @@ pub struct WorkflowState {
 }
 
 /// A cycle of a team.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all(deserialize = "camelCase"))]
 pub struct Cycle {
     pub id: String,
@@ -69,7 +69,7 @@ pub struct Cycle {
 }
 
 /// An issue label; `team` is `None` for a workspace label.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all(deserialize = "camelCase"))]
 pub struct Label {
     pub id: String,
@@ -83,7 +83,7 @@ pub struct Label {
 
 /// A project's status (`type`: `backlog`, `planned`, `started`, `paused`, `completed`,
 /// `canceled`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProjectStatus {
     pub id: String,
     pub name: String,
@@ -92,7 +92,7 @@ pub struct ProjectStatus {
 }
 
 /// A project.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all(deserialize = "camelCase"))]
 pub struct Project {
     pub id: String,
@@ -106,7 +106,7 @@ pub struct Project {
 }
 
 /// An issue with the state, team, people, cycle, project and labels it refers to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all(deserialize = "camelCase"))]
 pub struct Issue {
     pub id: String,
@@ -135,7 +135,7 @@ pub struct Issue {
 }
 
 /// The state an issue is in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IssueState {
     pub id: String,
     pub name: String,
@@ -145,7 +145,7 @@ pub struct IssueState {
 }
 
 /// The team an issue belongs to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IssueTeam {
     pub id: String,
     pub key: String,
@@ -153,7 +153,7 @@ pub struct IssueTeam {
 }
 
 /// A user as an issue or comment shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all(deserialize = "camelCase"))]
 pub struct Person {
     pub id: String,
@@ -162,7 +162,7 @@ pub struct Person {
 }
 
 /// The cycle an issue is in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IssueCycle {
     pub id: String,
     #[serde(deserialize_with = "whole_number")]
@@ -171,14 +171,14 @@ pub struct IssueCycle {
 }
 
 /// An entity shown by id and name (an issue's project).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Named {
     pub id: String,
     pub name: String,
 }
 
 /// A label as an issue shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IssueLabel {
     pub id: String,
     pub name: String,
@@ -186,7 +186,7 @@ pub struct IssueLabel {
 }
 
 /// A comment on an issue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all(deserialize = "camelCase"))]
 pub struct Comment {
     pub id: String,
@@ -198,14 +198,14 @@ pub struct Comment {
 }
 
 /// The issue a comment is on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CommentIssue {
     pub id: String,
     pub identifier: String,
 }
 
 /// Where a page ends and whether another follows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all(deserialize = "camelCase"))]
 pub struct PageInfo {
     pub has_next_page: bool,
@@ -214,7 +214,7 @@ pub struct PageInfo {
 }
 
 /// One page of a connection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all(deserialize = "camelCase"))]
 pub struct Page<T> {
     pub nodes: Vec<T>,
@@ -222,7 +222,7 @@ pub struct Page<T> {
 }
 
 /// Which issues to list; every field set narrows the list (all must match).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct IssueFilter {
     pub team_id: Option<String>,
@@ -236,7 +236,7 @@ pub struct IssueFilter {
 }
 
 /// A new issue. Only `team_id` and `title` are required.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct NewIssue {
     pub team_id: String,
@@ -260,7 +260,7 @@ pub struct IssueUpdate {
 }
 
 /// The outcome of an idempotent create.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedIssue {
     pub issue: Issue,
     /// `true` when the issue already existed from an earlier call with the same key.

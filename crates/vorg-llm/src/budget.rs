@@ -38,7 +38,7 @@ pub trait Governor: Send + Sync {
 /// The budget that refused a call, with what it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BudgetExceeded {
-    pub scope: String,
+    pub scope: vorg_domain::BudgetScope,
     pub subject: String,
     pub period: String,
     pub limit_micro_usd: i64,

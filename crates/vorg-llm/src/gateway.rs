@@ -373,7 +373,7 @@ impl Gateway {
             Ok(Err(refusal)) => {
                 let key = &policy.budgets[refusal.index];
                 let exceeded = BudgetExceeded {
-                    scope: key.scope.clone(),
+                    scope: key.scope,
                     subject: key.subject.clone(),
                     period: key.period.clone(),
                     limit_micro_usd: key.limit_micro_usd,

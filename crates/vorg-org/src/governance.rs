@@ -8,6 +8,7 @@ use std::{
 };
 
 use chrono::Utc;
+use vorg_domain::BudgetScope;
 use vorg_llm::{
     CallContext, CallPolicy, Governor,
     budget::{BoxFuture, day_period, month_period},
@@ -291,38 +292,38 @@ impl Org {
         let now = Utc::now();
         let (month, day) = (month_period(now), day_period(now));
         let b = &policies.budgets;
-        let key = |scope: &str, subject: String, period: &str, limit: i64| BudgetKey {
-            scope: scope.to_owned(),
+        let key = |scope: BudgetScope, subject: String, period: &str, limit: i64| BudgetKey {
+            scope,
             subject,
             period: period.to_owned(),
             limit_micro_usd: limit,
         };
         let mut keys = Vec::new();
         if let Some(limit) = b.org_monthly {
-            keys.push(key("org", "default".into(), &month, limit));
+            keys.push(key(BudgetScope::Org, "default".into(), &month, limit));
         }
         if let Some(limit) = b.actor_daily
             && !ctx.actor.is_empty()
         {
-            keys.push(key("actor", ctx.actor.clone(), &day, limit));
+            keys.push(key(BudgetScope::Actor, ctx.actor.clone(), &day, limit));
         }
         if let (Some(limit), Some(starter)) = (b.actor_daily, &ctx.on_behalf_of)
             && !starter.is_empty()
             && *starter != ctx.actor
         {
-            keys.push(key("actor", starter.clone(), &day, limit));
+            keys.push(key(BudgetScope::Actor, starter.clone(), &day, limit));
         }
         if let (Some(limit), Some(token)) = (b.api_token_daily, ctx.token_id) {
-            keys.push(key("token", token.to_string(), &day, limit));
+            keys.push(key(BudgetScope::Token, token.to_string(), &day, limit));
         }
         if let (Some(limit), Some(run)) = (b.run, ctx.run_id) {
-            keys.push(key("run", run.to_string(), "all", limit));
+            keys.push(key(BudgetScope::Run, run.to_string(), "all", limit));
         }
         if let Some(id) = &ctx.persona {
             match self.store.get_persona(id).await {
                 Ok(row) => {
                     if let Some(limit) = Persona::trusted(row.doc.0).max_spend() {
-                        keys.push(key("persona", id.clone(), &day, limit));
+                        keys.push(key(BudgetScope::Persona, id.clone(), &day, limit));
                     }
                 }
                 Err(StoreError::NotFound) => {}

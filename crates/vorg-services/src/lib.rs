@@ -15,24 +15,14 @@ pub mod starter;
 pub mod work;
 pub mod workflows;
 
-pub use starter::Starter;
+pub use starter::{Requester, Starter};
 pub use work::Services;
 
 /// The organization's job handlers (meetings, hiring plans, workflows) beside the built-in
 /// ones.
 pub fn registry(services: Services) -> vorg_jobs::Registry {
     vorg_jobs::builtin::registry()
-        .register(
-            meetings::JOB_KIND,
-            meetings::MeetingHandler {
-                services: services.clone(),
-            },
-        )
-        .register(
-            hiring::JOB_KIND,
-            hiring::HiringHandler {
-                services: services.clone(),
-            },
-        )
-        .register(workflows::JOB_KIND, workflows::WorkflowHandler { services })
+        .job::<meetings::Meeting>(services.clone())
+        .job::<hiring::HiringPlanJob>(services.clone())
+        .job::<workflows::WorkflowRun>(services)
 }

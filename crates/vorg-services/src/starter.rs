@@ -2,11 +2,24 @@
 //! starter's permissions, model allow-list and budgets and its personas': a persona never
 //! lends a caller a model, a tool or a budget the caller does not have.
 
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 use vorg_domain::{Permission, Role};
 use vorg_jobs::JobError;
 use vorg_llm::CallContext;
 use vorg_store::{Store, StoreError};
+
+/// Who asked for a run, as recorded in its job's payload when it was queued: the API
+/// records the user, the roles in force for the request (a token's narrowed roles) and the
+/// token; a run started on the command line has none of them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Requester {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_roles: Option<Vec<Role>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_token_id: Option<i64>,
+}
 
 /// The starter of a run, as far as the run needs to know.
 #[derive(Debug, Clone, Default)]
@@ -23,10 +36,10 @@ pub struct Starter {
 }
 
 impl Starter {
-    /// Reads the starter from a run's input (`requested_by`, `requested_roles`,
-    /// `requested_token_id`, written by the API when it enqueued the run).
-    pub async fn load(store: &Store, input: &Value) -> Result<Starter, JobError> {
-        let Some(user_id) = input.get("requested_by").and_then(Value::as_i64) else {
+    /// Reads the starter a run's job recorded: the roles recorded that the user still holds
+    /// (a deleted user's run may do nothing on their behalf).
+    pub async fn load(store: &Store, requester: &Requester) -> Result<Starter, JobError> {
+        let Some(user_id) = requester.requested_by else {
             return Ok(Starter::default());
         };
         let (email, held) = match store.get_user(user_id).await {
@@ -39,19 +52,18 @@ impl Starter {
                 )));
             }
         };
-        let roles = match input.get("requested_roles").and_then(Value::as_array) {
+        let roles = match &requester.requested_roles {
             Some(recorded) => recorded
                 .iter()
-                .filter_map(Value::as_str)
-                .filter_map(|r| r.parse::<Role>().ok())
                 .filter(|r| held.contains(r))
+                .copied()
                 .collect(),
             None => held,
         };
         Ok(Starter {
             user_id: Some(user_id),
             email,
-            token_id: input.get("requested_token_id").and_then(Value::as_i64),
+            token_id: requester.requested_token_id,
             roles: Some(roles),
         })
     }

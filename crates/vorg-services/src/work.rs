@@ -5,6 +5,7 @@ use std::sync::{
     Arc,
     atomic::{AtomicI64, Ordering},
 };
+use vorg_domain::LogLevel;
 
 use serde_json::{Value, json};
 use vorg_artifacts::Blobs;
@@ -33,6 +34,8 @@ pub struct Speaker<'a> {
     /// `provider/model` or an alias; `None`: each persona's preference, else the default.
     pub model: Option<String>,
     pub user_id: Option<i64>,
+    /// Who asked for the run, as its job recorded it.
+    requester: crate::starter::Requester,
     /// Who started the run (read on first use): the run speaks within their rights.
     starter: tokio::sync::OnceCell<Starter>,
     cost: AtomicI64,
@@ -40,13 +43,18 @@ pub struct Speaker<'a> {
 }
 
 impl<'a> Speaker<'a> {
-    pub fn new(services: &'a Services, job: &'a JobContext, model: Option<String>) -> Self {
-        let user_id = job.input().get("requested_by").and_then(Value::as_i64);
+    pub fn new(
+        services: &'a Services,
+        job: &'a JobContext,
+        requester: &crate::starter::Requester,
+        model: Option<String>,
+    ) -> Self {
         Speaker {
             services,
             job,
             model,
-            user_id,
+            user_id: requester.requested_by,
+            requester: requester.clone(),
             starter: tokio::sync::OnceCell::new(),
             cost: AtomicI64::new(0),
             calls: AtomicI64::new(0),
@@ -56,7 +64,7 @@ impl<'a> Speaker<'a> {
     /// The run's starter and what they may do.
     pub async fn starter(&self) -> Result<&Starter, JobError> {
         self.starter
-            .get_or_try_init(|| Starter::load(&self.services.store, self.job.input()))
+            .get_or_try_init(|| Starter::load(&self.services.store, &self.requester))
             .await
     }
 
@@ -86,8 +94,8 @@ impl<'a> Speaker<'a> {
         self.cost.load(Ordering::Relaxed)
     }
 
-    pub fn calls(&self) -> i64 {
-        self.calls.load(Ordering::Relaxed)
+    pub fn calls(&self) -> u64 {
+        u64::try_from(self.calls.load(Ordering::Relaxed)).unwrap_or(0)
     }
 
     /// The persona's system prompt: who they are, how they speak, what they care about.
@@ -259,7 +267,7 @@ impl<'a> Speaker<'a> {
             Some(step) => format!("[{step}] {} spoke ({provider}/{model})", persona.name()),
             None => format!("{} spoke ({provider}/{model})", persona.name()),
         };
-        self.job.log("info", &message, fields).await?;
+        self.job.log(LogLevel::Info, &message, fields).await?;
         let call = &resp.body["choices"][0]["message"]["tool_calls"][0]["function"];
         if let Some(name) = call["name"].as_str() {
             let args = match &call["arguments"] {
@@ -295,8 +303,12 @@ pub fn parse_json_answer(text: &str) -> Option<Value> {
 
 /// Strings of a JSON array field (`[]` when absent).
 pub fn strings(v: &Value, key: &str) -> Vec<String> {
-    v.get(key)
-        .and_then(Value::as_array)
+    string_list(v.get(key))
+}
+
+/// A JSON list as strings (non-strings as their JSON, nulls dropped); empty when absent.
+pub fn string_list(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
         .map(|a| {
             a.iter()
                 .filter_map(|x| match x {

@@ -7,14 +7,14 @@
 //! by the row lock on PostgreSQL, by the single writer on SQLite).
 
 use serde_json::json;
+use vorg_domain::BudgetScope;
 
 use crate::{DEFAULT_ORG, Result, Store, events::insert_event, notify::Notice, with_pool};
 
 /// One budget a call is charged to, with its limit in this period.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BudgetKey {
-    /// `org`, `actor`, `persona`, `token` or `run`.
-    pub scope: String,
+    pub scope: BudgetScope,
     /// Who within the scope: `default`, an e-mail, a persona id, a token id, a run id.
     pub subject: String,
     /// `2026-11` (monthly), `2026-11-29` (daily) or `all`.
@@ -58,7 +58,11 @@ impl Store {
         let mut order: Vec<usize> = (0..keys.len()).collect();
         order.sort_by(|&a, &b| {
             let (ka, kb) = (&keys[a], &keys[b]);
-            (&ka.scope, &ka.subject, &ka.period).cmp(&(&kb.scope, &kb.subject, &kb.period))
+            (ka.scope.as_str(), &ka.subject, &ka.period).cmp(&(
+                kb.scope.as_str(),
+                &kb.subject,
+                &kb.period,
+            ))
         });
         let _guard = self.hot_write().await;
         let outcome = with_pool!(self, |p| {
@@ -81,7 +85,7 @@ impl Store {
                          RETURNING spent_micro_usd",
                     )
                     .bind(DEFAULT_ORG)
-                    .bind(&k.scope)
+                    .bind(k.scope.as_str())
                     .bind(&k.subject)
                     .bind(&k.period)
                     .bind(amount)
@@ -95,7 +99,7 @@ impl Store {
                          WHERE org_id = $1 AND scope = $2 AND subject = $3 AND period = $4",
                     )
                     .bind(DEFAULT_ORG)
-                    .bind(&k.scope)
+                    .bind(k.scope.as_str())
                     .bind(&k.subject)
                     .bind(&k.period)
                     .fetch_optional(&mut *tx)
@@ -140,7 +144,11 @@ impl Store {
         let mut order: Vec<usize> = (0..keys.len()).collect();
         order.sort_by(|&a, &b| {
             let (ka, kb) = (&keys[a], &keys[b]);
-            (&ka.scope, &ka.subject, &ka.period).cmp(&(&kb.scope, &kb.subject, &kb.period))
+            (ka.scope.as_str(), &ka.subject, &ka.period).cmp(&(
+                kb.scope.as_str(),
+                &kb.subject,
+                &kb.period,
+            ))
         });
         let _guard = self.hot_write().await;
         let (warnings, events) = with_pool!(self, |p| {
@@ -158,7 +166,7 @@ impl Store {
                      RETURNING spent_micro_usd",
                 )
                 .bind(DEFAULT_ORG)
-                .bind(&k.scope)
+                .bind(k.scope.as_str())
                 .bind(&k.subject)
                 .bind(&k.period)
                 .bind(reserved)
@@ -176,7 +184,7 @@ impl Store {
                      AND subject = $3 AND period = $4 AND warned = FALSE",
                 )
                 .bind(DEFAULT_ORG)
-                .bind(&k.scope)
+                .bind(k.scope.as_str())
                 .bind(&k.subject)
                 .bind(&k.period)
                 .execute(&mut *tx)
@@ -216,7 +224,7 @@ impl Store {
                  WHERE org_id = $1 AND scope = $2 AND subject = $3 AND period = $4"
             )
             .bind(DEFAULT_ORG)
-            .bind(&k.scope)
+            .bind(k.scope.as_str())
             .bind(&k.subject)
             .bind(&k.period)
             .fetch_optional(p)

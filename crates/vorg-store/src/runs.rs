@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
-use vorg_domain::RunStatus;
+use vorg_domain::{LogLevel, RunStatus};
 
 use crate::{
     DEFAULT_ORG, Db, Page, Result, Store, StoreError, events::insert_event, notify::Notice,
@@ -16,7 +16,9 @@ use crate::{
 pub struct Run {
     pub id: i64,
     pub run_type: String,
-    pub status: String,
+    /// A row whose status this version does not know is an error when read, not a guess.
+    #[sqlx(try_from = "String")]
+    pub status: RunStatus,
     pub summary: Option<String>,
     pub input: Json<Value>,
     pub output: Option<Json<Value>>,
@@ -31,7 +33,7 @@ pub struct Run {
 
 impl Run {
     pub fn status(&self) -> RunStatus {
-        self.status.parse().unwrap_or(RunStatus::Failed)
+        self.status
     }
 }
 
@@ -43,7 +45,8 @@ pub struct RunLog {
     pub timestamp: DateTime<Utc>,
     /// `log` or `status`.
     pub kind: String,
-    pub level: String,
+    #[sqlx(try_from = "String")]
+    pub level: LogLevel,
     pub message: String,
     pub fields: Json<Value>,
 }
@@ -68,6 +71,9 @@ pub struct NewRun<'a> {
     pub requested_by: Option<i64>,
     pub job_kind: &'a str,
     pub max_attempts: i64,
+    /// When a job of the same kind with an equal payload is still queued, answer its run
+    /// instead of queueing another.
+    pub deduplicated: bool,
 }
 
 macro_rules! run_columns {
@@ -82,6 +88,11 @@ macro_rules! log_columns {
         "id, run_id, timestamp, kind, level, message, fields"
     };
 }
+pub(crate) use {log_columns, run_columns};
+
+/// Advisory-lock key serialising deduplicated enqueues (even, like the other global keys:
+/// events 2, policies 4, personas 6, workflows 8).
+const DEDUP_LOCK_KEY: i64 = 10;
 
 /// Advisory-lock key of a run's log (odd numbers; the org event log uses 2).
 pub(crate) fn run_lock_key(run_id: i64) -> i64 {
@@ -112,7 +123,7 @@ macro_rules! insert_log {
         .bind($run_id)
         .bind(Utc::now())
         .bind($kind)
-        .bind($level)
+        .bind(LogLevel::as_str($level))
         .bind($message)
         .bind(Json($fields))
         .fetch_one(&mut *$tx)
@@ -134,12 +145,91 @@ macro_rules! insert_log {
     }};
 }
 
+pub(crate) use insert_log;
+
+/// Moves run `$run_id` from one of `$from` (at most three statuses) to `$to` inside the
+/// transaction `$tx`, recording output or error, start and end times, with a `status` row in
+/// its stream and an org `run.status` event. Evaluates to `Some((run, log id, event id))`, or
+/// `None` when the run was not in one of `$from`. A macro for the same reason as
+/// `insert_log!`.
+macro_rules! transition_in_tx {
+    ($db:expr, $tx:expr, $run_id:expr, $from:expr, $to:expr, $output:expr, $error:expr) => {{
+        let to: RunStatus = $to;
+        let run_id: i64 = $run_id;
+        let error: Option<&str> = $error;
+        let from: &[RunStatus] = $from;
+        let status = |i: usize| from.get(i).map(|s| s.as_str()).unwrap_or("");
+        let run: Option<Run> = sqlx::query_as(concat!(
+            "UPDATE runs SET status = $1, \
+             output = COALESCE($2, output), error = COALESCE($3, error), \
+             started_at = CASE WHEN $1 = 'running' AND started_at IS NULL THEN $4 ELSE started_at END, \
+             completed_at = CASE WHEN $1 IN ('succeeded', 'failed', 'cancelled') THEN $4 ELSE completed_at END, \
+             attempts = CASE WHEN $1 = 'running' THEN attempts + 1 ELSE attempts END \
+             WHERE id = $5 AND status IN ($6, $7, $8) RETURNING ",
+            run_columns!()
+        ))
+        .bind(to.as_str())
+        .bind($output.map(Json))
+        .bind(error)
+        .bind(Utc::now())
+        .bind(run_id)
+        .bind(status(0))
+        .bind(status(1))
+        .bind(status(2))
+        .fetch_optional(&mut *$tx)
+        .await?;
+        match run {
+            None => None,
+            Some(run) => {
+                let fields = serde_json::json!({ "status": to, "error": error });
+                let msg = format!("status: {to}");
+                let level = if to == RunStatus::Failed {
+                    LogLevel::Error
+                } else {
+                    LogLevel::Info
+                };
+                let row = insert_log!($db, $tx, run_id, "status", level, &msg, &fields);
+                let data = serde_json::json!({
+                    "run_id": run_id, "status": to, "run_type": run.run_type, "error": error,
+                });
+                let event = insert_event!($db, $tx, "run.status", Some(run_id), &data);
+                Some((run, row.id, event.id))
+            }
+        }
+    }};
+}
+pub(crate) use transition_in_tx;
+
 impl Store {
     /// Creates a queued run and its job in one transaction.
     pub async fn create_run(&self, new: NewRun<'_>) -> Result<Run> {
         let now = Utc::now();
         let run = with_pool!(self, |p| {
             let mut tx = p.begin().await?;
+            if new.deduplicated {
+                if matches!(self.db, Db::Postgres(_)) {
+                    // Serialises deduplicated enqueues, so two never both find nothing.
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                        .bind(DEDUP_LOCK_KEY)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let queued: Option<Run> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    run_columns!(),
+                    " FROM runs WHERE id = (SELECT run_id FROM jobs WHERE kind = $1 \
+                     AND status = 'queued' AND payload = $2 AND run_id IS NOT NULL \
+                     ORDER BY id LIMIT 1)"
+                ))
+                .bind(new.job_kind)
+                .bind(Json(&new.input))
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(run) = queued {
+                    tx.commit().await?;
+                    return Ok(run);
+                }
+            }
             let run: Run = sqlx::query_as(concat!(
                 "INSERT INTO runs (org_id, run_type, status, summary, input, requested_by, \
                  created_at) VALUES ($1, $2, 'queued', $3, $4, $5, $6) RETURNING ",
@@ -240,7 +330,7 @@ impl Store {
     pub async fn append_run_log(
         &self,
         run_id: i64,
-        level: &str,
+        level: LogLevel,
         message: &str,
         fields: Value,
     ) -> Result<RunLog> {
@@ -252,7 +342,7 @@ impl Store {
         &self,
         run_id: i64,
         kind: &str,
-        level: &str,
+        level: LogLevel,
         message: &str,
         fields: Value,
     ) -> Result<RunLog> {
@@ -277,53 +367,13 @@ impl Store {
         output: Option<Value>,
         error: Option<&str>,
     ) -> Result<Option<Run>> {
-        let now = Utc::now();
-        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
-        let (a, b, c) = (
-            from.first().copied().unwrap_or(""),
-            from.get(1).copied().unwrap_or(""),
-            from.get(2).copied().unwrap_or(""),
-        );
         let result = with_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            let run: Option<Run> = sqlx::query_as(concat!(
-                "UPDATE runs SET status = $1, \
-                 output = COALESCE($2, output), error = COALESCE($3, error), \
-                 started_at = CASE WHEN $1 = 'running' AND started_at IS NULL THEN $4 ELSE started_at END, \
-                 completed_at = CASE WHEN $1 IN ('succeeded', 'failed', 'cancelled') THEN $4 ELSE completed_at END, \
-                 attempts = CASE WHEN $1 = 'running' THEN attempts + 1 ELSE attempts END \
-                 WHERE id = $5 AND status IN ($6, $7, $8) RETURNING ",
-                run_columns!()
-            ))
-            .bind(to.as_str())
-            .bind(output.as_ref().map(Json))
-            .bind(error)
-            .bind(now)
-            .bind(run_id)
-            .bind(a)
-            .bind(b)
-            .bind(c)
-            .fetch_optional(&mut *tx)
-            .await?;
-            match run {
-                None => None,
-                Some(run) => {
-                    let fields = serde_json::json!({ "status": to, "error": error });
-                    let msg = format!("status: {to}");
-                    let level = if to == RunStatus::Failed {
-                        "error"
-                    } else {
-                        "info"
-                    };
-                    let row = insert_log!(self.db, tx, run_id, "status", level, &msg, &fields);
-                    let data = serde_json::json!({
-                        "run_id": run_id, "status": to, "run_type": run.run_type, "error": error,
-                    });
-                    let event = insert_event!(self.db, tx, "run.status", Some(run_id), &data);
-                    tx.commit().await?;
-                    Some((run, row.id, event.id))
-                }
+            let moved = transition_in_tx!(self.db, tx, run_id, from, to, output.as_ref(), error);
+            if moved.is_some() {
+                tx.commit().await?;
             }
+            moved
         });
         let Some((run, log_id, event_id)) = result else {
             return Ok(None);

@@ -1,7 +1,7 @@
 //! The store contract suite: every test body runs on SQLite and on PostgreSQL.
 #![allow(clippy::disallowed_methods)] // tests spawn freely
 
-use vorg_domain::{Role, RunStatus};
+use vorg_domain::{LogLevel, Role, RunStatus};
 
 use crate::{
     Backend, NewApiToken, NewAuditEntry, NewRun, Notice, Page, RunFilter, Store, StoreError,
@@ -336,6 +336,7 @@ fn demo_run(input: serde_json::Value) -> NewRun<'static> {
         requested_by: None,
         job_kind: "demo",
         max_attempts: 3,
+        deduplicated: false,
     }
 }
 
@@ -363,11 +364,21 @@ async fn a_run_lives_from_queued_to_succeeded_with_an_ordered_stream(store: Stor
     assert!(running.started_at.is_some());
     assert_eq!(running.attempts, 1);
     store
-        .append_run_log(run.id, "info", "step 1", serde_json::json!({ "step": 1 }))
+        .append_run_log(
+            run.id,
+            LogLevel::Info,
+            "step 1",
+            serde_json::json!({ "step": 1 }),
+        )
         .await
         .unwrap();
     store
-        .append_run_log(run.id, "info", "step 2", serde_json::json!({ "step": 2 }))
+        .append_run_log(
+            run.id,
+            LogLevel::Info,
+            "step 2",
+            serde_json::json!({ "step": 2 }),
+        )
         .await
         .unwrap();
     assert!(
@@ -598,7 +609,7 @@ async fn committed_rows_are_announced_to_subscribers(store: Store) {
         .await
         .unwrap();
     let log = store
-        .append_run_log(run.id, "info", "hello", serde_json::json!({}))
+        .append_run_log(run.id, LogLevel::Info, "hello", serde_json::json!({}))
         .await
         .unwrap();
     let mut seen = Vec::new();
@@ -1063,7 +1074,7 @@ async fn an_approval_is_decided_once_even_under_concurrent_deciders(store: Store
 
 async fn concurrent_reservations_never_overshoot_a_budget(store: Store) {
     let key = |scope: &str, limit: i64| crate::BudgetKey {
-        scope: scope.into(),
+        scope: scope.parse().expect("a scope"),
         subject: "default".into(),
         period: "2026-11".into(),
         limit_micro_usd: limit,

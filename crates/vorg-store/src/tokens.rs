@@ -1,7 +1,7 @@
 //! API tokens for agents and scripts: stored as a hash, never as the secret.
 
 use chrono::{DateTime, Duration, Utc};
-use vorg_domain::Role;
+use vorg_domain::{Role, RoleList};
 
 use crate::{DEFAULT_ORG, Result, Store, StoreError, with_pool};
 
@@ -12,8 +12,9 @@ pub struct ApiToken {
     pub user_id: i64,
     pub name: String,
     pub prefix: String,
-    /// Comma-separated role names, a subset of the owner's roles when created.
-    pub roles: String,
+    /// A subset of the owner's roles when created (one comma-separated column).
+    #[sqlx(try_from = "String")]
+    pub roles: RoleList,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
@@ -22,10 +23,7 @@ pub struct ApiToken {
 
 impl ApiToken {
     pub fn role_list(&self) -> Vec<Role> {
-        self.roles
-            .split(',')
-            .filter_map(|r| r.parse().ok())
-            .collect()
+        self.roles.0.clone()
     }
 }
 
@@ -65,7 +63,8 @@ struct LiveToken {
     token_id: i64,
     user_id: i64,
     email: String,
-    token_roles: String,
+    #[sqlx(try_from = "String")]
+    token_roles: RoleList,
     last_used: Option<DateTime<Utc>>,
     expires_at: Option<DateTime<Utc>>,
 }
@@ -129,7 +128,7 @@ impl TokenCache {
 
 impl Store {
     pub async fn create_token(&self, new: NewApiToken<'_>) -> Result<ApiToken> {
-        let roles: Vec<&str> = new.roles.iter().map(|r| r.as_str()).collect();
+        let roles = RoleList::to_column(new.roles);
         let sql = concat!(
             "INSERT INTO api_tokens (org_id, user_id, name, token_hash, prefix, roles, created_at, \
              expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
@@ -141,7 +140,7 @@ impl Store {
             .bind(new.name)
             .bind(new.token_hash)
             .bind(new.prefix)
-            .bind(roles.join(","))
+            .bind(roles)
             .bind(Utc::now())
             .bind(new.expires_at)
             .fetch_one(p)
@@ -226,8 +225,8 @@ impl Store {
         let held = self.current_roles(t.user_id).await?;
         let roles = t
             .token_roles
-            .split(',')
-            .filter_map(|r| r.parse::<Role>().ok())
+            .0
+            .into_iter()
             .filter(|r| held.contains(r))
             .collect();
         Ok(TokenOwner {

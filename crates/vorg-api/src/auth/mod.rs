@@ -96,18 +96,14 @@ impl CurrentUser {
         }
     }
 
-    /// Records the caller as the starter of a run in its `input`: the run acts within the
-    /// roles in force for this request (`vorg_services::Starter` reads them back).
-    pub fn stamp_run(&self, mut input: serde_json::Value) -> serde_json::Value {
-        if let Some(obj) = input.as_object_mut() {
-            let roles: Vec<&str> = self.roles.iter().map(|r| r.as_str()).collect();
-            obj.insert("requested_by".into(), self.id.into());
-            obj.insert("requested_roles".into(), roles.into());
-            if let Some(token) = self.token_id() {
-                obj.insert("requested_token_id".into(), token.into());
-            }
+    /// The caller as the starter of a run: the run acts within the roles in force for this
+    /// request (`vorg_services::Starter` reads them back).
+    pub fn requester(&self) -> vorg_services::Requester {
+        vorg_services::Requester {
+            requested_by: Some(self.id),
+            requested_roles: Some(self.roles.clone()),
+            requested_token_id: self.token_id(),
         }
-        input
     }
 }
 

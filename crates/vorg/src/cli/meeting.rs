@@ -16,7 +16,12 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use vorg_domain::RunStatus;
-use vorg_store::{NewRun, Run, Store, StoreError};
+use vorg_jobs::{BackgroundJob, RunMeta};
+use vorg_services::{
+    Requester,
+    meetings::{MeetingBody, MeetingType, Minutes},
+};
+use vorg_store::{Run, Store, StoreError};
 
 use crate::{Settings, config::LogFormat, startup::build_services};
 
@@ -47,33 +52,14 @@ pub enum MeetingKind {
 }
 
 impl MeetingKind {
-    fn as_str(self) -> &'static str {
+    fn meeting_type(self) -> MeetingType {
         match self {
-            MeetingKind::Standup => "standup",
-            MeetingKind::Brainstorm => "brainstorm",
-            MeetingKind::Allhands => "allhands",
-        }
-    }
-
-    /// The content fields the API's body takes for this meeting.
-    fn content_fields(self) -> &'static [&'static str] {
-        match self {
-            MeetingKind::Standup => &[
-                "date",
-                "attendees",
-                "yesterday",
-                "today",
-                "blockers",
-                "decisions",
-            ],
-            MeetingKind::Brainstorm => &["topic", "owner", "date", "ideas", "top3", "decision"],
-            MeetingKind::Allhands => &["week", "date", "metrics", "updates", "risks", "lessons"],
+            MeetingKind::Standup => MeetingType::Standup,
+            MeetingKind::Brainstorm => MeetingType::Brainstorm,
+            MeetingKind::Allhands => MeetingType::Allhands,
         }
     }
 }
-
-/// Fields of the API's body that are not content but how the meeting is held.
-const EXTRAS: [&str; 4] = ["participants", "model", "rounds", "linear_team_id"];
 
 /// How often the run is re-read when no notice arrives.
 const POLL: Duration = Duration::from_millis(500);
@@ -91,31 +77,21 @@ pub(super) fn init_logs(format: LogFormat) {
 
 /// Holds the meeting and prints its minutes; the run's error when it does not succeed.
 pub async fn meeting(settings: &Settings, store: &Store, args: MeetingArgs) -> anyhow::Result<()> {
-    let kind = args.kind.as_str();
-    let input = run_input(&args)?;
-    check_participants(store, &input).await?;
-    let run = run_here(
-        settings,
-        store,
-        NewRun {
-            run_type: "meeting",
-            summary: Some(kind),
-            input,
-            requested_by: None,
-            job_kind: vorg_services::meetings::JOB_KIND,
-            max_attempts: 2,
-        },
-    )
-    .await?;
+    let body = meeting_body(&args)?;
+    check_participants(store, &body.extras().participants).await?;
+    let kind = body.kind();
+    let job = body.into_job(Requester::default());
+    let run = run_here(settings, store, job, kind.as_str()).await?;
     print_minutes(run)
 }
 
-/// Creates `new`, executes it with a worker in this process while its log streams to
+/// Starts `job`, executes it with a worker in this process while its log streams to
 /// stderr, and returns the run once it ended (or waits for an approval).
-pub(super) async fn run_here(
+pub(super) async fn run_here<J: BackgroundJob>(
     settings: &Settings,
     store: &Store,
-    new: NewRun<'_>,
+    job: J,
+    summary: &str,
 ) -> anyhow::Result<Run> {
     let tracker = TaskTracker::new();
     let stop = CancellationToken::new();
@@ -125,11 +101,15 @@ pub(super) async fn run_here(
         .context("listening for events on PostgreSQL")?;
     let services = build_services(settings, store).await?;
     let llm = services.llm.clone();
-    let (run_type, summary) = (new.run_type, new.summary.unwrap_or(new.run_type));
-    let run = store
-        .create_run(new)
+    let meta = RunMeta {
+        summary: Some(summary),
+        ..RunMeta::default()
+    };
+    let run = job
+        .start(store, meta)
         .await
-        .with_context(|| format!("creating the {run_type}'s run"))?;
+        .with_context(|| format!("creating the {}'s run", J::KIND))?;
+    let run_type = run.run_type.clone();
     super::cli_audit(
         store,
         "run.start",
@@ -153,10 +133,10 @@ pub(super) async fn run_here(
     ended
 }
 
-/// The run's input, as the API builds it: `{type, body, participants, model, rounds,
-/// linear_team_id, requested_by}`. The flags win over the same fields in the file.
-fn run_input(args: &MeetingArgs) -> anyhow::Result<Value> {
-    let kind = args.kind;
+/// The meeting's body, as the API reads it: the `--json` file's object with the flags
+/// (which win over the same fields in the file), checked by the same rules.
+fn meeting_body(args: &MeetingArgs) -> anyhow::Result<MeetingBody> {
+    let kind = args.kind.meeting_type();
     let mut body = match &args.json {
         None => Map::new(),
         Some(path) => {
@@ -167,73 +147,37 @@ fn run_input(args: &MeetingArgs) -> anyhow::Result<Value> {
             {
                 Value::Object(map) => map,
                 _ => bail!(
-                    "--json: {} must hold a JSON object (the body of POST /meetings/{})",
+                    "--json: {} must hold a JSON object (the body of POST /meetings/{kind})",
                     path.display(),
-                    kind.as_str()
                 ),
             }
         }
     };
-    let mut extras: Map<String, Value> = EXTRAS
-        .iter()
-        .filter_map(|k| body.remove(*k).map(|v| ((*k).to_owned(), v)))
-        .collect();
-    if let Some(unknown) = body
-        .keys()
-        .find(|k| !kind.content_fields().contains(&k.as_str()))
-    {
-        bail!(
-            "--json: unknown field {unknown:?} for a {}; expected {}, {}",
-            kind.as_str(),
-            kind.content_fields().join(", "),
-            EXTRAS.join(", ")
-        );
-    }
     if let Some(topic) = &args.topic {
-        if kind != MeetingKind::Brainstorm {
+        if kind != MeetingType::Brainstorm {
             bail!("--topic: only a brainstorm has a topic");
-        }
-        if topic.len() > 2000 {
-            bail!("--topic: must be at most 2000 bytes");
         }
         body.insert("topic".into(), json!(topic));
     }
     if !args.participants.is_empty() {
-        extras.insert("participants".into(), json!(args.participants));
+        body.insert("participants".into(), json!(args.participants));
     }
     if let Some(model) = &args.model {
-        extras.insert("model".into(), json!(model));
+        body.insert("model".into(), json!(model));
     }
-    let participants = extras.remove("participants").unwrap_or_else(|| json!([]));
-    if !participants
-        .as_array()
-        .is_some_and(|a| a.iter().all(Value::is_string))
-    {
-        bail!("--json: participants must be a list of persona ids");
+    let body = MeetingBody::from_value(kind, Value::Object(body))
+        .map_err(|e| anyhow::anyhow!("--json: not the body of POST /meetings/{kind}: {e}"))?;
+    let problems = body.problems();
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        bail!("{}", list.join("; "));
     }
-    let rounds = extras.remove("rounds").unwrap_or(Value::Null);
-    if !rounds.is_null() && !rounds.as_u64().is_some_and(|r| (1..=5).contains(&r)) {
-        bail!("--json: rounds must be between 1 and 5");
-    }
-    Ok(json!({
-        "type": kind.as_str(),
-        "body": body,
-        "participants": participants,
-        "model": extras.remove("model").unwrap_or(Value::Null),
-        "rounds": rounds,
-        "linear_team_id": extras.remove("linear_team_id").unwrap_or(Value::Null),
-        "requested_by": null,
-    }))
+    Ok(body)
 }
 
 /// Names an unknown participant before any run exists, as the API does.
-async fn check_participants(store: &Store, input: &Value) -> anyhow::Result<()> {
-    let ids = input["participants"].as_array().map(Vec::as_slice);
-    let ids = ids.unwrap_or_default();
-    if ids.len() > 20 {
-        bail!("--participant: at most 20");
-    }
-    for id in ids.iter().filter_map(Value::as_str) {
+async fn check_participants(store: &Store, ids: &[String]) -> anyhow::Result<()> {
+    for id in ids {
         match store.get_persona(id).await {
             Ok(_) => {}
             Err(StoreError::NotFound) => bail!("--participant {id}: no such persona"),
@@ -302,12 +246,10 @@ async fn print_logs(store: &Store, run_id: i64, mut after: i64) -> anyhow::Resul
 fn print_minutes(run: Run) -> anyhow::Result<()> {
     match run.status() {
         RunStatus::Succeeded => {
-            let markdown = run
-                .output
-                .as_ref()
-                .and_then(|o| o.0.get("markdown"))
-                .and_then(Value::as_str)
+            let output = run.output.map(|o| o.0).unwrap_or_default();
+            let minutes: Minutes = serde_json::from_value(output)
                 .with_context(|| format!("run {} succeeded without minutes", run.id))?;
+            let markdown = minutes.markdown.as_str();
             let newline: &[u8] = if markdown.ends_with('\n') { b"" } else { b"\n" };
             let mut out = std::io::stdout().lock();
             out.write_all(markdown.as_bytes())

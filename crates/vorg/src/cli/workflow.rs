@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 use vorg_domain::RunStatus;
-use vorg_store::{NewRun, Store};
+use vorg_store::Store;
 
 use crate::Settings;
 
@@ -101,26 +101,16 @@ async fn run(settings: &Settings, store: &Store, args: RunArgs) -> anyhow::Resul
         bail!("cannot run {}:\n{}", args.file.display(), list.join("\n"));
     }
     let summary = format!("workflow {} ({})", wf.name(), wf.engine());
-    let run = super::meeting::run_here(
-        settings,
-        store,
-        NewRun {
-            run_type: "workflow",
-            summary: Some(&summary),
-            input: json!({
-                "source": source,
-                "name": wf.name(),
-                "version": null,
-                "inputs": inputs,
-                "model": args.model,
-                "requested_by": null,
-            }),
-            requested_by: None,
-            job_kind: vorg_services::workflows::JOB_KIND,
-            max_attempts: 3,
-        },
-    )
-    .await?;
+    let job = vorg_services::workflows::WorkflowRun {
+        source,
+        name: wf.name().to_owned(),
+        version: None,
+        inputs,
+        model: args.model,
+        linear_team_id: None,
+        requester: vorg_services::Requester::default(),
+    };
+    let run = super::meeting::run_here(settings, store, job, &summary).await?;
     match run.status() {
         RunStatus::Succeeded => {
             let output = run.output.map(|o| o.0).unwrap_or(Value::Null);

@@ -1,324 +1,42 @@
-//! Workflows as runs: the host side of `vorg-workflow`'s engines. Every model turn goes
-//! through the gateway as the step's persona (usage per run and per persona is exact),
-//! every step and tool call is a line of the run's log, `graph` checkpoints are rows the run
-//! resumes from, interrupts are approvals that park the run, and tools are checked against
-//! the persona's `tools` and the policies' `forbidden_actions`.
+//! The host of one workflow run: the [`Runtime`] the engines call for model turns, tools,
+//! checkpoints and interrupts.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use vorg_domain::LogLevel;
 
 use serde_json::{Value, json};
 use vorg_domain::Permission;
 use vorg_domain::money::{micro_to_usd, usd_to_micro};
-use vorg_jobs::{BoxFuture as JobFuture, JobContext, JobError, JobHandler};
-use vorg_store::{NewApproval, PersonaRow};
-use vorg_workflow::{
-    Ask, BoxFuture, Checkpoint, Problem, RunOutcome, Runtime, StepError, Workflow, tools,
-};
-
+use vorg_jobs::{JobContext, JobError};
 use vorg_org::approvals::{ApprovalRequest, SubmitError, submit_approval};
-use crate::work::{LinearFiling, NewBlob, Services, Speaker, file_linear_issue, save_artifact};
-use crate::Starter;
 use vorg_org::{Persona, Tier};
+use vorg_store::NewApproval;
+use vorg_workflow::{Ask, BoxFuture, Checkpoint, Runtime, StepError, tools};
 
-/// The job kind of every workflow run.
-pub const JOB_KIND: &str = "workflow";
-
-/// Runs the workflow in a run's input: `{source, name, version?, inputs?, model?,
-/// linear_team_id?, requested_by?}` (`source` is the YAML or JSON document).
-pub struct WorkflowHandler {
-    pub services: Services,
-}
-
-impl JobHandler for WorkflowHandler {
-    fn run<'a>(&'a self, job: &'a JobContext) -> JobFuture<'a, Result<Value, JobError>> {
-        Box::pin(async move { execute(&self.services, job).await })
-    }
-}
-
-/// The persona an agent name of a workflow means: the persona with that id, else the one
-/// persona whose id starts with `<name>.` (`ceo` → `ceo.org.v1`).
-pub fn resolve<'p>(rows: &'p [PersonaRow], name: &str) -> Option<&'p PersonaRow> {
-    if let Some(r) = rows.iter().find(|r| r.id == name) {
-        return Some(r);
-    }
-    let prefix = format!("{name}.");
-    let mut matches = rows.iter().filter(|r| r.id.starts_with(&prefix));
-    match (matches.next(), matches.next()) {
-        (Some(r), None) => Some(r),
-        _ => None,
-    }
-}
-
-/// Every agent a workflow names, with its path in the document.
-fn agents(wf: &Workflow) -> Vec<(String, &str)> {
-    let mut out = Vec::new();
-    match wf {
-        Workflow::Dag(w) => {
-            for (i, s) in w.steps.iter().enumerate() {
-                out.push((format!("steps[{i}].agent"), s.agent.as_str()));
-            }
-        }
-        Workflow::Graph(w) => {
-            for (i, n) in w.nodes.iter().enumerate() {
-                if let Some(a) = &n.agent {
-                    out.push((format!("nodes[{i}].agent"), a.as_str()));
-                }
-                if let Some(r) = &n.route {
-                    out.push((format!("nodes[{i}].route.agent"), r.agent.as_str()));
-                }
-            }
-        }
-        Workflow::Crew(w) => {
-            for (i, a) in w.agents.iter().enumerate() {
-                out.push((format!("agents[{i}].id"), a.id.as_str()));
-            }
-            if let Some(m) = &w.manager {
-                out.push(("manager".into(), m.as_str()));
-            }
-        }
-        Workflow::Chat(w) => {
-            for (i, p) in w.participants.iter().enumerate() {
-                out.push((format!("participants[{i}].id"), p.id.as_str()));
-            }
-            if let Some(s) = &w.selector {
-                out.push(("selector".into(), s.as_str()));
-            }
-        }
-    }
-    out
-}
-
-/// Agents that name no persona of the organization (or more than one).
-pub fn agent_problems(wf: &Workflow, rows: &[PersonaRow]) -> Vec<Problem> {
-    agents(wf)
-        .into_iter()
-        .filter(|(_, name)| resolve(rows, name).is_none())
-        .map(|(path, name)| {
-            let prefix = format!("{name}.");
-            let n = rows.iter().filter(|r| r.id.starts_with(&prefix)).count();
-            let reason = if n > 1 {
-                format!("\"{name}\" matches {n} personas; use the full persona id")
-            } else {
-                format!("unknown persona \"{name}\"")
-            };
-            Problem::new(path, reason)
-        })
-        .collect()
-}
-
-/// The keys a run's `inputs` must have (`dag`, `crew`, `chat` declare them; a `graph`
-/// takes its declared state keys, all optional).
-pub fn input_problems(wf: &Workflow, inputs: &Value) -> Vec<Problem> {
-    let declared = match wf {
-        Workflow::Dag(w) => &w.inputs,
-        Workflow::Crew(w) => &w.inputs,
-        Workflow::Chat(w) => &w.inputs,
-        Workflow::Graph(g) => {
-            return match vorg_workflow::initial_state(g, inputs) {
-                Ok(_) => Vec::new(),
-                Err(e) => vec![Problem::new("inputs", e)],
-            };
-        }
-    };
-    let Some(given) = inputs.as_object() else {
-        return vec![Problem::new("inputs", "must be an object")];
-    };
-    let mut out: Vec<Problem> = declared
-        .keys()
-        .filter(|k| !given.contains_key(*k))
-        .map(|k| Problem::new(format!("inputs.{k}"), "required by the workflow"))
-        .collect();
-    out.extend(
-        given
-            .keys()
-            .filter(|k| !declared.contains_key(*k))
-            .map(|k| Problem::new(format!("inputs.{k}"), "not an input of the workflow")),
-    );
-    out
-}
-
-async fn execute(services: &Services, job: &JobContext) -> Result<Value, JobError> {
-    let input = job.input().clone();
-    let source = input
-        .get("source")
-        .and_then(Value::as_str)
-        .ok_or_else(|| JobError::Fatal("the run has no workflow source".into()))?;
-    let wf = vorg_workflow::validate(source).map_err(|problems| {
-        JobError::Fatal(format!(
-            "invalid workflow: {}",
-            problems
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        ))
-    })?;
-    let inputs = input.get("inputs").cloned().unwrap_or_else(|| json!({}));
-    let model = input
-        .get("model")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let rows = services
-        .store
-        .list_personas()
-        .await
-        .map_err(|e| JobError::Retryable(format!("reading personas: {e}")))?;
-    let unknown = agent_problems(&wf, &rows);
-    if !unknown.is_empty() {
-        let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
-        return Err(JobError::Fatal(list.join("; ")));
-    }
-    let personas = agents(&wf)
-        .into_iter()
-        .filter_map(|(_, name)| {
-            resolve(&rows, name).map(|r| (name.to_owned(), Persona::trusted(r.doc.0.clone())))
-        })
-        .collect();
-    let max_steps = services
-        .org
-        .policies()
-        .await
-        .map_err(|e| JobError::Retryable(format!("reading the policies: {e}")))?
-        .run_limits
-        .max_steps;
-    let host = Host {
-        services,
-        job,
-        speaker: Speaker::new(services, job, model),
-        personas,
-        name: wf.name().to_owned(),
-        halt: Mutex::new(None),
-        steps: AtomicU32::new(0),
-        work: AtomicU32::new(0),
-        max_steps,
-    };
-    job.log(
-        "info",
-        &format!("workflow {} ({}) started", wf.name(), wf.engine()),
-        json!({ "workflow": wf.name(), "engine": wf.engine(),
-                "version": input.get("version") }),
-    )
-    .await?;
-    let outcome = match (&wf, job.run_id()) {
-        (Workflow::Graph(g), Some(run_id)) => {
-            let last = services
-                .store
-                .last_checkpoint(run_id)
-                .await
-                .map_err(|e| JobError::Retryable(format!("reading the checkpoint: {e}")))?;
-            match last {
-                Some(c) => {
-                    let checkpoint = Checkpoint {
-                        node: c.node,
-                        next: c.next,
-                        state: c.state.0,
-                        steps: u32::try_from(c.steps).unwrap_or(u32::MAX),
-                    };
-                    host.steps.store(checkpoint.steps, Ordering::SeqCst);
-                    RunOutcome::Graph(vorg_workflow::resume_graph(g, &checkpoint, &host).await)
-                }
-                None => RunOutcome::Graph(vorg_workflow::run_graph(g, &inputs, &host).await),
-            }
-        }
-        _ => vorg_workflow::run(&wf, &inputs, &host).await,
-    };
-    if let Some(stop) = host.halt.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        return Err(stop);
-    }
-    let failure = match &outcome {
-        RunOutcome::Dag(d) if !d.succeeded() => Some(
-            d.steps
-                .iter()
-                .filter_map(|(id, s)| s.error.as_ref().map(|e| format!("{id}: {e}")))
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-        RunOutcome::Graph(g) => match g.status {
-            vorg_workflow::GraphStatus::Completed => None,
-            vorg_workflow::GraphStatus::StepLimit => {
-                Some(format!("step limit reached after {} steps", g.steps))
-            }
-            vorg_workflow::GraphStatus::Failed => g.error.clone(),
-        },
-        RunOutcome::Crew(c) if !c.succeeded => Some(
-            c.tasks
-                .iter()
-                .filter_map(|t| t.error.as_ref().map(|e| format!("{}: {e}", t.id)))
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-        RunOutcome::Chat(c) if c.error.is_some() => c.error.clone(),
-        _ => None,
-    };
-    let cost = host.speaker.cost_micro_usd();
-    let results = results(&outcome);
-    let outcome = serde_json::to_value(&outcome).unwrap_or(Value::Null);
-    if let Some(why) = failure {
-        job.log(
-            "error",
-            &format!("workflow {} failed: {why}", wf.name()),
-            json!({ "outcome": outcome, "cost_micro_usd": cost }),
-        )
-        .await?;
-        return Err(JobError::Fatal(why));
-    }
-    job.log(
-        "info",
-        &format!("workflow {} finished", wf.name()),
-        json!({ "cost_micro_usd": cost, "llm_calls": host.speaker.calls() }),
-    )
-    .await?;
-    Ok(json!({
-        "workflow": wf.name(),
-        "engine": wf.engine(),
-        "version": input.get("version"),
-        "results": results,
-        "outcome": outcome,
-        "cost_usd": micro_to_usd(cost),
-        "llm_calls": host.speaker.calls(),
-    }))
-}
-
-/// What each step produced: a `dag`'s step outputs, a `graph`'s final state, a `crew`'s
-/// task outputs, a `chat`'s transcript.
-fn results(outcome: &RunOutcome) -> Value {
-    match outcome {
-        RunOutcome::Dag(d) => d
-            .steps
-            .iter()
-            .map(|(id, s)| (id.clone(), json!(s.output)))
-            .collect::<serde_json::Map<_, _>>()
-            .into(),
-        RunOutcome::Graph(g) => g.state.clone(),
-        RunOutcome::Crew(c) => c
-            .tasks
-            .iter()
-            .map(|t| (t.id.clone(), json!(t.output)))
-            .collect::<serde_json::Map<_, _>>()
-            .into(),
-        RunOutcome::Chat(c) => json!(c.transcript),
-    }
-}
+use crate::Starter;
+use crate::work::{LinearFiling, NewBlob, Services, Speaker, file_linear_issue, save_artifact};
 
 /// One run's [`Runtime`].
-struct Host<'a> {
-    services: &'a Services,
-    job: &'a JobContext,
-    speaker: Speaker<'a>,
+pub(super) struct Host<'a> {
+    pub(super) services: &'a Services,
+    pub(super) job: &'a JobContext,
+    pub(super) speaker: Speaker<'a>,
+    /// The Linear team `create_linear_issue` files in (the run's choice, not the model's).
+    pub(super) linear_team_id: Option<String>,
     /// Agent names of the workflow → their personas.
-    personas: HashMap<String, Persona>,
-    name: String,
+    pub(super) personas: HashMap<String, Persona>,
+    pub(super) name: String,
     /// Why the run must stop (cancelled, parked, a final error); once set, every call of
     /// the engine returns `Halted` so it winds down.
-    halt: Mutex<Option<JobError>>,
+    pub(super) halt: Mutex<Option<JobError>>,
     /// Nodes executed so far (`graph`), for the interrupt approvals' keys.
-    steps: AtomicU32,
+    pub(super) steps: AtomicU32,
     /// Model turns and tool calls so far, against `max_steps`.
-    work: AtomicU32,
+    pub(super) work: AtomicU32,
     /// `run_limits.max_steps` of the policies in force when the run started.
-    max_steps: Option<u64>,
+    pub(super) max_steps: Option<u64>,
 }
 
 /// The largest `graph` state a checkpoint stores (JSON bytes); a run whose state grows past
@@ -560,7 +278,7 @@ impl Host<'_> {
         };
         self.job
             .log(
-                "info",
+                LogLevel::Info,
                 &format!("{label} called {tool}"),
                 json!({ "tool": tool, "persona": label, "args": args, "result": &result }),
             )
@@ -577,13 +295,8 @@ impl Host<'_> {
             return Err(StepError::Invalid("title is required".into()));
         }
         // The run decides the team (`linear_team_id`), not the model.
-        let team = match self
-            .job
-            .input()
-            .get("linear_team_id")
-            .and_then(Value::as_str)
-        {
-            Some(t) => t.to_owned(),
+        let team = match &self.linear_team_id {
+            Some(t) => t.clone(),
             None => linear
                 .teams()
                 .await
@@ -624,7 +337,7 @@ impl Host<'_> {
         let _ = self
             .job
             .log(
-                "warn",
+                LogLevel::Warn,
                 &format!("{who} may not call {tool}: {why}"),
                 json!({ "tool": tool, "persona": who, "refused": why }),
             )
@@ -686,7 +399,7 @@ impl Host<'_> {
                 let _ = self
                     .job
                     .log(
-                        "info",
+                        LogLevel::Info,
                         &format!("[{node}] approval {id} requested"),
                         json!({ "step": node, "approval_id": id }),
                     )
@@ -709,7 +422,11 @@ impl Runtime for Host<'_> {
     fn log<'a>(&'a self, step: &'a str, message: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let line = format!("[{step}] {message}");
-            if let Err(e) = self.job.log("info", &line, json!({ "step": step })).await {
+            if let Err(e) = self
+                .job
+                .log(LogLevel::Info, &line, json!({ "step": step }))
+                .await
+            {
                 self.halt(e);
             }
         })
