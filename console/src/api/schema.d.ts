@@ -1416,6 +1416,11 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description An action item of the minutes. */
+        ActionItem: {
+            owner?: string | null;
+            title: string;
+        };
         AdhocRun: {
             inputs?: Record<string, never>;
             linear_team_id?: string | null;
@@ -1423,15 +1428,18 @@ export interface components {
             /** @description The workflow document: a JSON object, or YAML/JSON text. */
             workflow: Record<string, never>;
         };
+        /** @description An all-hands: with updates, rendered as given; without, held by the personas. */
         AllhandsBody: components["schemas"]["MeetingExtras"] & {
             date?: string | null;
             lessons?: string[];
             metrics?: Record<string, never>;
             risks?: string[];
             updates?: Record<string, never>;
+            /** @description The week (any JSON the template renders; default: the ISO week). */
             week?: unknown;
         };
-        ApplyRequest: {
+        /** @description What `POST /hiring/plans/{id}/apply` asks. */
+        ApplyPlan: {
             /**
              * Format: int64
              * @description An approved approval for this plan (when its cost needed one).
@@ -1440,9 +1448,20 @@ export interface components {
             /** @description The persona the new hires report to. */
             reports_to?: string | null;
         };
+        /** @description The plan's cost needs an approval first: this one was filed. */
+        ApprovalNeeded: {
+            /** Format: int64 */
+            approval_id: number;
+            /** Format: double */
+            estimated_monthly_cost_usd: number;
+            /** @description The policy rule that routed it. */
+            rule: string;
+            status: components["schemas"]["ApprovalStatus"];
+            tier: string;
+        };
         /**
-         * @description An approval's status. `pending` is the only one that changes (to `approved`, `rejected`
-         *     or `expired`); `auto_approved` requests never waited.
+         * @description An approval's status. `pending` is the only one that changes (to `approved`,
+         *     `rejected` or `expired`); `auto_approved` requests never waited.
          * @enum {string}
          */
         ApprovalStatus: "auto_approved" | "pending" | "approved" | "rejected" | "expired";
@@ -1527,6 +1546,7 @@ export interface components {
             /** @description Anyone may register (as a viewer). */
             signup_open: boolean;
         };
+        /** @description A brainstorm: with ideas, rendered as given; without, held by the personas. */
         BrainstormBody: components["schemas"]["MeetingExtras"] & {
             date?: string | null;
             decision?: components["schemas"]["Decision"] | null;
@@ -1538,6 +1558,12 @@ export interface components {
         BudgetList: {
             items: components["schemas"]["BudgetView"][];
         };
+        /**
+         * @description What a budget limits: the organization, one actor (a user's e-mail or a service),
+         *     one persona, one API token, one run.
+         * @enum {string}
+         */
+        BudgetScope: "org" | "actor" | "persona" | "token" | "run";
         BudgetView: {
             /** Format: double */
             limit_usd: number;
@@ -1549,8 +1575,7 @@ export interface components {
             reserved_usd: number;
             /** Format: date-time */
             resets_at?: string | null;
-            /** @description `org`, `actor`, `persona`, `token` or `run`. */
-            scope: string;
+            scope: components["schemas"]["BudgetScope"];
             /** Format: double */
             spent_usd: number;
             subject: string;
@@ -1625,7 +1650,7 @@ export interface components {
             /** @description Roles the token carries; each must be one the caller holds. Default: all of them. */
             roles?: string[] | null;
         };
-        CreatedIssueView: Record<string, never> & {
+        CreatedIssueView: components["schemas"]["Issue"] & {
             /** Format: int64 */
             artifact_id?: number | null;
             /** @description True when this key was used before: the issue is the first one. */
@@ -1637,11 +1662,33 @@ export interface components {
         CreatedToken: components["schemas"]["TokenView"] & {
             token: string;
         };
+        /** @description A cycle of a team. */
+        Cycle: {
+            /** Format: date-time */
+            completed_at?: string | null;
+            description?: string | null;
+            /** Format: date-time */
+            ends_at: string;
+            id: string;
+            is_active: boolean;
+            is_future: boolean;
+            is_next: boolean;
+            is_past: boolean;
+            name?: string | null;
+            /** Format: int32 */
+            number: number;
+            /** Format: double */
+            progress: number;
+            /** Format: date-time */
+            starts_at: string;
+            team: components["schemas"]["Ref"];
+        };
         DecideRequest: {
             /** @description Checks the decider attests now (e.g. `security_scan_low`). */
             checks?: string[];
             comment?: string | null;
         };
+        /** @description A brainstorm's decision. */
         Decision: {
             option?: string;
             problem?: string;
@@ -1652,6 +1699,24 @@ export interface components {
             id: number;
             /** @description `approved` or `rejected`. */
             status: components["schemas"]["ApprovalStatus"];
+        };
+        /** @description `demo`: a few steps, each a log line and a pause, so a client can watch a run stream. */
+        Demo: {
+            /**
+             * Format: int64
+             * @description A step that fails with a retryable error on every attempt.
+             */
+            fail_at?: number | null;
+            /**
+             * Format: int64
+             * @description 0–60000, default 400.
+             */
+            step_ms?: number | null;
+            /**
+             * Format: int64
+             * @description 1–1000, default 5.
+             */
+            steps?: number | null;
         };
         /**
          * @description Options of the demo run; all optional, and the body itself may be empty (as in the
@@ -1679,12 +1744,24 @@ export interface components {
              */
             steps?: number | null;
         };
+        /** @description What a demo run answers. */
+        DemoOutput: {
+            /** Format: int64 */
+            steps: number;
+        };
         /** @description A field-level reason for refusing input. */
         FieldError: {
             /** @description Where the problem is: a body field (`email`), a path or query parameter. */
             field: string;
             /** @description Why it was refused. */
             message: string;
+        };
+        /** @description An issue filed in Linear for a run. */
+        FiledIssue: {
+            /** @description Linear's identifier, e.g. `ENG-42`. */
+            identifier: string;
+            title: string;
+            url: string;
         };
         GenerateRequest: {
             /** Format: int64 */
@@ -1732,23 +1809,127 @@ export interface components {
         Health: {
             status: string;
         };
+        /** @description The personas the plan hired. */
+        Hired: {
+            /** @description Persona ids created. */
+            created: string[];
+            /** @description Persona ids that already existed (the plan was applied before). */
+            skipped: string[];
+        };
+        /** @description A drafted hiring plan, stored as an artifact (its id is the plan's id). */
+        HiringPlan: {
+            /**
+             * Format: double
+             * @description What drafting the plan cost.
+             */
+            cost_usd?: number | null;
+            /**
+             * Format: double
+             * @description The roles' monthly cost, summed and rounded to cents.
+             */
+            estimated_monthly_cost_usd: number;
+            inputs: components["schemas"]["HiringRequest"];
+            /** @description The model's answer as it came. */
+            llm_output: string;
+            /**
+             * Format: int64
+             * @description The artifact holding the plan; `POST /hiring/plans/{plan_id}/apply` hires it.
+             */
+            plan_id?: number | null;
+            /** @description How many times the answer was sent back for repair. */
+            repairs: number;
+            /** @description The roles, each valid against `schemas/hiring_plan.schema.json`. */
+            roles: Record<string, never>[];
+            /**
+             * Format: int64
+             * @description The run that drafted it (in answers; not stored with the output).
+             */
+            run_id?: number | null;
+            workstreams: Record<string, never>[];
+        };
+        /** @description The `hiring_plan` job: a plan to draft, as queued. */
+        HiringPlanJob: components["schemas"]["Requester"] & {
+            inputs: components["schemas"]["HiringRequest"];
+        };
+        /** @description What `POST /hiring/plan` takes: the idea a team is proposed for. */
         HiringRequest: {
-            /** Format: double */
+            /**
+             * Format: double
+             * @description The monthly budget in USD.
+             */
             budget_usd: number;
             /** Format: int32 */
             deadline_days: number;
             goal: string;
             idea: string;
             model?: string | null;
+            /** @description A configured provider to ask (default: the gateway's default model). */
             provider?: string | null;
         };
         IdeaBody: {
             /** @description What to brainstorm. */
             idea: string;
         };
+        /** @description An issue with the state, team, people, cycle, project and labels it refers to. */
+        Issue: {
+            assignee?: components["schemas"]["Person"] | null;
+            /** Format: date-time */
+            created_at: string;
+            cycle?: components["schemas"]["IssueCycle"] | null;
+            description?: string | null;
+            /** Format: date */
+            due_date?: string | null;
+            /** Format: double */
+            estimate?: number | null;
+            id: string;
+            /** @description `ENG-123`. */
+            identifier: string;
+            labels: components["schemas"]["IssueLabel"][];
+            /** Format: int32 */
+            number: number;
+            /**
+             * Format: int32
+             * @description 0 none, 1 urgent, 2 high, 3 medium, 4 low.
+             */
+            priority: number;
+            priority_label: string;
+            project?: components["schemas"]["Named"] | null;
+            state: components["schemas"]["IssueState"];
+            team: components["schemas"]["IssueTeam"];
+            title: string;
+            /** Format: date-time */
+            updated_at: string;
+            url: string;
+        };
+        /** @description The cycle an issue is in. */
+        IssueCycle: {
+            id: string;
+            name?: string | null;
+            /** Format: int32 */
+            number: number;
+        };
+        /** @description A label as an issue shows it. */
+        IssueLabel: {
+            color: string;
+            id: string;
+            name: string;
+        };
         IssuePage: {
-            items: Record<string, never>[];
+            items: components["schemas"]["Issue"][];
             next_cursor?: string | null;
+        };
+        /** @description The state an issue is in. */
+        IssueState: {
+            color: string;
+            id: string;
+            name: string;
+            type: string;
+        };
+        /** @description The team an issue belongs to. */
+        IssueTeam: {
+            id: string;
+            key: string;
+            name: string;
         };
         /** @description A link as shown with a run. */
         LinkView: {
@@ -1759,6 +1940,11 @@ export interface components {
             title: string;
             url: string;
         };
+        /**
+         * @description How much a run-log line matters.
+         * @enum {string}
+         */
+        LogLevel: "debug" | "info" | "warn" | "error";
         LogPage: {
             items: components["schemas"]["LogView"][];
             /**
@@ -1773,7 +1959,7 @@ export interface components {
             id: number;
             /** @description `log` for a line, `status` for a status change. */
             kind: string;
-            level: string;
+            level: components["schemas"]["LogLevel"];
             message: string;
             /** Format: int64 */
             run_id: number;
@@ -1812,7 +1998,13 @@ export interface components {
              */
             token_id?: number | null;
         };
-        /** @description What vorg adds to every meeting body. */
+        /** @description The `meeting` job: a meeting to hold, as queued. */
+        Meeting: components["schemas"]["MeetingExtras"] & components["schemas"]["Requester"] & {
+            /** @description The content sent (rendered as given when it has any). */
+            body?: Record<string, never>;
+            type: components["schemas"]["MeetingType"];
+        };
+        /** @description How a meeting is held: what vorg adds to every meeting body beside its content. */
         MeetingExtras: {
             /** @description File the action items as issues in this Linear team (when Linear is configured). */
             linear_team_id?: string | null;
@@ -1825,6 +2017,45 @@ export interface components {
              * @description Brainstorm rounds (1–5, default 2).
              */
             rounds?: number | null;
+        };
+        /**
+         * @description Which meeting.
+         * @enum {string}
+         */
+        MeetingType: "standup" | "brainstorm" | "allhands";
+        /** @description What a meeting answers: its minutes, stored as two artifacts. */
+        Minutes: {
+            action_items: components["schemas"]["ActionItem"][];
+            /** Format: int64 */
+            artifact_id: number;
+            /**
+             * Format: double
+             * @description What the meeting's model calls cost.
+             */
+            cost_usd: number;
+            /** @description Where to download the markdown. */
+            download: string;
+            /** Format: int64 */
+            json_artifact_id: number;
+            /** @description The JSON artifact's storage path. */
+            json_path?: string | null;
+            /** @description The action items filed in Linear (when the run asked for it). */
+            linear_issues: components["schemas"]["FiledIssue"][];
+            /** Format: int64 */
+            llm_calls: number;
+            /** @description The minutes: YAML front matter and the rendered template. */
+            markdown: string;
+            /** @description The markdown artifact's storage path. */
+            markdown_path?: string | null;
+            /** @description The meeting's content as rendered (its fields depend on the meeting's type). */
+            minutes: Record<string, never>;
+            /** @description The names of who took part. */
+            participants: string[];
+            /**
+             * Format: int64
+             * @description The run that held the meeting (in answers; not stored with the output).
+             */
+            run_id?: number | null;
         };
         MinutesEntry: {
             /** Format: date-time */
@@ -1840,6 +2071,11 @@ export interface components {
         ModelList: {
             data: unknown[];
             object: string;
+        };
+        /** @description An entity shown by id and name (an issue's project). */
+        Named: {
+            id: string;
+            name: string;
         };
         OkResponse: {
             ok: boolean;
@@ -1961,8 +2197,9 @@ export interface components {
                 error?: string | null;
                 /** Format: int64 */
                 id: number;
-                input: unknown;
-                output?: unknown;
+                /** @description The job's payload: its shape is the run type's (see `RunInput`). */
+                input: components["schemas"]["RunInput"];
+                output?: components["schemas"]["RunOutput"] | null;
                 /** Format: int64 */
                 requested_by?: number | null;
                 run_type: string;
@@ -2049,6 +2286,12 @@ export interface components {
             roles: components["schemas"]["Role"][];
             routes: components["schemas"]["RouteRow"][];
         };
+        /** @description A user as an issue or comment shows it. */
+        Person: {
+            display_name: string;
+            id: string;
+            name: string;
+        };
         PersonaHistory: {
             items: components["schemas"]["PersonaVersionView"][];
         };
@@ -2114,12 +2357,28 @@ export interface components {
             database: string;
             status: string;
         };
+        /** @description A reference to another entity by id. */
+        Ref: {
+            id: string;
+        };
         RegisterRequest: {
             /** @description Equal to `ADMIN_SIGNUP_SECRET`, makes the new user an admin even when signup is closed. */
             admin_secret?: string | null;
             email: string;
             /** @description At least 8 characters. */
             password: string;
+        };
+        /**
+         * @description Who asked for a run, as recorded in its job's payload when it was queued: the API
+         *     records the user, the roles in force for the request (a token's narrowed roles) and the
+         *     token; a run started on the command line has none of them.
+         */
+        Requester: {
+            /** Format: int64 */
+            requested_by?: number | null;
+            requested_roles?: components["schemas"]["Role"][] | null;
+            /** Format: int64 */
+            requested_token_id?: number | null;
         };
         /**
          * @description A role a user (or an API token) can hold. The five roles of the original system.
@@ -2140,11 +2399,21 @@ export interface components {
             /** @description The roles allowed; empty for a public route (anyone). */
             roles: components["schemas"]["Role"][];
         };
+        /** @description A run started and not (yet) ended: where to follow it. */
+        RunAccepted: {
+            /** Format: int64 */
+            run_id: number;
+            status: components["schemas"]["RunStatus"];
+            /** @description Where to watch it live (SSE). */
+            stream: string;
+        };
         /** @description A run with what it produced elsewhere. */
         RunDetail: components["schemas"]["RunView"] & {
             /** @description Linear issues this run created. */
             linear_issues: components["schemas"]["LinkView"][];
         };
+        /** @description A run's input, by run type (for the OpenAPI document: the view passes it through). */
+        RunInput: components["schemas"]["Meeting"] | components["schemas"]["HiringPlanJob"] | components["schemas"]["WorkflowRun"] | components["schemas"]["Demo"];
         /** @description What a run of a workflow is given. */
         RunOptions: {
             /** @description The workflow's inputs (a `graph`: initial values of its state keys). */
@@ -2159,6 +2428,8 @@ export interface components {
              */
             version?: number | null;
         };
+        /** @description A run's output, by run type (for the OpenAPI document: the view passes it through). */
+        RunOutput: components["schemas"]["Minutes"] | components["schemas"]["HiringPlan"] | components["schemas"]["WorkflowOutcome"] | components["schemas"]["DemoOutput"];
         /**
          * @description Where a run is in its life. Terminal statuses never change again.
          * @enum {string}
@@ -2179,8 +2450,9 @@ export interface components {
             error?: string | null;
             /** Format: int64 */
             id: number;
-            input: unknown;
-            output?: unknown;
+            /** @description The job's payload: its shape is the run type's (see `RunInput`). */
+            input: components["schemas"]["RunInput"];
+            output?: components["schemas"]["RunOutput"] | null;
             /** Format: int64 */
             requested_by?: number | null;
             run_type: string;
@@ -2196,6 +2468,7 @@ export interface components {
         SearchResults: {
             items: components["schemas"]["SearchHit"][];
         };
+        /** @description A stand-up: with content, rendered as given; without, held by the personas. */
         StandupBody: components["schemas"]["MeetingExtras"] & {
             attendees?: string[];
             blockers?: string[];
@@ -2277,6 +2550,14 @@ export interface components {
             prompt_tokens: number;
             /** Format: int64 */
             unpriced_calls: number;
+        };
+        /** @description A team. */
+        Team: {
+            color?: string | null;
+            description?: string | null;
+            id: string;
+            key: string;
+            name: string;
         };
         TokenList: {
             items: components["schemas"]["TokenView"][];
@@ -2384,6 +2665,47 @@ export interface components {
         };
         WorkflowList: {
             items: components["schemas"]["WorkflowSummary"][];
+        };
+        /** @description What a workflow run answers. */
+        WorkflowOutcome: {
+            /** Format: double */
+            cost_usd: number;
+            /** @description `dag`, `graph`, `crew` or `chat`. */
+            engine: string;
+            /** Format: int64 */
+            llm_calls: number;
+            /** @description The engine's full outcome. */
+            outcome: Record<string, never>;
+            /**
+             * @description What each step produced: a `dag`'s step outputs, a `graph`'s final state, a `crew`'s
+             *     task outputs, a `chat`'s transcript.
+             */
+            results: Record<string, never>;
+            /**
+             * Format: int64
+             * @description The run (in answers; not stored with the output).
+             */
+            run_id?: number | null;
+            /** Format: int64 */
+            version?: number | null;
+            workflow: string;
+        };
+        /** @description The `workflow` job: a workflow to run, as queued. */
+        WorkflowRun: components["schemas"]["Requester"] & {
+            /** @description The workflow's inputs, valid against its `inputs` schema. */
+            inputs?: Record<string, never>;
+            /** @description The Linear team `create_linear_issue` files in (default: the first team). */
+            linear_team_id?: string | null;
+            /** @description A model, alias or `provider/model` for every turn (default: each persona's). */
+            model?: string | null;
+            name: string;
+            /** @description The workflow document (YAML or JSON) as it was when the run started. */
+            source: string;
+            /**
+             * Format: int64
+             * @description The saved version run (none: a document sent with the request).
+             */
+            version?: number | null;
         };
         WorkflowSummary: {
             /** Format: date-time */
@@ -4211,19 +4533,23 @@ export interface operations {
             };
         };
         responses: {
-            /** @description {roles, workstreams, llm_output, inputs, run_id, plan_id, estimated_monthly_cost_usd} */
+            /** @description The plan (with `run_id`) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["HiringPlan"];
+                };
             };
-            /** @description Accepted: {run_id} */
+            /** @description Still running (or `Prefer: respond-async`) */
             202: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RunAccepted"];
+                };
             };
             /** @description Malformed JSON */
             400: {
@@ -4302,23 +4628,27 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["ApplyRequest"] | null;
+                "application/json": components["schemas"]["ApplyPlan"] | null;
             };
         };
         responses: {
-            /** @description {created: [persona ids], skipped} */
+            /** @description The personas hired */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Hired"];
+                };
             };
-            /** @description An approval is needed: {approval_id, status, tier} */
+            /** @description An approval is needed first */
             202: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ApprovalNeeded"];
+                };
             };
             /** @description Malformed JSON */
             400: {
@@ -4403,7 +4733,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>[];
+                    "application/json": components["schemas"]["Cycle"][];
                 };
             };
             /** @description Missing, malformed, expired or revoked credentials */
@@ -4627,7 +4957,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>[];
+                    "application/json": components["schemas"]["Team"][];
                 };
             };
             /** @description Missing, malformed, expired or revoked credentials */
@@ -4773,19 +5103,23 @@ export interface operations {
             };
         };
         responses: {
-            /** @description {markdown_path, json_path, markdown, minutes, run_id} */
+            /** @description The minutes (with `run_id`) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Minutes"];
+                };
             };
-            /** @description Accepted: {run_id} */
+            /** @description Still running (or `Prefer: respond-async`) */
             202: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RunAccepted"];
+                };
             };
             /** @description Malformed JSON */
             400: {
@@ -4865,19 +5199,23 @@ export interface operations {
             };
         };
         responses: {
-            /** @description {markdown_path, json_path, markdown, minutes, run_id} */
+            /** @description The minutes (with `run_id`) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Minutes"];
+                };
             };
-            /** @description Accepted: {run_id} */
+            /** @description Still running (or `Prefer: respond-async`) */
             202: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RunAccepted"];
+                };
             };
             /** @description Malformed JSON */
             400: {
@@ -4957,19 +5295,23 @@ export interface operations {
             };
         };
         responses: {
-            /** @description {markdown_path, json_path, markdown, minutes, run_id} */
+            /** @description The minutes (with `run_id`) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Minutes"];
+                };
             };
-            /** @description Accepted: {run_id} */
+            /** @description Still running (or `Prefer: respond-async`) */
             202: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RunAccepted"];
+                };
             };
             /** @description Malformed JSON */
             400: {
@@ -5188,19 +5530,23 @@ export interface operations {
             };
         };
         responses: {
-            /** @description {workflow, engine, results, outcome, cost_usd, run_id} */
+            /** @description The outcome (with `run_id`) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["WorkflowOutcome"];
+                };
             };
-            /** @description Accepted: {run_id} */
+            /** @description Still running (or `Prefer: respond-async`) */
             202: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RunAccepted"];
+                };
             };
             /** @description Malformed JSON */
             400: {
@@ -5280,19 +5626,23 @@ export interface operations {
             };
         };
         responses: {
-            /** @description {workflow, engine, results, outcome, cost_usd, run_id} */
+            /** @description The outcome (with `run_id`) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["WorkflowOutcome"];
+                };
             };
-            /** @description Accepted: {run_id} */
+            /** @description Still running (or `Prefer: respond-async`) */
             202: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RunAccepted"];
+                };
             };
             /** @description Malformed JSON */
             400: {
@@ -5373,19 +5723,23 @@ export interface operations {
             };
         };
         responses: {
-            /** @description {workflow, engine, results, outcome, cost_usd, run_id} */
+            /** @description The outcome (with `run_id`) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["WorkflowOutcome"];
+                };
             };
-            /** @description Accepted: {run_id} */
+            /** @description Still running (or `Prefer: respond-async`) */
             202: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RunAccepted"];
+                };
             };
             /** @description Malformed JSON */
             400: {
@@ -5466,19 +5820,23 @@ export interface operations {
             };
         };
         responses: {
-            /** @description {workflow, engine, results, outcome, cost_usd, run_id} */
+            /** @description The outcome (with `run_id`) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["WorkflowOutcome"];
+                };
             };
-            /** @description Accepted: {run_id} */
+            /** @description Still running (or `Prefer: respond-async`) */
             202: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RunAccepted"];
+                };
             };
             /** @description Malformed JSON */
             400: {

@@ -26,13 +26,39 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel_run))
 }
 
+/// A run's input, by run type (for the OpenAPI document: the view passes it through).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum RunInput {
+    Meeting(vorg_services::meetings::Meeting),
+    HiringPlan(vorg_services::hiring::HiringPlanJob),
+    Workflow(vorg_services::workflows::WorkflowRun),
+    Demo(vorg_jobs::builtin::Demo),
+}
+
+/// A run's output, by run type (for the OpenAPI document: the view passes it through).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum RunOutput {
+    Minutes(vorg_services::meetings::Minutes),
+    HiringPlan(vorg_services::hiring::HiringPlan),
+    Workflow(vorg_services::workflows::WorkflowOutcome),
+    Demo(vorg_jobs::builtin::DemoOutput),
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct RunView {
     id: i64,
     run_type: String,
     status: RunStatus,
     summary: Option<String>,
+    /// The job's payload: its shape is the run type's (see `RunInput`).
+    #[schema(value_type = RunInput)]
     input: serde_json::Value,
+    /// What a succeeded run produced: its shape is the run type's (see `RunOutput`).
+    #[schema(value_type = Option<RunOutput>)]
     output: Option<serde_json::Value>,
     error: Option<String>,
     requested_by: Option<i64>,

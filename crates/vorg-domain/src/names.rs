@@ -16,8 +16,11 @@ macro_rules! names {
             Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
             serde::Serialize, serde::Deserialize, utoipa::ToSchema,
         )]
+        // The texts are the variants' snake_case names (checked by the tests), which is what
+        // both serde and the OpenAPI schema derive from this attribute.
+        #[serde(rename_all = "snake_case")]
         $vis enum $name {
-            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
+            $($(#[$vmeta])* $variant),+
         }
 
         impl $name {
@@ -107,5 +110,35 @@ mod tests {
             r#"unknown budget scope "galaxy": expected one of org, actor, persona, token, run"#
         );
         assert!(LogLevel::try_from("loud".to_owned()).is_err());
+    }
+
+    /// serde and the OpenAPI document say what `as_str` says, for every name of every set.
+    #[test]
+    fn serde_and_openapi_use_the_texts() {
+        fn check<T: serde::Serialize + utoipa::PartialSchema + Copy>(
+            all: &[T],
+            text: fn(T) -> &'static str,
+        ) {
+            let schema = serde_json::to_value(T::schema()).unwrap();
+            let listed: Vec<String> = schema["enum"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect();
+            for &n in all {
+                assert_eq!(serde_json::to_value(n).unwrap(), text(n));
+                assert!(
+                    listed.iter().any(|l| l == text(n)),
+                    "{listed:?} lacks {}",
+                    text(n)
+                );
+            }
+        }
+        check(&LogLevel::ALL, LogLevel::as_str);
+        check(&BudgetScope::ALL, BudgetScope::as_str);
+        check(&crate::RunStatus::ALL, crate::RunStatus::as_str);
+        check(&crate::ApprovalStatus::ALL, crate::ApprovalStatus::as_str);
+        check(&crate::Role::ALL, crate::Role::as_str);
     }
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::{BackgroundJob, JobContext, JobError, Registry};
 
 /// `demo`: a few steps, each a log line and a pause, so a client can watch a run stream.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Demo {
     /// 1–1000, default 5.
@@ -21,7 +21,7 @@ pub struct Demo {
 }
 
 /// What a demo run answers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DemoOutput {
     pub steps: u64,
 }
