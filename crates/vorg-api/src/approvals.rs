@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use vorg_domain::ApprovalStatus;
 use vorg_domain::money::{micro_to_usd, usd_to_micro};
-use vorg_org::{Tier, approvals::SubmitError};
+use vorg_org::approvals::{DecideError, Decider, Decision, SubmitError};
 use vorg_store::{Approval, Page, StoreError};
 
 use crate::{
@@ -235,9 +235,7 @@ pub async fn submit(
     }))
 }
 
-/// Decides `id` as `user`: the tier's roles only, never one's own request, escalated requests
-/// only by their owners (or an admin), and approval only once every required check is
-/// attested.
+/// Decides `id` as `user` (the rules are [`vorg_org::approvals::decide`]'s) and audits it.
 async fn decide(
     state: &AppState,
     user: &CurrentUser,
@@ -246,60 +244,24 @@ async fn decide(
     comment: Option<&str>,
     attested: &[String],
 ) -> ApiResult<Approval> {
-    let current = state.store.get_approval(id).await.map_err(not_found)?;
-    if current.status != ApprovalStatus::Pending {
-        return Err(ApiError::Conflict(format!(
-            "approval {id} is already {}; a decision cannot be changed",
-            current.status
-        )));
-    }
-    if current.requested_by == Some(user.id) {
-        return Err(ApiError::Refused(
-            "separation of duties: you cannot decide your own request".into(),
-        ));
-    }
-    let tier = current
-        .tier
-        .as_deref()
-        .and_then(Tier::parse)
-        .unwrap_or(Tier::Admin);
-    if !tier.decidable_by(&user.roles) {
-        return Err(ApiError::Refused(format!(
-            "this request is for the {} tier ({}); your roles cannot decide it",
-            tier.as_str(),
-            current.rule
-        )));
-    }
-    let escalated = &current.escalated_to.0;
-    if !escalated.is_empty() && !user.is_admin() && !escalated.contains(&user.email) {
-        return Err(ApiError::Refused(format!(
-            "this request was escalated to {}; only they or an admin can decide it",
-            escalated.join(", ")
-        )));
-    }
-    if approved && let Some(kind) = current.kind.as_deref() {
-        let policies = state.org.policies().await?;
-        let missing: Vec<&String> = policies
-            .checks_for(kind)
-            .iter()
-            .filter(|c| !current.checks.0.contains(c) && !attested.contains(c))
-            .collect();
-        if !missing.is_empty() {
-            return Err(ApiError::Conflict(format!(
-                "required checks for {kind} are not attested: {}",
-                missing
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-    }
-    let row = state
-        .store
-        .decide_approval(id, approved, user.id, comment)
+    let decider = Decider {
+        user_id: user.id,
+        email: &user.email,
+        roles: &user.roles,
+    };
+    let decision = Decision {
+        approved,
+        comment,
+        attested,
+    };
+    let row = vorg_org::approvals::decide(&state.store, &state.org, decider, id, decision)
         .await
-        .map_err(not_found)?;
+        .map_err(|e| match e {
+            DecideError::NotFound => ApiError::NotFound("approval"),
+            DecideError::Conflict(why) => ApiError::Conflict(why),
+            DecideError::Refused(why) => ApiError::Refused(why),
+            DecideError::Store(e) => not_found(e),
+        })?;
     audit_as(
         state,
         user,

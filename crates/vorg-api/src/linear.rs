@@ -12,15 +12,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
-use vorg_domain::LogLevel;
-use vorg_linear::{Cycle, Issue, IssueFilter, LinearClient, LinearError, NewIssue, Team};
-use vorg_store::{LinearLink, NewLinearLink, StoreError};
+use vorg_linear::{Cycle, Issue, IssueFilter, LinearClient, LinearError, Team};
+use vorg_services::linear::{FileError, IssueRequest, check_issue, file_issue};
+use vorg_store::LinearLink;
 
 use crate::{
     AppState,
     audit::audit_as,
     auth::CurrentUser,
-    error::{ApiError, ApiResult, FieldError},
+    error::{ApiError, ApiResult},
     extract::{ApiQuery, parse_json},
 };
 
@@ -174,26 +174,6 @@ pub async fn list_issues(
     }))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateIssueRequest {
-    team_id: String,
-    title: String,
-    description: Option<String>,
-    /// 0 none, 1 urgent, 2 high, 3 medium, 4 low.
-    priority: Option<u8>,
-    /// Label names or ids.
-    #[serde(default)]
-    labels: Vec<String>,
-    /// The run that produced this issue (linked both ways).
-    run_id: Option<i64>,
-    /// The artifact that produced it (e.g. meeting minutes).
-    artifact_id: Option<i64>,
-    /// Retrying with the same key returns the first issue instead of making another (the
-    /// `Idempotency-Key` header works too).
-    idempotency_key: Option<String>,
-}
-
 #[derive(Serialize, ToSchema)]
 pub struct CreatedIssueView {
     #[serde(flatten)]
@@ -227,7 +207,7 @@ impl From<LinearLink> for LinkView {
 }
 
 /// Create an issue in Linear (idempotent with a key), linked to the run that asked.
-#[utoipa::path(post, path = "/linear/issues", tag = "linear", request_body = CreateIssueRequest,
+#[utoipa::path(post, path = "/linear/issues", tag = "linear", request_body = IssueRequest,
     responses((status = 201, body = CreatedIssueView), (status = 200, description = "Replayed: the key was used before", body = CreatedIssueView),
         (status = 503, description = "Linear is not configured")))]
 pub async fn create_issue(
@@ -236,7 +216,7 @@ pub async fn create_issue(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<CreatedIssueView>)> {
-    let req: CreateIssueRequest = parse_json(&body)?;
+    let req: IssueRequest = parse_json(&body)?;
     let header_key = headers
         .get("idempotency-key")
         .map(|v| {
@@ -245,108 +225,29 @@ pub async fn create_issue(
                 .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))
         })
         .transpose()?;
-    let key = req.idempotency_key.clone().or(header_key);
-    let mut errors = Vec::new();
-    if req.title.trim().is_empty() || req.title.len() > 500 {
-        errors.push(FieldError::new("title", "must be 1 to 500 characters"));
-    }
-    if req.team_id.trim().is_empty() {
-        errors.push(FieldError::new("team_id", "must not be empty"));
-    }
-    if req.priority.is_some_and(|p| p > 4) {
-        errors.push(FieldError::new("priority", "must be 0 (none) to 4 (low)"));
-    }
-    if key
-        .as_deref()
-        .is_some_and(|k| k.is_empty() || k.len() > 200)
-    {
-        errors.push(FieldError::new(
-            "idempotency_key",
-            "must be 1 to 200 characters",
-        ));
-    }
-    if let Some(run_id) = req.run_id
-        && let Err(StoreError::NotFound) = state.store.get_run(run_id).await
-    {
-        errors.push(FieldError::new(
-            "run_id",
-            format!("no run with id {run_id}"),
-        ));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
+    // Checked before the client, so bad input is a 422 even without Linear.
+    let key = req.idempotency_key.as_deref().or(header_key.as_deref());
+    let problems = check_issue(&state.store, &req, key).await?;
+    if !problems.is_empty() {
+        return Err(crate::meetings::invalid(problems));
     }
     let c = client(&state)?;
-    if let Some(k) = key.as_deref()
-        && let Some(link) = state.store.linear_link_by_key(k).await?
-    {
-        let issue = c
-            .issue(&link.linear_issue_id)
-            .await
-            .map_err(linear_problem)?;
-        return Ok((
-            StatusCode::OK,
-            Json(CreatedIssueView {
-                issue,
-                replayed: true,
-                run_id: link.run_id,
-                artifact_id: link.artifact_id,
-            }),
-        ));
-    }
-    let label_ids = resolve_labels(c, &req.team_id, &req.labels).await?;
-    let input = NewIssue {
-        team_id: req.team_id.clone(),
-        title: req.title.trim().to_owned(),
-        description: req.description.clone(),
-        priority: req.priority,
-        label_ids,
-        ..NewIssue::default()
-    };
-    let (issue, replayed) = match key.as_deref() {
-        Some(k) => {
-            let created = c
-                .create_issue_idempotent(k, &input)
-                .await
-                .map_err(linear_problem)?;
-            (created.issue, created.replayed)
-        }
-        None => (c.create_issue(&input).await.map_err(linear_problem)?, false),
-    };
-    let link = state
-        .store
-        .link_linear_issue(NewLinearLink {
-            idempotency_key: key.as_deref(),
-            linear_issue_id: &issue.id,
-            identifier: &issue.identifier,
-            title: &issue.title,
-            url: &issue.url,
-            team_id: &req.team_id,
-            run_id: req.run_id,
-            artifact_id: req.artifact_id,
-            created_by: Some(user.id),
-        })
-        .await?;
-    if let Some(run_id) = link.run_id {
-        let _ = state
-            .store
-            .append_run_log(
-                run_id,
-                LogLevel::Info,
-                &format!("Linear issue {} created: {}", issue.identifier, issue.url),
-                serde_json::json!({ "linear_issue": issue.identifier, "url": issue.url }),
-            )
-            .await;
-    }
+    let filed = file_issue(&state.store, c, &req, header_key.as_deref(), Some(user.id))
+        .await
+        .map_err(|e| match e {
+            FileError::Invalid(problems) => crate::meetings::invalid(problems),
+            FileError::Linear(e) => linear_problem(e),
+            FileError::Store(e) => e.into(),
+        })?;
     audit_as(
         &state,
         &user,
         "linear.issue.create",
-        Some(format!("linear:{}", issue.identifier)),
-        serde_json::json!({ "run_id": req.run_id, "replayed": replayed }),
+        Some(format!("linear:{}", filed.issue.identifier)),
+        serde_json::json!({ "run_id": req.run_id, "replayed": filed.replayed }),
     )
     .await;
-    let status = if replayed {
+    let status = if filed.replayed {
         StatusCode::OK
     } else {
         StatusCode::CREATED
@@ -354,41 +255,10 @@ pub async fn create_issue(
     Ok((
         status,
         Json(CreatedIssueView {
-            issue,
-            replayed,
-            run_id: link.run_id,
-            artifact_id: link.artifact_id,
+            issue: filed.issue,
+            replayed: filed.replayed,
+            run_id: filed.link.run_id,
+            artifact_id: filed.link.artifact_id,
         }),
     ))
-}
-
-/// Label names (case-insensitive) or ids of `team_id` (or the workspace) → ids.
-async fn resolve_labels(
-    c: &LinearClient,
-    team_id: &str,
-    wanted: &[String],
-) -> ApiResult<Vec<String>> {
-    if wanted.is_empty() {
-        return Ok(Vec::new());
-    }
-    let labels = c.labels(Some(team_id)).await.map_err(linear_problem)?;
-    let mut ids = Vec::new();
-    let mut errors = Vec::new();
-    for (i, w) in wanted.iter().enumerate() {
-        match labels
-            .iter()
-            .find(|l| l.id == *w || l.name.eq_ignore_ascii_case(w))
-        {
-            Some(l) => ids.push(l.id.clone()),
-            None => errors.push(FieldError::new(
-                format!("labels[{i}]"),
-                format!("no label {w:?} in this team or workspace"),
-            )),
-        }
-    }
-    if errors.is_empty() {
-        Ok(ids)
-    } else {
-        Err(ApiError::Invalid(errors))
-    }
 }

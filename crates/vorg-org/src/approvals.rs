@@ -152,3 +152,104 @@ pub async fn escalation_owners(store: &Store, names: &[String]) -> Result<Vec<St
     }
     Ok(owners)
 }
+
+/// Who decides an approval.
+#[derive(Debug, Clone, Copy)]
+pub struct Decider<'a> {
+    pub user_id: i64,
+    pub email: &'a str,
+    /// The roles in force for the request that decides.
+    pub roles: &'a [vorg_domain::Role],
+}
+
+/// A decision and what the decider attests.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'a> {
+    pub approved: bool,
+    pub comment: Option<&'a str>,
+    /// Required checks the decider attests were done.
+    pub attested: &'a [String],
+}
+
+/// Why a decision was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    #[error("no such approval")]
+    NotFound,
+    /// The approval is not in a state that allows it (already decided, checks missing).
+    #[error("{0}")]
+    Conflict(String),
+    /// The decider may not decide it.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Decides approval `id`: only a pending one, never one's own request, only by the tier's
+/// roles, an escalated one only by its owners (or an admin), and an approval only once every
+/// required check is attested.
+pub async fn decide(
+    store: &Store,
+    org: &Org,
+    by: Decider<'_>,
+    id: i64,
+    decision: Decision<'_>,
+) -> Result<Approval, DecideError> {
+    let current = match store.get_approval(id).await {
+        Ok(a) => a,
+        Err(StoreError::NotFound) => return Err(DecideError::NotFound),
+        Err(e) => return Err(e.into()),
+    };
+    if current.status != ApprovalStatus::Pending {
+        return Err(DecideError::Conflict(format!(
+            "approval {id} is already {}; a decision cannot be changed",
+            current.status
+        )));
+    }
+    if current.requested_by == Some(by.user_id) {
+        return Err(DecideError::Refused(
+            "separation of duties: you cannot decide your own request".into(),
+        ));
+    }
+    let tier = current
+        .tier
+        .as_deref()
+        .and_then(Tier::parse)
+        .unwrap_or(Tier::Admin);
+    if !tier.decidable_by(by.roles) {
+        return Err(DecideError::Refused(format!(
+            "this request is for the {} tier ({}); your roles cannot decide it",
+            tier.as_str(),
+            current.rule
+        )));
+    }
+    let escalated = &current.escalated_to.0;
+    let is_admin = by.roles.contains(&vorg_domain::Role::Admin);
+    if !escalated.is_empty() && !is_admin && !escalated.iter().any(|e| e == by.email) {
+        return Err(DecideError::Refused(format!(
+            "this request was escalated to {}; only they or an admin can decide it",
+            escalated.join(", ")
+        )));
+    }
+    if decision.approved
+        && let Some(kind) = current.kind.as_deref()
+    {
+        let policies = org.policies().await?;
+        let missing: Vec<&str> = policies
+            .checks_for(kind)
+            .iter()
+            .filter(|c| !current.checks.0.contains(c) && !decision.attested.contains(c))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(DecideError::Conflict(format!(
+                "required checks for {kind} are not attested: {}",
+                missing.join(", ")
+            )));
+        }
+    }
+    Ok(store
+        .decide_approval(id, decision.approved, by.user_id, decision.comment)
+        .await?)
+}

@@ -421,35 +421,25 @@ pub struct LinearFiling<'a> {
 }
 
 /// Creates the issue in Linear (idempotently, by `key`) and records the link to the run or
-/// artifact; the error says which of the two failed.
+/// artifact.
 pub async fn file_linear_issue(
     services: &Services,
     linear: &vorg_linear::LinearClient,
     f: LinearFiling<'_>,
-) -> Result<vorg_store::LinearLink, String> {
+) -> Result<vorg_store::LinearLink, crate::linear::FileError> {
     let issue = vorg_linear::NewIssue {
         team_id: f.team_id.to_owned(),
         title: f.title.chars().take(250).collect(),
         description: f.description,
         ..vorg_linear::NewIssue::default()
     };
-    let created = linear
-        .create_issue_idempotent(f.key, &issue)
-        .await
-        .map_err(|e| format!("creating a Linear issue: {e}"))?;
-    services
-        .store
-        .link_linear_issue(vorg_store::NewLinearLink {
-            idempotency_key: Some(f.key),
-            linear_issue_id: &created.issue.id,
-            identifier: &created.issue.identifier,
-            title: &created.issue.title,
-            url: &created.issue.url,
-            team_id: f.team_id,
-            run_id: f.run_id,
-            artifact_id: f.artifact_id,
-            created_by: f.created_by,
-        })
-        .await
-        .map_err(|e| format!("linking a Linear issue: {e}"))
+    let filing = crate::linear::Filing {
+        key: Some(f.key),
+        team_id: f.team_id,
+        run_id: f.run_id,
+        artifact_id: f.artifact_id,
+        created_by: f.created_by,
+    };
+    let filed = crate::linear::create_and_link(&services.store, linear, &issue, filing).await?;
+    Ok(filed.link)
 }

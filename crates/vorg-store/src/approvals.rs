@@ -5,6 +5,7 @@ use serde_json::json;
 use sqlx::types::Json;
 use vorg_domain::ApprovalStatus;
 
+use crate::BeginWrite;
 use crate::{
     DEFAULT_ORG, Page, Result, Store, StoreError, events::insert_event, notify::Notice, with_pool,
 };
@@ -67,7 +68,7 @@ impl Store {
     /// Stores a request and its `approval.submitted` event in one transaction.
     pub async fn create_approval(&self, a: NewApproval<'_>) -> Result<Approval> {
         let (row, event_id) = with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let row: Approval = sqlx::query_as(concat!(
                 "INSERT INTO approvals (org_id, description, amount_micro_usd, justification, \
                  status, threshold_micro_usd, kind, tier, rule, tags, checks, escalated_to, run_id, \
@@ -162,7 +163,7 @@ impl Store {
             ApprovalStatus::Rejected
         };
         let (row, event_id) = with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let row: Option<Approval> = sqlx::query_as(concat!(
                 "UPDATE approvals SET status = $3, decided_by = $4, decision_comment = $5, \
                  decided_at = $6 WHERE org_id = $1 AND id = $2 AND status = 'pending' RETURNING ",

@@ -9,6 +9,7 @@
 use serde_json::json;
 use vorg_domain::BudgetScope;
 
+use crate::BeginWrite;
 use crate::{DEFAULT_ORG, Result, Store, events::insert_event, notify::Notice, with_pool};
 
 /// One budget a call is charged to, with its limit in this period.
@@ -66,7 +67,7 @@ impl Store {
         });
         let _guard = self.hot_write().await;
         let outcome = with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let mut refused = None;
             for &i in &order {
                 let k = &keys[i];
@@ -152,7 +153,7 @@ impl Store {
         });
         let _guard = self.hot_write().await;
         let (warnings, events) = with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let mut warnings = Vec::new();
             let mut events = Vec::new();
             for &i in &order {

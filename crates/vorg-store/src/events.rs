@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 
+use crate::BeginWrite;
 use crate::{DEFAULT_ORG, Result, Store, notify::Notice, with_pool};
 
 /// Advisory-lock key of the org event log (run logs use odd keys).
@@ -61,7 +62,7 @@ impl Store {
         data: Value,
     ) -> Result<OrgEvent> {
         let event: OrgEvent = with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let event = insert_event!(self.db, tx, kind, run_id, &data);
             tx.commit().await?;
             event

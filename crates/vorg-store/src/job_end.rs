@@ -9,6 +9,7 @@ use vorg_domain::{LogLevel, RunStatus};
 use chrono::Utc;
 use sqlx::types::Json;
 
+use crate::BeginWrite;
 use crate::{
     Db, Job, Result, Store,
     events::insert_event,
@@ -141,7 +142,7 @@ impl Store {
     pub async fn finish_job(&self, job: &Job, worker_id: &str, end: JobEnd<'_>) -> Result<bool> {
         let queued_again = matches!(end, JobEnd::Retry { .. } | JobEnd::Release);
         let notices: Option<Vec<Notice>> = with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let query = sqlx::query(end.job_sql()).bind(job.id).bind(worker_id);
             let now = Utc::now();
             let query = match &end {

@@ -15,6 +15,7 @@ use chrono::Utc;
 use serde_json::Value;
 use sqlx::types::Json;
 
+use crate::BeginWrite;
 use crate::{Db, Result, Store, notify::Notice, runs::now_ms, with_db, with_pool};
 
 /// A claimed job.
@@ -56,7 +57,7 @@ impl Store {
     pub async fn enqueue_job(&self, kind: &str, payload: Value, max_attempts: i64) -> Result<i64> {
         let now = Utc::now();
         let id: i64 = with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO jobs (kind, payload, status, max_attempts, run_at_ms, created_at, \
                  updated_at) VALUES ($1, $2, 'queued', $3, $4, $5, $5) RETURNING id",

@@ -75,6 +75,45 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// How the store opens a transaction that writes. On SQLite, `BEGIN IMMEDIATE`: the write
+/// lock is taken at the start, so a transaction that reads before it writes waits for
+/// another writer (up to the busy timeout) instead of failing with `SQLITE_BUSY` when that
+/// writer committed in between, which a deferred `BEGIN` cannot retry. On PostgreSQL, a
+/// plain `BEGIN` (row locks and advisory locks serialise what must be).
+pub(crate) trait BeginWrite {
+    type Database: sqlx::Database;
+
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<
+        Output = std::result::Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>,
+    > + Send;
+}
+
+impl BeginWrite for SqlitePool {
+    type Database = sqlx::Sqlite;
+
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<
+        Output = std::result::Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error>,
+    > + Send {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Database = sqlx::Postgres;
+
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<
+        Output = std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error>,
+    > + Send {
+        sqlx::Pool::begin(self)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) enum Db {
     Sqlite(SqlitePool),

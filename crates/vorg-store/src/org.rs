@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 
+use crate::BeginWrite;
 use crate::{DEFAULT_ORG, Result, Store, StoreError, with_pool};
 
 /// Advisory-lock keys (even; run logs use odd keys, the event log 2).
@@ -151,7 +152,7 @@ impl Store {
         author: &str,
     ) -> Result<PolicyVersion> {
         let row = with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             lock_xact!(self.db, tx, POLICY_LOCK_KEY);
             let row: PolicyVersion = sqlx::query_as(concat!(
                 "INSERT INTO policy_versions (org_id, version, body, source, author, created_at) \
@@ -230,7 +231,7 @@ impl Store {
         mode: PersonaWrite,
     ) -> Result<PersonaRow> {
         let row = with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             lock_xact!(self.db, tx, PERSONA_LOCK_KEY);
             let edges: Vec<(String, Option<String>)> =
                 sqlx::query_as("SELECT id, reports_to FROM personas WHERE org_id = $1")
@@ -289,7 +290,7 @@ impl Store {
     /// Deletes a persona (its history stays). Refused while others report to it.
     pub async fn delete_persona(&self, id: &str, author: &str) -> Result<()> {
         with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             lock_xact!(self.db, tx, PERSONA_LOCK_KEY);
             let reports: Vec<String> = sqlx::query_scalar(
                 "SELECT id FROM personas WHERE org_id = $1 AND reports_to = $2 ORDER BY id",

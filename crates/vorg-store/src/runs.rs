@@ -7,6 +7,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use vorg_domain::{LogLevel, RunStatus};
 
+use crate::BeginWrite;
 use crate::{
     DEFAULT_ORG, Db, Page, Result, Store, StoreError, events::insert_event, notify::Notice,
     with_pool,
@@ -205,7 +206,7 @@ impl Store {
     pub async fn create_run(&self, new: NewRun<'_>) -> Result<Run> {
         let now = Utc::now();
         let run = with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             if new.deduplicated {
                 if matches!(self.db, Db::Postgres(_)) {
                     // Serialises deduplicated enqueues, so two never both find nothing.
@@ -347,7 +348,7 @@ impl Store {
         fields: Value,
     ) -> Result<RunLog> {
         let row: RunLog = with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let row = insert_log!(self.db, tx, run_id, kind, level, message, &fields);
             tx.commit().await?;
             row
@@ -368,7 +369,7 @@ impl Store {
         error: Option<&str>,
     ) -> Result<Option<Run>> {
         let result = with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let moved = transition_in_tx!(self.db, tx, run_id, from, to, output.as_ref(), error);
             if moved.is_some() {
                 tx.commit().await?;

@@ -730,7 +730,35 @@ contract!(
     concurrent_reservations_never_overshoot_a_budget,
     workflows_are_versioned_by_name,
     checkpoints_and_interrupts_belong_to_their_run,
+    concurrent_read_then_write_transactions_all_commit,
 );
+
+/// Persona writes read (reporting lines, versions) before they write. On SQLite a deferred
+/// transaction that did so failed with `SQLITE_BUSY` when another writer committed in
+/// between (a 500 under load); write transactions now take the write lock first and wait.
+async fn concurrent_read_then_write_transactions_all_commit(store: Store) {
+    use crate::PersonaWrite::Create;
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = format!("p{i}");
+            let doc = serde_json::json!({ "id": id, "name": id, "skills": [] });
+            store.save_persona(&id, &doc, None, "t", Create).await?;
+            store.delete_persona(&id, "t").await?;
+            store
+                .delete_persona("nobody", "t")
+                .await
+                .or_else(|e| match e {
+                    StoreError::NotFound => Ok(()),
+                    other => Err(other),
+                })
+        }));
+    }
+    for t in tasks {
+        t.await.expect("the task").expect("every write commits");
+    }
+}
 
 async fn workflows_are_versioned_by_name(store: Store) {
     let new = |name, source| crate::NewWorkflowVersion {

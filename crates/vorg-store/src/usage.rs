@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::BeginWrite;
 use crate::{DEFAULT_ORG, Page, Result, Store, with_pool};
 
 /// A call to record: what the gateway's usage writer queues and the store inserts (owned,
@@ -98,7 +99,7 @@ impl Store {
     pub async fn record_usage_batch(&self, rows: &[NewUsage]) -> Result<()> {
         let _guard = self.hot_write().await;
         with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let now = Utc::now();
             for u in rows {
                 bind_usage!(sqlx::query(insert_usage_sql!()), u, now)

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use vorg_domain::Role;
 
+use crate::BeginWrite;
 use crate::{DEFAULT_ORG, Db, Page, Result, Store, StoreError, with_pool};
 
 /// A user row, without its password hash (only [`Store::find_login`] reads that).
@@ -63,7 +64,7 @@ impl Store {
             user_columns!()
         );
         let user = with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             if matches!(self.db, Db::Postgres(_)) {
                 // Serialise first-user creation across processes.
                 sqlx::query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
@@ -222,7 +223,7 @@ impl Store {
     pub async fn grant_role(&self, user_id: i64, role: Role) -> Result<bool> {
         self.get_user(user_id).await?;
         let added = with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let added = sqlx::query(
                 "INSERT INTO user_roles (user_id, role_id) \
                  SELECT $1, id FROM roles WHERE name = $2 \
@@ -253,7 +254,7 @@ impl Store {
     pub async fn revoke_role(&self, user_id: i64, role: Role) -> Result<bool> {
         self.get_user(user_id).await?;
         let removed = with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             if matches!(self.db, Db::Postgres(_)) && role == Role::Admin {
                 // Lock every admin grant so two concurrent demotions see each other.
                 sqlx::query(

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 
+use crate::BeginWrite;
 use crate::{DEFAULT_ORG, Result, Store, with_pool};
 
 const WORKFLOW_LOCK_KEY: i64 = 8;
@@ -57,7 +58,7 @@ impl Store {
     /// Stores `w` as the next version of its name.
     pub async fn save_workflow(&self, w: NewWorkflowVersion<'_>) -> Result<WorkflowVersion> {
         let row = with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             crate::org::lock_xact!(self.db, tx, WORKFLOW_LOCK_KEY);
             let row: WorkflowVersion = sqlx::query_as(concat!(
                 "INSERT INTO workflows (org_id, name, version, engine, description, source, \

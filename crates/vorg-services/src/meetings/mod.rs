@@ -232,7 +232,7 @@ async fn file_action_items(
             },
         )
         .await
-        .map_err(JobError::Retryable)?;
+        .map_err(|e| JobError::Retryable(format!("filing an action item: {e}")))?;
         job.log(
             LogLevel::Info,
             &format!("action item filed as {}", link.identifier),

@@ -329,7 +329,7 @@ impl Host<'_> {
             },
         )
         .await
-        .map_err(StepError::Failed)?;
+        .map_err(|e| StepError::Failed(format!("creating a Linear issue: {e}")))?;
         Ok(json!({ "identifier": link.identifier, "url": link.url, "title": link.title }))
     }
 
