@@ -84,13 +84,24 @@ impl Anthropic {
             body.insert("stop_sequences".into(), list);
         }
         if let Some(tools) = req.body.get("tools").and_then(Value::as_array) {
+            // OpenAI lets a function omit its description and parameters; Anthropic refuses a
+            // null description and requires an input schema (an empty object's, then).
             let converted: Vec<Value> = tools
                 .iter()
                 .map(|t| {
-                    json!({
-                        "name": t["function"]["name"], "description": t["function"]["description"],
-                        "input_schema": t["function"]["parameters"],
-                    })
+                    let f = &t["function"];
+                    let mut tool = json!({
+                        "name": f["name"],
+                        "input_schema": if f["parameters"].is_object() {
+                            f["parameters"].clone()
+                        } else {
+                            json!({ "type": "object", "properties": {} })
+                        },
+                    });
+                    if let Some(d) = f["description"].as_str() {
+                        tool["description"] = json!(d);
+                    }
+                    tool
                 })
                 .collect();
             body.insert("tools".into(), Value::Array(converted));
