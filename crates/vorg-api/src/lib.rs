@@ -16,6 +16,7 @@ mod linear;
 mod llm;
 mod meetings;
 mod openapi;
+mod orchestration;
 mod org;
 mod pagination;
 mod run_answer;
@@ -162,6 +163,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(linear::router())
         .merge(meetings::router())
         .merge(hiring::router())
+        .merge(orchestration::router())
         .merge(artifacts::router())
         .merge(workflows::router())
 }

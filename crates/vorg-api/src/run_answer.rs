@@ -83,6 +83,34 @@ async fn wait_for(state: &AppState, run_id: i64, limit: Duration) -> ApiResult<O
     }
 }
 
+/// Starts `job` for `user` and audits it (`run.start` with the run type and `details`).
+pub(crate) async fn start_audited<J: BackgroundJob>(
+    state: &AppState,
+    user: &CurrentUser,
+    job: J,
+    summary: &str,
+    mut details: serde_json::Value,
+) -> ApiResult<Run> {
+    let meta = RunMeta {
+        summary: Some(summary),
+        requested_by: Some(user.id),
+        ..RunMeta::default()
+    };
+    let run = job.start(&state.store, meta).await?;
+    if let Some(d) = details.as_object_mut() {
+        d.insert("run_type".into(), json!(run.run_type));
+    }
+    audit_as(
+        state,
+        user,
+        "run.start",
+        Some(format!("run:{}", run.id)),
+        details,
+    )
+    .await;
+    Ok(run)
+}
+
 /// Starts `job` and answers as the original (its output plus `run_id`), or 202 when asked
 /// to, or when it outlasts the wait.
 pub(crate) async fn run_and_answer<J: BackgroundJob>(
@@ -92,20 +120,7 @@ pub(crate) async fn run_and_answer<J: BackgroundJob>(
     job: J,
     summary: &str,
 ) -> ApiResult<Response> {
-    let meta = RunMeta {
-        summary: Some(summary),
-        requested_by: Some(user.id),
-        ..RunMeta::default()
-    };
-    let run = job.start(&state.store, meta).await?;
-    audit_as(
-        state,
-        user,
-        "run.start",
-        Some(format!("run:{}", run.id)),
-        json!({ "run_type": run.run_type }),
-    )
-    .await;
+    let run = start_audited(state, user, job, summary, json!({})).await?;
     let accepted = |status: RunStatus| {
         (
             StatusCode::ACCEPTED,

@@ -131,17 +131,7 @@ impl<'a> Speaker<'a> {
     /// `constitution` (or `charter`), `policies` (the version in force), or
     /// `context/<name>.md` from the config folder. Unknown names are skipped.
     pub async fn context_pack(&self, persona: &Persona) -> String {
-        let names: Vec<String> = persona
-            .doc()
-            .get("context_pack")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let names = only_strings(persona.doc().get("context_pack"));
         let mut out = String::new();
         for name in names.iter().take(8) {
             let text = match name.as_str() {
@@ -304,6 +294,18 @@ pub fn parse_json_answer(text: &str) -> Option<Value> {
 /// Strings of a JSON array field (`[]` when absent).
 pub fn strings(v: &Value, key: &str) -> Vec<String> {
     string_list(v.get(key))
+}
+
+/// The strings of a JSON list (other items skipped); empty when absent.
+pub fn only_strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A JSON list as strings (non-strings as their JSON, nulls dropped); empty when absent.

@@ -172,13 +172,7 @@ impl Store {
                     }
                 }
                 if queued_again {
-                    if matches!(self.db, Db::Postgres(_)) {
-                        sqlx::query("SELECT pg_notify($1, $2)")
-                            .bind(crate::notify::CHANNEL)
-                            .bind(Notice::JobQueued.encode())
-                            .execute(&mut *tx)
-                            .await?;
-                    }
+                    crate::notify::notify_in_tx!(self.db, tx, Notice::JobQueued);
                     notices.push(Notice::JobQueued);
                 }
                 tx.commit().await?;

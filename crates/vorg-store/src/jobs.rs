@@ -69,13 +69,7 @@ impl Store {
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-            if matches!(self.db, Db::Postgres(_)) {
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(crate::notify::CHANNEL)
-                    .bind(Notice::JobQueued.encode())
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            crate::notify::notify_in_tx!(self.db, tx, Notice::JobQueued);
             tx.commit().await?;
             id
         });

@@ -260,13 +260,7 @@ impl Store {
                 "run_id": run.id, "status": "queued", "run_type": run.run_type,
             });
             let event = insert_event!(self.db, tx, "run.status", Some(run.id), &data);
-            if matches!(self.db, Db::Postgres(_)) {
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(crate::notify::CHANNEL)
-                    .bind(Notice::JobQueued.encode())
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            crate::notify::notify_in_tx!(self.db, tx, Notice::JobQueued);
             tx.commit().await?;
             (run, event.id)
         });

@@ -189,17 +189,7 @@ impl Host<'_> {
                 if str_arg("description").is_empty() {
                     return Err(StepError::Invalid("description is required".into()));
                 }
-                let strings = |k: &str| -> Vec<String> {
-                    args.get(k)
-                        .and_then(Value::as_array)
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(Value::as_str)
-                                .map(str::to_owned)
-                                .collect()
-                        })
-                        .unwrap_or_default()
-                };
+                let strings = |k: &str| crate::work::only_strings(args.get(k));
                 let submitted = submit_approval(
                     &self.services.store,
                     &self.services.org,
