@@ -121,6 +121,21 @@ impl Store {
     }
 }
 
+/// Inside the transaction `$tx`, on PostgreSQL, sends `$notice` to every process when the
+/// transaction commits (a no-op on SQLite, where [`Store::local_notify`] tells this one).
+macro_rules! notify_in_tx {
+    ($db:expr, $tx:expr, $notice:expr) => {
+        if matches!($db, $crate::Db::Postgres(_)) {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind($crate::notify::CHANNEL)
+                .bind($notice.encode())
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+pub(crate) use notify_in_tx;
+
 #[cfg(test)]
 mod tests {
     use super::Notice;
@@ -138,18 +153,3 @@ mod tests {
         assert_eq!(Notice::decode("r:x:1"), None);
     }
 }
-
-/// Inside the transaction `$tx`, on PostgreSQL, sends `$notice` to every process when the
-/// transaction commits (a no-op on SQLite, where [`Store::local_notify`] tells this one).
-macro_rules! notify_in_tx {
-    ($db:expr, $tx:expr, $notice:expr) => {
-        if matches!($db, $crate::Db::Postgres(_)) {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind($crate::notify::CHANNEL)
-                .bind($notice.encode())
-                .execute(&mut *$tx)
-                .await?;
-        }
-    };
-}
-pub(crate) use notify_in_tx;
