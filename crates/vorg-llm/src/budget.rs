@@ -30,9 +30,13 @@ pub struct CallPolicy {
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Decides the budgets and model rules of a call (implemented by the organization).
+/// Decides the budgets and model rules of a call (implemented by the organization); it
+/// fails only when the policies or the persona cannot be read.
 pub trait Governor: Send + Sync {
-    fn plan<'a>(&'a self, ctx: &'a CallContext) -> BoxFuture<'a, Result<CallPolicy, String>>;
+    fn plan<'a>(
+        &'a self,
+        ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<CallPolicy, vorg_store::StoreError>>;
 }
 
 /// The budget that refused a call, with what it holds.

@@ -327,7 +327,10 @@ impl Gateway {
         let Some(governor) = &self.governor else {
             return Ok((chain, None));
         };
-        let policy = governor.plan(ctx).await.map_err(GatewayError::Governance)?;
+        let policy = governor
+            .plan(ctx)
+            .await
+            .map_err(|e| GatewayError::Governance(e.to_string()))?;
         if let Some(allowed) = &policy.model_allowlist {
             chain.retain(|(p, m)| model_matches(allowed, p, m));
             if chain.is_empty() {

@@ -335,13 +335,10 @@ impl Org {
 }
 
 impl Governor for Org {
-    fn plan<'a>(&'a self, ctx: &'a CallContext) -> BoxFuture<'a, Result<CallPolicy, String>> {
+    fn plan<'a>(&'a self, ctx: &'a CallContext) -> BoxFuture<'a, Result<CallPolicy, StoreError>> {
         Box::pin(async move {
-            let policies = self.policies().await.map_err(|e| e.to_string())?;
-            let budgets = self
-                .budgets_for(&policies, ctx)
-                .await
-                .map_err(|e| e.to_string())?;
+            let policies = self.policies().await?;
+            let budgets = self.budgets_for(&policies, ctx).await?;
             let model_allowlist = if ctx.roles.is_empty() {
                 None
             } else {
