@@ -25,17 +25,40 @@ export class ApiError extends Error {
 
 type Problem = { detail?: string; title?: string; errors?: { field: string; message: string }[] };
 
+function isProblem(v: unknown): v is Problem {
+  return typeof v === "object" && v !== null;
+}
+
+function fieldErrors(v: unknown): { field: string; message: string }[] {
+  if (!Array.isArray(v)) return [];
+  return v.flatMap((e: unknown) =>
+    typeof e === "object" && e !== null && "field" in e && "message" in e
+      && typeof e.field === "string" && typeof e.message === "string"
+      ? [{ field: e.field, message: e.message }]
+      : [],
+  );
+}
+
+/** Throws the problem of a failed openapi-fetch result (for answers without a body). */
+export function check(result: { error?: unknown; response: Response }): void {
+  if (result.error !== undefined || !result.response.ok) {
+    unwrap({ ...result, data: undefined });
+  }
+}
+
 /** The data of an openapi-fetch result, or an ApiError carrying the problem's detail. */
 export function unwrap<T>(result: { data?: T; error?: unknown; response: Response }): T {
-  if (result.error !== undefined || !result.response.ok) {
-    const p = (result.error ?? {}) as Problem;
+  const { data, error, response } = result;
+  if (error !== undefined || !response.ok || data === undefined) {
+    const p: Problem = isProblem(error) ? error : {};
+    const detail = typeof p.detail === "string" ? p.detail : typeof p.title === "string" ? p.title : undefined;
     throw new ApiError(
-      result.response.status,
-      p.detail ?? p.title ?? `${result.response.status} ${result.response.statusText}`,
-      p.errors ?? [],
+      response.status,
+      detail ?? `${response.status} ${response.statusText}`,
+      fieldErrors(p.errors),
     );
   }
-  return result.data as T;
+  return data;
 }
 
 export function money(usd: number | null | undefined): string {

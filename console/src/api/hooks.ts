@@ -16,6 +16,8 @@ export function useMe() {
   });
 }
 
-export function can(me: Me | null | undefined, permission: string): boolean {
-  return !!me && (me.permissions as string[]).includes(permission);
+export type Permission = Me["permissions"][number];
+
+export function can(me: Me | null | undefined, permission: Permission): boolean {
+  return !!me && me.permissions.includes(permission);
 }

@@ -1422,19 +1422,27 @@ export interface components {
             title: string;
         };
         AdhocRun: {
-            inputs?: Record<string, never>;
+            inputs?: {
+                [key: string]: unknown;
+            };
             linear_team_id?: string | null;
             model?: string | null;
             /** @description The workflow document: a JSON object, or YAML/JSON text. */
-            workflow: Record<string, never>;
+            workflow: {
+                [key: string]: unknown;
+            };
         };
         /** @description An all-hands: with updates, rendered as given; without, held by the personas. */
         AllhandsBody: components["schemas"]["MeetingExtras"] & {
             date?: string | null;
             lessons?: string[];
-            metrics?: Record<string, never>;
+            metrics?: {
+                [key: string]: unknown;
+            };
             risks?: string[];
-            updates?: Record<string, never>;
+            updates?: {
+                [key: string]: unknown;
+            };
             /** @description The week (any JSON the template renders; default: the ISO week). */
             week?: unknown;
         };
@@ -1507,7 +1515,9 @@ export interface components {
             /** Format: int64 */
             id: number;
             kind: string;
-            meta: Record<string, never>;
+            meta: {
+                [key: string]: unknown;
+            };
             name: string;
             /** @description The storage key. */
             path?: string | null;
@@ -1602,40 +1612,15 @@ export interface components {
             created_at: string;
             next?: string | null;
             node: string;
-            state: Record<string, never>;
+            state: {
+                [key: string]: unknown;
+            };
             /** Format: int64 */
             steps: number;
         };
         ConstitutionView: {
             /** @description The charter, as markdown. */
             markdown: string;
-        };
-        CreateIssueRequest: {
-            /**
-             * Format: int64
-             * @description The artifact that produced it (e.g. meeting minutes).
-             */
-            artifact_id?: number | null;
-            description?: string | null;
-            /**
-             * @description Retrying with the same key returns the first issue instead of making another (the
-             *     `Idempotency-Key` header works too).
-             */
-            idempotency_key?: string | null;
-            /** @description Label names or ids. */
-            labels?: string[];
-            /**
-             * Format: int32
-             * @description 0 none, 1 urgent, 2 high, 3 medium, 4 low.
-             */
-            priority?: number | null;
-            /**
-             * Format: int64
-             * @description The run that produced this issue (linked both ways).
-             */
-            run_id?: number | null;
-            team_id: string;
-            title: string;
         };
         CreateTokenRequest: {
             /**
@@ -1839,13 +1824,17 @@ export interface components {
             /** @description How many times the answer was sent back for repair. */
             repairs: number;
             /** @description The roles, each valid against `schemas/hiring_plan.schema.json`. */
-            roles: Record<string, never>[];
+            roles: {
+                [key: string]: unknown;
+            }[];
             /**
              * Format: int64
              * @description The run that drafted it (in answers; not stored with the output).
              */
             run_id?: number | null;
-            workstreams: Record<string, never>[];
+            workstreams: {
+                [key: string]: unknown;
+            }[];
         };
         /** @description The `hiring_plan` job: a plan to draft, as queued. */
         HiringPlanJob: components["schemas"]["Requester"] & {
@@ -1917,6 +1906,34 @@ export interface components {
         IssuePage: {
             items: components["schemas"]["Issue"][];
             next_cursor?: string | null;
+        };
+        /** @description What `POST /linear/issues` asks. */
+        IssueRequest: {
+            /**
+             * Format: int64
+             * @description The artifact that produced it (e.g. meeting minutes).
+             */
+            artifact_id?: number | null;
+            description?: string | null;
+            /**
+             * @description Retrying with the same key returns the first issue instead of making another (the
+             *     `Idempotency-Key` header works too).
+             */
+            idempotency_key?: string | null;
+            /** @description Label names or ids. */
+            labels?: string[];
+            /**
+             * Format: int32
+             * @description 0 none, 1 urgent, 2 high, 3 medium, 4 low.
+             */
+            priority?: number | null;
+            /**
+             * Format: int64
+             * @description The run that produced this issue (linked both ways).
+             */
+            run_id?: number | null;
+            team_id: string;
+            title: string;
         };
         /** @description The state an issue is in. */
         IssueState: {
@@ -2001,7 +2018,9 @@ export interface components {
         /** @description The `meeting` job: a meeting to hold, as queued. */
         Meeting: components["schemas"]["MeetingExtras"] & components["schemas"]["Requester"] & {
             /** @description The content sent (rendered as given when it has any). */
-            body?: Record<string, never>;
+            body?: {
+                [key: string]: unknown;
+            };
             type: components["schemas"]["MeetingType"];
         };
         /** @description How a meeting is held: what vorg adds to every meeting body beside its content. */
@@ -2048,7 +2067,9 @@ export interface components {
             /** @description The markdown artifact's storage path. */
             markdown_path?: string | null;
             /** @description The meeting's content as rendered (its fields depend on the meeting's type). */
-            minutes: Record<string, never>;
+            minutes: {
+                [key: string]: unknown;
+            };
             /** @description The names of who took part. */
             participants: string[];
             /**
@@ -2145,7 +2166,9 @@ export interface components {
                 /** Format: int64 */
                 id: number;
                 kind: string;
-                meta: Record<string, never>;
+                meta: {
+                    [key: string]: unknown;
+                };
                 name: string;
                 /** @description The storage key. */
                 path?: string | null;
@@ -2301,11 +2324,15 @@ export interface components {
         PersonaVersionView: {
             author: string;
             /** @description What changed from the version before, field by field. */
-            changes: Record<string, never>[];
+            changes: {
+                [key: string]: unknown;
+            }[];
             /** Format: date-time */
             created_at: string;
             /** @description `None` for the version that deleted the persona. */
-            persona?: Record<string, never> | null;
+            persona?: {
+                [key: string]: unknown;
+            } | null;
             /** Format: int64 */
             version: number;
         };
@@ -2314,7 +2341,9 @@ export interface components {
             created_at: string;
             id: string;
             /** @description The persona document as stored. */
-            persona: Record<string, never>;
+            persona: {
+                [key: string]: unknown;
+            };
             reports_to?: string | null;
             /** Format: date-time */
             updated_at: string;
@@ -2329,7 +2358,9 @@ export interface components {
             /** Format: date-time */
             created_at: string;
             /** @description The policies as JSON. */
-            policies: Record<string, never>;
+            policies: {
+                [key: string]: unknown;
+            };
             /** @description `file` (loaded at start), `api` (PUT) or `rollback`. */
             source: string;
             /** @description The document as written (YAML or JSON). */
@@ -2340,7 +2371,9 @@ export interface components {
         /** @description The problem document every error answers with. */
         Problem: {
             /** @description The budget that refused the call, for `budget_exceeded`. */
-            budget?: Record<string, never> | null;
+            budget?: {
+                [key: string]: unknown;
+            } | null;
             /** @description A stable machine-readable code, e.g. `invalid_input`, `forbidden`. */
             code: string;
             detail: string;
@@ -2417,7 +2450,9 @@ export interface components {
         /** @description What a run of a workflow is given. */
         RunOptions: {
             /** @description The workflow's inputs (a `graph`: initial values of its state keys). */
-            inputs?: Record<string, never>;
+            inputs?: {
+                [key: string]: unknown;
+            };
             /** @description The Linear team `create_linear_issue` files into (default: the first team). */
             linear_team_id?: string | null;
             /** @description A model, alias or `provider/model` for every turn (default: each persona's). */
@@ -2657,7 +2692,9 @@ export interface components {
         };
         WorkflowDetail: components["schemas"]["WorkflowSummary"] & {
             /** @description The document as JSON. */
-            definition: Record<string, never>;
+            definition: {
+                [key: string]: unknown;
+            };
             /** @description The document as it was saved (YAML or JSON). */
             source: string;
             /** @description Every version, newest first. */
@@ -2675,12 +2712,16 @@ export interface components {
             /** Format: int64 */
             llm_calls: number;
             /** @description The engine's full outcome. */
-            outcome: Record<string, never>;
+            outcome: {
+                [key: string]: unknown;
+            };
             /**
              * @description What each step produced: a `dag`'s step outputs, a `graph`'s final state, a `crew`'s
              *     task outputs, a `chat`'s transcript.
              */
-            results: Record<string, never>;
+            results: {
+                [key: string]: unknown;
+            };
             /**
              * Format: int64
              * @description The run (in answers; not stored with the output).
@@ -2693,7 +2734,9 @@ export interface components {
         /** @description The `workflow` job: a workflow to run, as queued. */
         WorkflowRun: components["schemas"]["Requester"] & {
             /** @description The workflow's inputs, valid against its `inputs` schema. */
-            inputs?: Record<string, never>;
+            inputs?: {
+                [key: string]: unknown;
+            };
             /** @description The Linear team `create_linear_issue` files in (default: the first team). */
             linear_team_id?: string | null;
             /** @description A model, alias or `provider/model` for every turn (default: each persona's). */
@@ -4850,7 +4893,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["CreateIssueRequest"];
+                "application/json": components["schemas"]["IssueRequest"];
             };
         };
         responses: {
@@ -5719,7 +5762,9 @@ export interface operations {
         /** @description A context object (`topic`, …) */
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": {
+                    [key: string]: unknown;
+                };
             };
         };
         responses: {
@@ -5816,7 +5861,9 @@ export interface operations {
         /** @description A context object (`topic`, …) */
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": {
+                    [key: string]: unknown;
+                };
             };
         };
         responses: {
@@ -6004,7 +6051,9 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": {
+                    [key: string]: unknown;
+                };
             };
         };
         responses: {
@@ -6154,7 +6203,9 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": {
+                    [key: string]: unknown;
+                };
             };
         };
         responses: {
@@ -7365,7 +7416,9 @@ export interface operations {
         /** @description An OpenAI Chat Completions request */
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": {
+                    [key: string]: unknown;
+                };
             };
         };
         responses: {

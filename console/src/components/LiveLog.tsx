@@ -1,6 +1,10 @@
 import { useEffect, useRef, useState } from "react";
 import { useVirtualizer } from "@tanstack/react-virtual";
 
+/** A JSON object (the SSE rows' `data:` are objects; anything else is shown as sent). */
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
 export type Line = { id: string; kind: string; text: string; fields?: Record<string, unknown> };
 
 /** The run's log, history then live, over SSE (the browser resumes with Last-Event-ID after
@@ -45,15 +49,24 @@ export function LiveLog({
     source.onerror = () => setState((s) => (s === "done" ? s : "reconnecting"));
     source.addEventListener("log", (e) => {
       try {
-        const l = JSON.parse(e.data) as { message: string; fields?: Record<string, unknown> };
-        push({ id: e.lastEventId, kind: "log", text: l.message, fields: l.fields });
+        const l: unknown = JSON.parse(e.data);
+        if (!isObject(l) || typeof l.message !== "string") throw new Error("not a log row");
+        push({ id: e.lastEventId, kind: "log", text: l.message, fields: isObject(l.fields) ? l.fields : undefined });
       } catch {
         push({ id: e.lastEventId, kind: "log", text: e.data });
       }
     });
     source.addEventListener("status", (e) => {
-      const s = JSON.parse(e.data) as { status: string; error?: string | null };
-      push({ id: e.lastEventId, kind: "status", text: `status: ${s.status}${s.error ? ` (${s.error})` : ""}` });
+      let text = e.data;
+      try {
+        const s: unknown = JSON.parse(e.data);
+        if (isObject(s) && typeof s.status === "string") {
+          text = `status: ${s.status}${typeof s.error === "string" && s.error ? ` (${s.error})` : ""}`;
+        }
+      } catch {
+        /* shown as sent */
+      }
+      push({ id: e.lastEventId, kind: "status", text });
     });
     source.addEventListener("done", () => {
       source.close();

@@ -1,10 +1,10 @@
 import { useState, type FormEvent } from "react";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { api, unwrap, when } from "../api/client";
+import { api, check, unwrap, when, type Schemas } from "../api/client";
 import { can, type Me } from "../api/hooks";
 import { ErrorNote } from "../components/ErrorNote";
 
-const ROLES = ["admin", "approver", "engineer", "growth", "viewer"];
+const ROLES: Schemas["Role"][] = ["admin", "approver", "engineer", "growth", "viewer"];
 
 /** API tokens (the secret shown once), users and their roles, the audit log. */
 export function Admin({ me }: { me: Me }) {
@@ -42,7 +42,7 @@ function Tokens() {
   const revoke = async (id: number) => {
     setError(null);
     try {
-      unwrap(await api.DELETE("/auth/tokens/{id}", { params: { path: { id } } }));
+      check(await api.DELETE("/auth/tokens/{id}", { params: { path: { id } } }));
       await qc.invalidateQueries({ queryKey: ["tokens"] });
     } catch (err) {
       setError(err);
@@ -122,7 +122,7 @@ function Users({ me }: { me: Me }) {
             <tr key={u.id}>
               <td>{u.email}{u.id === me.id ? " (you)" : ""}</td>
               {ROLES.map((r) => {
-                const has = (u.roles as string[]).includes(r);
+                const has = u.roles.includes(r);
                 return (
                   <td key={r}>
                     <input type="checkbox" checked={has} aria-label={`${u.email} is ${r}`}

@@ -1,17 +1,24 @@
 import { useState, type FormEvent } from "react";
 import { useQueryClient } from "@tanstack/react-query";
-import { api, money, unwrap } from "../api/client";
+import { api, money, unwrap, type Schemas } from "../api/client";
 import { can, type Me } from "../api/hooks";
 import { ErrorNote } from "../components/ErrorNote";
 
-type Role = { role_id?: string; mission?: string; deliverables?: string[]; monthly_cost_usd?: number };
-type Stream = { name?: string; owner?: string; milestone?: string };
-type Plan = {
-  roles: Role[];
-  workstreams: Stream[];
-  plan_id?: number;
-  run_id?: number;
-  estimated_monthly_cost_usd?: number;
+type Plan = Schemas["HiringPlan"];
+/** A role or workstream of a plan: an object the organization's hiring-plan schema shapes. */
+type Entry = Plan["roles"][number];
+
+const text = (e: Entry, k: string): string => {
+  const v = e[k];
+  return typeof v === "string" ? v : "";
+};
+const texts = (e: Entry, k: string): string[] => {
+  const v = e[k];
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
+};
+const amount = (e: Entry, k: string): number | undefined => {
+  const v = e[k];
+  return typeof v === "number" ? v : undefined;
 };
 
 /** A hiring plan from an idea, a budget and a deadline; reviewed, then applied (personas
@@ -41,8 +48,12 @@ export function Hiring({ me }: { me: Me }) {
             deadline_days: Number(form.deadline_days),
           },
         }),
-      ) as unknown as Plan;
-      setPlan(p);
+      );
+      if ("roles" in p) {
+        setPlan(p);
+      } else {
+        setError(new Error(`The plan is still being drafted: follow run ${p.run_id}.`));
+      }
     } catch (err) {
       setError(err);
     } finally {
@@ -57,12 +68,12 @@ export function Hiring({ me }: { me: Me }) {
         params: { path: { id: plan.plan_id } },
         body: approvalId ? { approval_id: Number(approvalId) } : {},
       });
-      const out = unwrap(res) as unknown as { approval_id?: number; created?: string[] };
-      if (res.response.status === 202) {
+      const out = unwrap(res);
+      if ("approval_id" in out) {
         setApplied(`This plan needs approval ${out.approval_id}: once it is approved, apply again with it.`);
-        setApprovalId(String(out.approval_id ?? ""));
+        setApprovalId(String(out.approval_id));
       } else {
-        setApplied(`Created personas: ${(out.created ?? []).join(", ") || "none"}`);
+        setApplied(`Created personas: ${out.created.join(", ") || "none"}`);
         await qc.invalidateQueries({ queryKey: ["org-chart"] });
       }
     } catch (err) {
@@ -96,8 +107,9 @@ export function Hiring({ me }: { me: Me }) {
             <tbody>
               {plan.roles.map((r, i) => (
                 <tr key={i}>
-                  <td>{r.role_id}</td><td>{r.mission}</td><td>{(r.deliverables ?? []).join(", ")}</td>
-                  <td>{money(r.monthly_cost_usd)}</td>
+                  <td>{text(r, "role_id")}</td><td>{text(r, "mission")}</td>
+                  <td>{texts(r, "deliverables").join(", ")}</td>
+                  <td>{money(amount(r, "monthly_cost_usd"))}</td>
                 </tr>
               ))}
             </tbody>
@@ -105,7 +117,7 @@ export function Hiring({ me }: { me: Me }) {
           <h3>Workstreams</h3>
           <ul>
             {plan.workstreams.map((w, i) => (
-              <li key={i}>{w.name} — {w.owner}: {w.milestone}</li>
+              <li key={i}>{text(w, "name")} — {text(w, "owner")}: {text(w, "milestone")}</li>
             ))}
           </ul>
           {can(me, "manage_personas") && (

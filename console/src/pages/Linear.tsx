@@ -4,16 +4,12 @@ import { api, unwrap } from "../api/client";
 import { can, type Me } from "../api/hooks";
 import { ErrorNote } from "../components/ErrorNote";
 
-type Team = { id: string; key?: string; name?: string };
-type Cycle = { id: string; number?: number; name?: string | null };
-type Issue = { id: string; identifier?: string; title?: string; url?: string; state?: { name?: string } };
-
 /** Linear: teams, the current cycle's issues, a new issue. */
 export function Linear({ me }: { me: Me }) {
   const qc = useQueryClient();
   const teams = useQuery({
     queryKey: ["linear-teams"],
-    queryFn: async () => unwrap(await api.GET("/linear/teams")) as unknown as Team[],
+    queryFn: async () => unwrap(await api.GET("/linear/teams")),
     retry: false,
   });
   const [team, setTeam] = useState("");
@@ -21,7 +17,7 @@ export function Linear({ me }: { me: Me }) {
   const cycle = useQuery({
     queryKey: ["linear-cycle", teamId],
     queryFn: async () =>
-      (unwrap(await api.GET("/linear/cycles", { params: { query: { team_id: teamId, when: "current" } } })) as unknown as Cycle[])[0] ?? null,
+      unwrap(await api.GET("/linear/cycles", { params: { query: { team_id: teamId, when: "current" } } }))[0] ?? null,
     enabled: !!teamId,
   });
   const issues = useQuery({
@@ -29,7 +25,7 @@ export function Linear({ me }: { me: Me }) {
     queryFn: async () =>
       unwrap(await api.GET("/linear/issues", {
         params: { query: { team_id: teamId, ...(cycle.data ? { cycle_id: cycle.data.id } : {}) } },
-      })).items as unknown as Issue[],
+      })).items,
     enabled: !!teamId && cycle.isFetched,
   });
   const [title, setTitle] = useState("");
@@ -39,10 +35,8 @@ export function Linear({ me }: { me: Me }) {
     e.preventDefault();
     setError(null);
     try {
-      const out = unwrap(await api.POST("/linear/issues", { body: { team_id: teamId, title } })) as unknown as {
-        identifier?: string;
-      };
-      setCreated(`Created ${out.identifier ?? "the issue"}`);
+      const out = unwrap(await api.POST("/linear/issues", { body: { team_id: teamId, title } }));
+      setCreated(`Created ${out.identifier}`);
       setTitle("");
       await qc.invalidateQueries({ queryKey: ["linear-issues"] });
     } catch (err) {

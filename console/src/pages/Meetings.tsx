@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from "react";
 import { useNavigate } from "react-router";
 import { useQuery } from "@tanstack/react-query";
-import { api, unwrap } from "../api/client";
+import { api, unwrap, type Schemas } from "../api/client";
 import { can, type Me } from "../api/hooks";
 import { ErrorNote } from "../components/ErrorNote";
 
@@ -11,6 +11,13 @@ const KINDS = {
   allhands: "All-hands",
 } as const;
 type Kind = keyof typeof KINDS;
+
+
+/** A text field of a persona's document ("" when absent or not text). */
+const field = (p: Schemas["PersonaView"], k: string): string => {
+  const v = p.persona[k];
+  return typeof v === "string" ? v : "";
+};
 
 /** Start a meeting held by the chosen personas, then watch it live on its run's page. */
 export function Meetings({ me }: { me: Me }) {
@@ -30,23 +37,27 @@ export function Meetings({ me }: { me: Me }) {
     e.preventDefault();
     setBusy(true);
     setError(null);
-    const body: Record<string, unknown> = { participants: chosen };
-    if (kind === "brainstorm" && topic.trim()) body.topic = topic.trim();
+    const headers = { Prefer: "respond-async" };
+    const participants = chosen;
     try {
-      const path = `/meetings/${kind}` as "/meetings/standup";
-      const res = await api.POST(path, {
-        body: body as never,
-        headers: { Prefer: "respond-async" },
-      });
-      const started = unwrap(res) as unknown as { run_id: number };
-      navigate(`/runs/${started.run_id}`);
+      const res =
+        kind === "standup"
+          ? await api.POST("/meetings/standup", { body: { participants }, headers })
+          : kind === "brainstorm"
+            ? await api.POST("/meetings/brainstorm", {
+                body: { participants, ...(topic.trim() ? { topic: topic.trim() } : {}) },
+                headers,
+              })
+            : await api.POST("/meetings/allhands", { body: { participants }, headers });
+      const started = unwrap(res);
+      if (started.run_id != null) navigate(`/runs/${started.run_id}`);
     } catch (err) {
       setError(err);
     } finally {
       setBusy(false);
     }
   };
-  const items = (personas.data?.items ?? []) as { id: string; name?: string; title?: string }[];
+  const items = personas.data?.items ?? [];
   return (
     <section>
       <h1>Meetings</h1>
@@ -75,7 +86,7 @@ export function Meetings({ me }: { me: Me }) {
                 onChange={(e) =>
                   setChosen(e.target.checked ? [...chosen, p.id] : chosen.filter((c) => c !== p.id))
                 } />
-              {p.name ?? p.id} {p.title ? `(${p.title})` : ""}
+              {field(p, "name") || p.id} {field(p, "title") ? `(${field(p, "title")})` : ""}
             </label>
           ))}
         </fieldset>

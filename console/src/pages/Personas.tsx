@@ -67,7 +67,7 @@ export function PersonaDetail({ me }: { me: Me }) {
   const [form, setForm] = useState<Record<string, string>>({});
   const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState<string | null>(null);
-  const doc = persona.data?.persona as Doc | undefined;
+  const doc: Doc | undefined = persona.data?.persona;
   useEffect(() => {
     if (!doc) return;
     setForm(
@@ -95,7 +95,7 @@ export function PersonaDetail({ me }: { me: Me }) {
     }
     try {
       const row = unwrap(
-        await api.PUT("/personas/{id}", { params: { path: { id } }, body: next as never }),
+        await api.PUT("/personas/{id}", { params: { path: { id } }, body: next }),
       );
       setSaved(`Saved version ${row.version}`);
       await qc.invalidateQueries({ queryKey: ["persona", id] });
@@ -105,7 +105,7 @@ export function PersonaDetail({ me }: { me: Me }) {
       setError(e);
     }
   };
-  const shown = new Set(FIELDS.map(([k]) => k as string));
+  const shown = new Set<string>(FIELDS.map(([k]) => k));
   const elsewhere = fieldErrors.filter((f) => !shown.has(f.field.split(/[.[]/)[0] ?? ""));
   return (
     <article>

@@ -3,7 +3,7 @@ import { parse } from "yaml";
 import { useParams } from "react-router";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import Markdown from "../components/Markdown";
-import { api, money, unwrap, when } from "../api/client";
+import { api, money, unwrap, when, type Schemas } from "../api/client";
 import { can, type Me } from "../api/hooks";
 import { ErrorNote } from "../components/ErrorNote";
 import { LiveLog, type Line } from "../components/LiveLog";
@@ -31,10 +31,12 @@ export function RunDetail({ me }: { me: Me }) {
   const [error, setError] = useState<unknown>(null);
   const [lines, setLines] = useState<Line[]>([]);
   const definition = useMemo(() => {
-    const source = (run.data?.input as { source?: unknown } | undefined)?.source;
+    const input = run.data?.input;
+    const source = input && "source" in input ? input.source : undefined;
     if (run.data?.run_type !== "workflow" || typeof source !== "string") return null;
     try {
-      return parse(source) as unknown;
+      const def: unknown = parse(source);
+      return def;
     } catch {
       return null;
     }
@@ -44,8 +46,8 @@ export function RunDetail({ me }: { me: Me }) {
   if (run.error) return <ErrorNote error={run.error} />;
   if (!run.data) return <p>Loading…</p>;
   const r = run.data;
-  const output = (r.output ?? null) as Record<string, unknown> | null;
-  const markdown = typeof output?.markdown === "string" ? output.markdown : null;
+  const output = r.output ?? null;
+  const markdown = output && "markdown" in output ? output.markdown : null;
   const cancel = async () => {
     setError(null);
     try {
@@ -176,13 +178,47 @@ function costsOf(lines: Line[]): Cost[] {
   return [...by.values()];
 }
 
-type Task = { id: string; agent?: string | null; revisions?: number; output?: string | null; error?: string | null };
+type Task = { id: string; agent?: string; revisions: number; output?: string; error?: string };
 type Message = { speaker: string; content: string };
 
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+const text = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
+
+/** A crew's tasks, as far as they have the fields shown. */
+function tasksOf(v: unknown): Task[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  return v.flatMap((t: unknown) =>
+    isObject(t) && typeof t.id === "string"
+      ? [{
+          id: t.id,
+          agent: text(t.agent),
+          revisions: typeof t.revisions === "number" ? t.revisions : 0,
+          output: text(t.output),
+          error: text(t.error),
+        }]
+      : [],
+  );
+}
+
+/** A chat's transcript, as far as its messages have a speaker and content. */
+function messagesOf(v: unknown): Message[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  return v.flatMap((m: unknown) =>
+    isObject(m) && typeof m.speaker === "string" && typeof m.content === "string"
+      ? [{ speaker: m.speaker, content: m.content }]
+      : [],
+  );
+}
+
 /** A crew's tasks (who did each, how often it was sent back) or a chat's transcript. */
-function Outcome({ output }: { output: Record<string, unknown> | null }) {
-  const outcome = output?.outcome as { engine?: string; tasks?: Task[]; transcript?: Message[] } | undefined;
-  if (outcome?.engine === "crew" && outcome.tasks) {
+function Outcome({ output }: { output: Schemas["RunOutput"] | null }) {
+  if (!output || !("outcome" in output)) return null;
+  const engine = output.outcome.engine;
+  const tasks = tasksOf(output.outcome.tasks);
+  const transcript = messagesOf(output.outcome.transcript);
+  const outcome = { engine, tasks, transcript };
+  if (outcome.engine === "crew" && outcome.tasks) {
     return (
       <section aria-labelledby="crew">
         <h2 id="crew">Crew tasks</h2>
@@ -191,7 +227,7 @@ function Outcome({ output }: { output: Record<string, unknown> | null }) {
           <tbody>
             {outcome.tasks.map((t) => (
               <tr key={t.id}>
-                <td>{t.id}</td><td>{t.agent ?? "–"}</td><td>{t.revisions ?? 0}</td>
+                <td>{t.id}</td><td>{t.agent ?? "–"}</td><td>{t.revisions}</td>
                 <td>{t.error ? <span className="error-text">{t.error}</span> : t.output}</td>
               </tr>
             ))}
@@ -200,7 +236,7 @@ function Outcome({ output }: { output: Record<string, unknown> | null }) {
       </section>
     );
   }
-  if (outcome?.engine === "chat" && outcome.transcript) {
+  if (outcome.engine === "chat" && outcome.transcript) {
     return (
       <section aria-labelledby="chat">
         <h2 id="chat">Transcript</h2>

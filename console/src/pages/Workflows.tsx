@@ -84,11 +84,14 @@ export function Workflows({ me }: { me: Me }) {
   const run = async (name: string) => {
     setError(null);
     try {
-      const parsed = inputs.trim() ? (JSON.parse(inputs) as Record<string, unknown>) : {};
+      const parsed: unknown = inputs.trim() ? JSON.parse(inputs) : {};
+      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+        throw new Error("Inputs must be a JSON object.");
+      }
       const started = unwrap(
         await api.POST("/workflows/{name}/runs", {
           params: { path: { name } },
-          body: { inputs: parsed as never },
+          body: { inputs: { ...parsed } },
         }),
       );
       navigate(`/runs/${started.run_id}`);

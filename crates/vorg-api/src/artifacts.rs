@@ -50,7 +50,7 @@ pub struct ArtifactView {
     run_id: Option<i64>,
     created_by: Option<i64>,
     created_at: DateTime<Utc>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     meta: serde_json::Value,
     /// Where the bytes are.
     download: String,

@@ -90,7 +90,7 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     /// The budget that refused the call, for `budget_exceeded`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
     pub budget: Option<serde_json::Value>,
 }
 

@@ -246,7 +246,7 @@ fn run_header(headers: &HeaderMap) -> Result<Option<i64>, Box<Response>> {
 /// with `stream_options.include_usage`). Every call is priced and recorded for the caller
 /// (and for the run named by `x-vorg-run-id`).
 #[utoipa::path(post, path = "/v1/chat/completions", tag = "llm",
-    request_body(content = Object, description = "An OpenAI Chat Completions request"),
+    request_body(content = std::collections::HashMap<String, serde_json::Value>, description = "An OpenAI Chat Completions request"),
     params(("x-vorg-run-id" = Option<i64>, Header, description = "Attribute the call to this run")),
     responses((status = 200, description = "A `chat.completion`, or `text/event-stream` of chunks when `stream` is true")))]
 pub async fn chat_completions(

@@ -98,7 +98,7 @@ fn context_body(body: &[u8]) -> ApiResult<Value> {
 /// The meeting cycle (brainstorms → standup → all-hands) on the `dag` engine; answers the
 /// run's output (`results` per step) plus `run_id`.
 #[utoipa::path(post, path = "/orchestration/dag/meeting_cycle", tag = "orchestration",
-    request_body(content = Object, description = "A context object (`topic`, …)"),
+    request_body(content = std::collections::HashMap<String, serde_json::Value>, description = "A context object (`topic`, …)"),
     responses((status = 200, body = WorkflowOutcome, description = "The outcome (with `run_id`)"),
         (status = 202, body = RunAccepted, description = "Still running (or `Prefer: respond-async`)")))]
 pub async fn dag_meeting_cycle(
@@ -114,7 +114,7 @@ pub async fn dag_meeting_cycle(
 
 /// The same cycle on the `graph` engine (LangGraph's model), checkpointed after every node.
 #[utoipa::path(post, path = "/orchestration/langgraph/meeting_cycle", tag = "orchestration",
-    request_body(content = Object, description = "A context object (`topic`, …)"),
+    request_body(content = std::collections::HashMap<String, serde_json::Value>, description = "A context object (`topic`, …)"),
     responses((status = 200, body = WorkflowOutcome, description = "The outcome (with `run_id`)"),
         (status = 202, body = RunAccepted, description = "Still running (or `Prefer: respond-async`)")))]
 pub async fn graph_meeting_cycle(

@@ -64,7 +64,7 @@ pub struct PolicyView {
     author: String,
     created_at: DateTime<Utc>,
     /// The policies as JSON.
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     policies: Value,
     /// The document as written (YAML or JSON).
     text: String,
@@ -238,7 +238,7 @@ pub struct PersonaView {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     /// The persona document as stored.
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     persona: Value,
 }
 
@@ -336,7 +336,7 @@ async fn save(
 
 /// Add a persona (original format, plus title, department, reports_to, goals, model,
 /// owner).
-#[utoipa::path(post, path = "/personas", tag = "personas", request_body(content = Object),
+#[utoipa::path(post, path = "/personas", tag = "personas", request_body(content = std::collections::HashMap<String, serde_json::Value>),
     responses((status = 201, body = PersonaView), (status = 409, description = "The id exists"),
         (status = 422, description = "Every schema problem, at its field")))]
 pub async fn create_persona(
@@ -373,7 +373,7 @@ pub async fn get_persona(
 
 /// Replace a persona (a new version; the old one stays in its history).
 #[utoipa::path(put, path = "/personas/{id}", tag = "personas", params(("id" = String, Path)),
-    request_body(content = Object), responses((status = 200, body = PersonaView)))]
+    request_body(content = std::collections::HashMap<String, serde_json::Value>), responses((status = 200, body = PersonaView)))]
 pub async fn put_persona(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -422,10 +422,10 @@ pub struct PersonaVersionView {
     author: String,
     created_at: DateTime<Utc>,
     /// `None` for the version that deleted the persona.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
     persona: Option<Value>,
     /// What changed from the version before, field by field.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<std::collections::HashMap<String, serde_json::Value>>)]
     changes: Vec<Value>,
 }
 

@@ -75,7 +75,7 @@ pub struct WorkflowDetail {
     /// The document as it was saved (YAML or JSON).
     source: String,
     /// The document as JSON.
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     definition: Value,
     /// Every version, newest first.
     versions: Vec<WorkflowSummary>,
@@ -236,7 +236,7 @@ fn not_found(e: StoreError) -> ApiError {
 pub struct RunOptions {
     /// The workflow's inputs (a `graph`: initial values of its state keys).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     inputs: Option<Value>,
     /// A saved version (default: the latest).
     version: Option<i64>,
@@ -250,10 +250,10 @@ pub struct RunOptions {
 #[serde(deny_unknown_fields)]
 pub struct AdhocRun {
     /// The workflow document: a JSON object, or YAML/JSON text.
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     workflow: Value,
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     inputs: Option<Value>,
     model: Option<String>,
     linear_team_id: Option<String>,
@@ -392,7 +392,7 @@ pub struct CheckpointView {
     steps: i64,
     node: String,
     next: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     state: Value,
     created_at: DateTime<Utc>,
 }

@@ -75,9 +75,9 @@ pub struct HiringPlanJob {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HiringPlan {
     /// The roles, each valid against `schemas/hiring_plan.schema.json`.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<std::collections::HashMap<String, serde_json::Value>>)]
     pub roles: Vec<Value>,
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<std::collections::HashMap<String, serde_json::Value>>)]
     pub workstreams: Vec<Value>,
     /// The model's answer as it came.
     pub llm_output: String,

@@ -115,10 +115,10 @@ pub struct AllhandsBody {
     pub week: Option<Value>,
     pub date: Option<String>,
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub metrics: Map<String, Value>,
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub updates: Map<String, Value>,
     #[serde(default)]
     pub risks: Vec<String>,
@@ -257,7 +257,7 @@ pub struct Meeting {
     pub kind: MeetingType,
     /// The content sent (rendered as given when it has any).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub body: Map<String, Value>,
     #[serde(flatten)]
     pub extras: MeetingExtras,
@@ -292,7 +292,7 @@ pub struct Minutes {
     /// The minutes: YAML front matter and the rendered template.
     pub markdown: String,
     /// The meeting's content as rendered (its fields depend on the meeting's type).
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub minutes: Map<String, Value>,
     pub artifact_id: i64,
     pub json_artifact_id: i64,

@@ -38,7 +38,7 @@ pub struct WorkflowRun {
     pub version: Option<i64>,
     /// The workflow's inputs, valid against its `inputs` schema.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub inputs: Value,
     /// A model, alias or `provider/model` for every turn (default: each persona's).
     pub model: Option<String>,
@@ -57,10 +57,10 @@ pub struct WorkflowOutcome {
     pub version: Option<i64>,
     /// What each step produced: a `dag`'s step outputs, a `graph`'s final state, a `crew`'s
     /// task outputs, a `chat`'s transcript.
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub results: Value,
     /// The engine's full outcome.
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub outcome: Value,
     pub cost_usd: f64,
     pub llm_calls: u64,
