@@ -128,43 +128,7 @@ pub(super) async fn brainstorm(
         }
     }
     // The vote: everyone picks up to three; most votes win, earlier ideas break ties.
-    let numbered: String = ideas
-        .iter()
-        .enumerate()
-        .map(|(i, idea)| format!("{}. {idea}\n", i + 1))
-        .collect();
-    let ballot_prompt = format!(
-        "Vote for the three best ideas on {topic}:\n{numbered}Answer as JSON: votes (array of \
-         the chosen ideas' numbers)."
-    );
-    let ballots = join_all(people.iter().map(|p| {
-        speaker.ask_json(
-            p,
-            &ballot_prompt,
-            json!({ "type": "object", "properties": { "votes": { "type": "array",
-                "items": { "type": "integer" } } }, "required": ["votes"] }),
-        )
-    }))
-    .await;
-    let mut tally = vec![0u32; ideas.len()];
-    for ballot in ballots {
-        let ballot = ballot?;
-        let mut seen = Vec::new();
-        for v in ballot
-            .get("votes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_u64)
-            .take(3)
-        {
-            let i = v as usize;
-            if (1..=ideas.len()).contains(&i) && !seen.contains(&i) {
-                tally[i - 1] += 1;
-                seen.push(i);
-            }
-        }
-    }
+    let tally = vote(speaker, people, &topic, &ideas).await?;
     let mut order: Vec<usize> = (0..ideas.len()).collect();
     order.sort_by(|a, b| tally[*b].cmp(&tally[*a]).then(a.cmp(b)));
     let top3: Vec<String> = order.iter().take(3).map(|&i| ideas[i].clone()).collect();
@@ -251,14 +215,90 @@ pub(super) async fn allhands(
         }
         risks.extend(strings(&answer, "risks"));
     }
-    // Questions from the rest of the room (or the leaders when the room is small).
-    let askers: Vec<&Persona> = if people.len() > leaders.len() {
-        people[leaders.len()..].iter().collect()
+    let ceo = &people[0];
+    let questions = questions(speaker, people, leaders.len(), &said).await?;
+    let wrap = speaker
+        .ask_json(
+            ceo,
+            &format!("Close the all-hands. Updates:\n{said}List the lessons of the week and the action items. Answer as JSON: lessons (array of strings), action_items (array of {{title, owner}})."),
+            json!({ "type": "object", "properties": {
+                "lessons": { "type": "array", "items": { "type": "string" } },
+                "action_items": action_items_schema() }, "required": ["lessons", "action_items"] }),
+        )
+        .await?;
+    Ok(json!({
+        "week": week,
+        "metrics": metrics,
+        "updates": updates,
+        "risks": risks,
+        "lessons": strings(&wrap, "lessons"),
+        "questions": questions,
+        "action_items": normalise_items(&wrap),
+    }))
+}
+
+/// Every speaker's ballot for up to three of `ideas` (numbered from 1); the votes per idea.
+async fn vote(
+    speaker: &Speaker<'_>,
+    people: &[Persona],
+    topic: &str,
+    ideas: &[String],
+) -> Result<Vec<u32>, JobError> {
+    let numbered: String = ideas
+        .iter()
+        .enumerate()
+        .map(|(i, idea)| format!("{}. {idea}\n", i + 1))
+        .collect();
+    let ballot_prompt = format!(
+        "Vote for the three best ideas on {topic}:\n{numbered}Answer as JSON: votes (array of \
+         the chosen ideas' numbers)."
+    );
+    let ballots = join_all(people.iter().map(|p| {
+        speaker.ask_json(
+            p,
+            &ballot_prompt,
+            json!({ "type": "object", "properties": { "votes": { "type": "array",
+                "items": { "type": "integer" } } }, "required": ["votes"] }),
+        )
+    }))
+    .await;
+    let mut tally = vec![0u32; ideas.len()];
+    for ballot in ballots {
+        let ballot = ballot?;
+        let mut seen = Vec::new();
+        for v in ballot
+            .get("votes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_u64)
+            .take(3)
+        {
+            let i = v as usize;
+            if (1..=ideas.len()).contains(&i) && !seen.contains(&i) {
+                tally[i - 1] += 1;
+                seen.push(i);
+            }
+        }
+    }
+    Ok(tally)
+}
+
+/// Questions from the rest of the room (or the leaders when the room is small), each
+/// answered by the first of `people`.
+async fn questions(
+    speaker: &Speaker<'_>,
+    people: &[Persona],
+    leaders: usize,
+    said: &str,
+) -> Result<Vec<Value>, JobError> {
+    let ceo = &people[0];
+    let askers: Vec<&Persona> = if people.len() > leaders {
+        people[leaders..].iter().collect()
     } else {
         people.iter().skip(1).collect()
     };
     let mut questions = Vec::new();
-    let ceo = &people[0];
     for asker in askers.into_iter().take(3) {
         let q = speaker
             .ask_json(
@@ -294,24 +334,7 @@ pub(super) async fn allhands(
         questions.push(json!({ "asked_by": asker.name(), "question": question,
                                "answered_by": ceo.name(), "answer": answer }));
     }
-    let wrap = speaker
-        .ask_json(
-            ceo,
-            &format!("Close the all-hands. Updates:\n{said}List the lessons of the week and the action items. Answer as JSON: lessons (array of strings), action_items (array of {{title, owner}})."),
-            json!({ "type": "object", "properties": {
-                "lessons": { "type": "array", "items": { "type": "string" } },
-                "action_items": action_items_schema() }, "required": ["lessons", "action_items"] }),
-        )
-        .await?;
-    Ok(json!({
-        "week": week,
-        "metrics": metrics,
-        "updates": updates,
-        "risks": risks,
-        "lessons": strings(&wrap, "lessons"),
-        "questions": questions,
-        "action_items": normalise_items(&wrap),
-    }))
+    Ok(questions)
 }
 
 /// `action_items` as `[{title, owner}]` whatever shape the model used.

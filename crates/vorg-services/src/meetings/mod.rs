@@ -54,41 +54,7 @@ async fn hold(
         .and_then(Value::as_str)
         .map(str::to_owned)
         .unwrap_or_else(|| Utc::now().format("%Y-%m-%d").to_string());
-    let (mut content, people, generated_by) = if has_content(kind, body) {
-        job.log(
-            LogLevel::Info,
-            &format!("{kind}: rendering the content sent"),
-            json!({}),
-        )
-        .await?;
-        (body.clone(), Vec::new(), "caller")
-    } else {
-        let people = participants(services, &meeting.extras.participants, 5).await?;
-        if people.is_empty() {
-            return Err(JobError::Fatal(
-                "no personas to hold the meeting: add personas or name participants".into(),
-            ));
-        }
-        let names: Vec<&str> = people.iter().map(Persona::name).collect();
-        job.log(
-            LogLevel::Info,
-            &format!("{kind} with {}", names.join(", ")),
-            json!({ "participants": people.iter().map(Persona::id).collect::<Vec<_>>() }),
-        )
-        .await?;
-        let content = match kind {
-            MeetingType::Standup => held::standup(&speaker, &people).await?,
-            MeetingType::Brainstorm => {
-                held::brainstorm(&speaker, &people, body, meeting.extras.rounds).await?
-            }
-            MeetingType::Allhands => held::allhands(&speaker, &people, body).await?,
-        };
-        let content = match content {
-            Value::Object(map) => map,
-            _ => Map::new(),
-        };
-        (content, people, "personas")
-    };
+    let (mut content, people, generated_by) = content_of(services, job, &speaker, &meeting).await?;
     content.insert("date".into(), json!(date));
     let participant_names: Vec<String> = if people.is_empty() {
         string_list(content.get("attendees"))
@@ -168,6 +134,53 @@ async fn hold(
         cost_usd: vorg_domain::money::micro_to_usd(cost),
         llm_calls: speaker.calls(),
         run_id: None,
+    })
+}
+
+/// The meeting's content: as sent when it has any, else held by the personas (with who
+/// took part and who generated it).
+async fn content_of(
+    services: &Services,
+    job: &JobContext,
+    speaker: &Speaker<'_>,
+    meeting: &Meeting,
+) -> Result<(Map<String, Value>, Vec<Persona>, &'static str), JobError> {
+    let kind = meeting.kind;
+    let body = &meeting.body;
+    Ok(if has_content(kind, body) {
+        job.log(
+            LogLevel::Info,
+            &format!("{kind}: rendering the content sent"),
+            json!({}),
+        )
+        .await?;
+        (body.clone(), Vec::new(), "caller")
+    } else {
+        let people = participants(services, &meeting.extras.participants, 5).await?;
+        if people.is_empty() {
+            return Err(JobError::Fatal(
+                "no personas to hold the meeting: add personas or name participants".into(),
+            ));
+        }
+        let names: Vec<&str> = people.iter().map(Persona::name).collect();
+        job.log(
+            LogLevel::Info,
+            &format!("{kind} with {}", names.join(", ")),
+            json!({ "participants": people.iter().map(Persona::id).collect::<Vec<_>>() }),
+        )
+        .await?;
+        let content = match kind {
+            MeetingType::Standup => held::standup(speaker, &people).await?,
+            MeetingType::Brainstorm => {
+                held::brainstorm(speaker, &people, body, meeting.extras.rounds).await?
+            }
+            MeetingType::Allhands => held::allhands(speaker, &people, body).await?,
+        };
+        let content = match content {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        (content, people, "personas")
     })
 }
 

@@ -139,6 +139,35 @@ impl Host<'_> {
     async fn tool(&self, agent: &str, tool: &str, args: &Value) -> Result<Value, StepError> {
         self.halted()?;
         self.count_step()?;
+        let (label, starter) = self.allow_tool(agent, tool, args).await?;
+        let str_arg = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or("").trim();
+        let result = match tool {
+            "submit_approval" => self.submit_approval_tool(args, &label, starter).await?,
+            "search_artifacts" => self.search_artifacts_tool(args).await?,
+            "record_decision" => self.record_decision_tool(args, &label).await?,
+            "create_linear_issue" => self.create_issue(args, str_arg("title")).await?,
+            other => return Err(StepError::Forbidden(format!("no tool \"{other}\""))),
+        };
+        self.job
+            .log(
+                LogLevel::Info,
+                &format!("{label} called {tool}"),
+                json!({ "tool": tool, "persona": label, "args": args, "result": &result }),
+            )
+            .await
+            .map_err(|e| self.step_error(e))?;
+        Ok(result)
+    }
+
+    /// Whether `agent` may call `tool` with `args`: it is among the persona's tools, the run's
+    /// starter holds its permission, and the policies do not forbid it. Answers who calls it
+    /// and the starter; a refusal is logged.
+    async fn allow_tool(
+        &self,
+        agent: &str,
+        tool: &str,
+        args: &Value,
+    ) -> Result<(String, &Starter), StepError> {
         let persona = self.personas.get(agent);
         let label = persona.map_or_else(|| format!("workflow {}", self.name), |p| p.id().into());
         if let Some(p) = persona
@@ -175,106 +204,108 @@ impl Host<'_> {
                 "\"{action}\" is a forbidden action under the governance policies"
             )));
         }
+        Ok((label, starter))
+    }
+
+    /// `submit_approval`: files an approval as the run's starter.
+    async fn submit_approval_tool(
+        &self,
+        args: &Value,
+        label: &str,
+        starter: &Starter,
+    ) -> Result<Value, StepError> {
         let run_id = self.job.run_id();
         let str_arg = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or("").trim();
-        let result = match tool {
-            "submit_approval" => {
-                let amount = args
-                    .get("amount_usd")
-                    .and_then(Value::as_f64)
-                    .and_then(usd_to_micro)
-                    .ok_or_else(|| {
-                        StepError::Invalid("amount_usd must be a non-negative number".into())
-                    })?;
-                if str_arg("description").is_empty() {
-                    return Err(StepError::Invalid("description is required".into()));
-                }
-                let strings = |k: &str| crate::work::only_strings(args.get(k));
-                let submitted = submit_approval(
-                    &self.services.store,
-                    &self.services.org,
-                    ApprovalRequest {
-                        description: str_arg("description"),
-                        amount_micro_usd: amount,
-                        justification: str_arg("justification"),
-                        kind: args.get("kind").and_then(Value::as_str),
-                        action: args.get("action").and_then(Value::as_str),
-                        tags: strings("tags"),
-                        checks: strings("checks"),
-                        run_id,
-                        // The run's starter asks, so they cannot approve it themselves.
-                        requested_by: starter.user_id,
-                        requested_by_label: &requester_label(&label, starter),
-                    },
-                )
-                .await
-                .map_err(|e| match e {
-                    SubmitError::Forbidden(_) => StepError::Forbidden(e.to_string()),
-                    SubmitError::Store(e) => StepError::Failed(e.to_string()),
-                })?;
-                let a = submitted.approval;
-                json!({ "id": a.id, "status": a.status, "tier": a.tier, "rule": a.rule,
-                        "amount_usd": micro_to_usd(a.amount_micro_usd) })
-            }
-            "search_artifacts" => {
-                let q = str_arg("q");
-                if q.is_empty() {
-                    return Err(StepError::Invalid("q is required".into()));
-                }
-                let limit = args.get("limit").and_then(Value::as_i64).unwrap_or(5);
-                let hits = self
-                    .services
-                    .store
-                    .search_artifacts(q, limit.clamp(1, 20))
-                    .await
-                    .map_err(|e| StepError::Failed(e.to_string()))?;
-                json!(
-                    hits.iter()
-                        .map(|h| json!({ "id": h.artifact.id, "kind": h.artifact.kind,
-                            "name": h.artifact.name, "snippet": h.snippet }))
-                        .collect::<Vec<_>>()
-                )
-            }
-            "record_decision" => {
-                let (title, body) = (str_arg("title"), str_arg("body"));
-                if title.is_empty() || body.is_empty() {
-                    return Err(StepError::Invalid("title and body are required".into()));
-                }
-                let markdown = format!(
-                    "---\nkind: decision\nworkflow: {}\nrun_id: {}\ndecided_by: {label}\n---\n\n# {title}\n\n{body}\n",
-                    self.name,
-                    run_id.map_or("null".into(), |r| r.to_string()),
-                );
-                let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f");
-                let artifact = save_artifact(
-                    self.services,
-                    NewBlob {
-                        kind: "decision",
-                        name: &format!("decision-{stamp}.md"),
-                        key: format!("decisions/decision-{}-{stamp}.md", run_id.unwrap_or(0)),
-                        content_type: "text/markdown; charset=utf-8",
-                        bytes: markdown.into_bytes(),
-                        meta: json!({ "title": title, "decided_by": label, "workflow": self.name }),
-                        run_id,
-                        created_by: self.speaker.user_id,
-                    },
-                )
-                .await
-                .map_err(|e| self.step_error(e))?;
-                json!({ "artifact_id": artifact.id, "name": artifact.name })
-            }
-            "create_linear_issue" => self.create_issue(args, str_arg("title")).await?,
-            other => return Err(StepError::Forbidden(format!("no tool \"{other}\""))),
-        };
-        self.job
-            .log(
-                LogLevel::Info,
-                &format!("{label} called {tool}"),
-                json!({ "tool": tool, "persona": label, "args": args, "result": &result }),
-            )
+        let amount = args
+            .get("amount_usd")
+            .and_then(Value::as_f64)
+            .and_then(usd_to_micro)
+            .ok_or_else(|| StepError::Invalid("amount_usd must be a non-negative number".into()))?;
+        if str_arg("description").is_empty() {
+            return Err(StepError::Invalid("description is required".into()));
+        }
+        let strings = |k: &str| crate::work::only_strings(args.get(k));
+        let submitted = submit_approval(
+            &self.services.store,
+            &self.services.org,
+            ApprovalRequest {
+                description: str_arg("description"),
+                amount_micro_usd: amount,
+                justification: str_arg("justification"),
+                kind: args.get("kind").and_then(Value::as_str),
+                action: args.get("action").and_then(Value::as_str),
+                tags: strings("tags"),
+                checks: strings("checks"),
+                run_id,
+                // The run's starter asks, so they cannot approve it themselves.
+                requested_by: starter.user_id,
+                requested_by_label: &requester_label(label, starter),
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            SubmitError::Forbidden(_) => StepError::Forbidden(e.to_string()),
+            SubmitError::Store(e) => StepError::Failed(e.to_string()),
+        })?;
+        let a = submitted.approval;
+        Ok(
+            json!({ "id": a.id, "status": a.status, "tier": a.tier, "rule": a.rule,
+                "amount_usd": micro_to_usd(a.amount_micro_usd) }),
+        )
+    }
+
+    /// `search_artifacts`: full-text search over the organization's artifacts.
+    async fn search_artifacts_tool(&self, args: &Value) -> Result<Value, StepError> {
+        let str_arg = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or("").trim();
+        let q = str_arg("q");
+        if q.is_empty() {
+            return Err(StepError::Invalid("q is required".into()));
+        }
+        let limit = args.get("limit").and_then(Value::as_i64).unwrap_or(5);
+        let hits = self
+            .services
+            .store
+            .search_artifacts(q, limit.clamp(1, 20))
             .await
-            .map_err(|e| self.step_error(e))?;
-        Ok(result)
+            .map_err(|e| StepError::Failed(e.to_string()))?;
+        Ok(json!(
+            hits.iter()
+                .map(|h| json!({ "id": h.artifact.id, "kind": h.artifact.kind,
+                    "name": h.artifact.name, "snippet": h.snippet }))
+                .collect::<Vec<_>>()
+        ))
+    }
+
+    /// `record_decision`: stores a decision as a markdown artifact of the run.
+    async fn record_decision_tool(&self, args: &Value, label: &str) -> Result<Value, StepError> {
+        let run_id = self.job.run_id();
+        let str_arg = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or("").trim();
+        let (title, body) = (str_arg("title"), str_arg("body"));
+        if title.is_empty() || body.is_empty() {
+            return Err(StepError::Invalid("title and body are required".into()));
+        }
+        let markdown = format!(
+            "---\nkind: decision\nworkflow: {}\nrun_id: {}\ndecided_by: {label}\n---\n\n# {title}\n\n{body}\n",
+            self.name,
+            run_id.map_or("null".into(), |r| r.to_string()),
+        );
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f");
+        let artifact = save_artifact(
+            self.services,
+            NewBlob {
+                kind: "decision",
+                name: &format!("decision-{stamp}.md"),
+                key: format!("decisions/decision-{}-{stamp}.md", run_id.unwrap_or(0)),
+                content_type: "text/markdown; charset=utf-8",
+                bytes: markdown.into_bytes(),
+                meta: json!({ "title": title, "decided_by": label, "workflow": self.name }),
+                run_id,
+                created_by: self.speaker.user_id,
+            },
+        )
+        .await
+        .map_err(|e| self.step_error(e))?;
+        Ok(json!({ "artifact_id": artifact.id, "name": artifact.name }))
     }
 
     async fn create_issue(&self, args: &Value, title: &str) -> Result<Value, StepError> {

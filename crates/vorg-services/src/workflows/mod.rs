@@ -243,57 +243,11 @@ async fn execute(
                 "version": run.version }),
     )
     .await?;
-    let outcome = match (&wf, job.run_id()) {
-        (Workflow::Graph(g), Some(run_id)) => {
-            let last = services
-                .store
-                .last_checkpoint(run_id)
-                .await
-                .map_err(|e| JobError::Retryable(format!("reading the checkpoint: {e}")))?;
-            match last {
-                Some(c) => {
-                    let checkpoint = Checkpoint {
-                        node: c.node,
-                        next: c.next,
-                        state: c.state.0,
-                        steps: u32::try_from(c.steps).unwrap_or(u32::MAX),
-                    };
-                    host.steps.store(checkpoint.steps, Ordering::SeqCst);
-                    RunOutcome::Graph(vorg_workflow::resume_graph(g, &checkpoint, &host).await)
-                }
-                None => RunOutcome::Graph(vorg_workflow::run_graph(g, &inputs, &host).await),
-            }
-        }
-        _ => vorg_workflow::run(&wf, &inputs, &host).await,
-    };
+    let outcome = run_engine(services, job, &wf, &inputs, &host).await?;
     if let Some(stop) = host.halt.lock().unwrap_or_else(|e| e.into_inner()).take() {
         return Err(stop);
     }
-    let failure = match &outcome {
-        RunOutcome::Dag(d) if !d.succeeded() => Some(
-            d.steps
-                .iter()
-                .filter_map(|(id, s)| s.error.as_ref().map(|e| format!("{id}: {e}")))
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-        RunOutcome::Graph(g) => match g.status {
-            vorg_workflow::GraphStatus::Completed => None,
-            vorg_workflow::GraphStatus::StepLimit => {
-                Some(format!("step limit reached after {} steps", g.steps))
-            }
-            vorg_workflow::GraphStatus::Failed => g.error.clone(),
-        },
-        RunOutcome::Crew(c) if !c.succeeded => Some(
-            c.tasks
-                .iter()
-                .filter_map(|t| t.error.as_ref().map(|e| format!("{}: {e}", t.id)))
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-        RunOutcome::Chat(c) if c.error.is_some() => c.error.clone(),
-        _ => None,
-    };
+    let failure = failure(&outcome);
     let cost = host.speaker.cost_micro_usd();
     let results = results(&outcome);
     let outcome = serde_json::to_value(&outcome).unwrap_or(Value::Null);
@@ -322,6 +276,68 @@ async fn execute(
         llm_calls: host.speaker.calls(),
         run_id: None,
     })
+}
+
+/// Runs the engine; a `graph` run resumes from its last checkpoint.
+async fn run_engine(
+    services: &Services,
+    job: &JobContext,
+    wf: &Workflow,
+    inputs: &Value,
+    host: &Host<'_>,
+) -> Result<RunOutcome, JobError> {
+    Ok(match (wf, job.run_id()) {
+        (Workflow::Graph(g), Some(run_id)) => {
+            let last = services
+                .store
+                .last_checkpoint(run_id)
+                .await
+                .map_err(|e| JobError::Retryable(format!("reading the checkpoint: {e}")))?;
+            match last {
+                Some(c) => {
+                    let checkpoint = Checkpoint {
+                        node: c.node,
+                        next: c.next,
+                        state: c.state.0,
+                        steps: u32::try_from(c.steps).unwrap_or(u32::MAX),
+                    };
+                    host.steps.store(checkpoint.steps, Ordering::SeqCst);
+                    RunOutcome::Graph(vorg_workflow::resume_graph(g, &checkpoint, host).await)
+                }
+                None => RunOutcome::Graph(vorg_workflow::run_graph(g, inputs, host).await),
+            }
+        }
+        _ => vorg_workflow::run(wf, inputs, host).await,
+    })
+}
+
+/// Why the outcome is a failure, if it is.
+fn failure(outcome: &RunOutcome) -> Option<String> {
+    match outcome {
+        RunOutcome::Dag(d) if !d.succeeded() => Some(
+            d.steps
+                .iter()
+                .filter_map(|(id, s)| s.error.as_ref().map(|e| format!("{id}: {e}")))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        RunOutcome::Graph(g) => match g.status {
+            vorg_workflow::GraphStatus::Completed => None,
+            vorg_workflow::GraphStatus::StepLimit => {
+                Some(format!("step limit reached after {} steps", g.steps))
+            }
+            vorg_workflow::GraphStatus::Failed => g.error.clone(),
+        },
+        RunOutcome::Crew(c) if !c.succeeded => Some(
+            c.tasks
+                .iter()
+                .filter_map(|t| t.error.as_ref().map(|e| format!("{}: {e}", t.id)))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        RunOutcome::Chat(c) if c.error.is_some() => c.error.clone(),
+        _ => None,
+    }
 }
 
 /// What each step produced: a `dag`'s step outputs, a `graph`'s final state, a `crew`'s
