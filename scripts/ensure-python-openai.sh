@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# A Python with the official `openai` client, for the test that proves vorg's /v1 front door
-# works with it unchanged. Kept in target/pyenv (ignored by git), created once.
+# A Python with the official `openai` client and the official MCP SDK (`mcp`), for the tests
+# that prove vorg's /v1 front door and its MCP server work with them unchanged. Kept in
+# target/pyenv (ignored by git), created once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/pyenv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import openai" 2>/dev/null; then
-  echo "installing the openai Python client into $venv" >&2
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import openai, mcp" 2>/dev/null; then
+  echo "installing the openai Python client and the MCP Python SDK into $venv" >&2
   mkdir -p target
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "openai==3.57.0"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "openai==3.57.0" "mcp==2.3.0"
 fi

@@ -59,7 +59,12 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/auth/permissions", Requires(ViewSelf)),
     rule("POST", "/auth/tokens", Requires(ManageOwnTokens)),
     rule("GET", "/auth/tokens", Requires(ManageOwnTokens)),
+    rule("GET", "/auth/tokens/{id}", Requires(ManageOwnTokens)),
+    rule("PATCH", "/auth/tokens/{id}", Requires(ManageOwnTokens)),
     rule("DELETE", "/auth/tokens/{id}", Requires(ManageOwnTokens)),
+    rule("POST", "/auth/enrolments", Requires(ManageUsers)),
+    rule("GET", "/auth/enrolments", Requires(ManageUsers)),
+    rule("POST", "/auth/enrol", Public),
     rule("GET", "/users", Requires(ManageUsers)),
     rule("POST", "/users/{id}/roles", Requires(ManageUsers)),
     rule("DELETE", "/users/{id}/roles/{role}", Requires(ManageUsers)),
@@ -75,6 +80,7 @@ pub const ROUTES: &[RouteRule] = &[
     rule("POST", "/llm/generate", Requires(UseLlm)),
     rule("POST", "/v1/chat/completions", Requires(UseLlm)),
     rule("GET", "/v1/models", Requires(UseLlm)),
+    rule("POST", "/v1/embeddings", Requires(UseLlm)),
     rule("GET", "/usage/events", Requires(ViewUsage)),
     rule("GET", "/usage/summary", Requires(ViewUsage)),
     rule("GET", "/budgets", Requires(ViewUsage)),
@@ -196,9 +202,93 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
         ))
         .into_response();
     }
-    if !permission.granted_to(&user.roles) {
+    if !user.may(permission) {
         return ApiError::Forbidden(permission).into_response();
     }
+    let ip = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|ci| {
+            crate::client_ip::client_ip(ci.0.ip(), req.headers(), &state.config.trusted_proxies)
+        });
+    let rate = match token_gates(&state, &user, ip).await {
+        Ok(rate) => rate,
+        Err(e) => {
+            let mut response = e.into_response();
+            if let Some(limit) = user.limits.as_ref().and_then(|l| l.requests_per_minute) {
+                rate_headers(&mut response, limit, 0);
+            }
+            return response;
+        }
+    };
     req.extensions_mut().insert(user);
-    next.run(req).await
+    let mut response = next.run(req).await;
+    if let Some((limit, remaining)) = rate {
+        rate_headers(&mut response, limit, remaining);
+    }
+    response
+}
+
+/// An API token's own gates, checked on every request it makes: the client's address must
+/// be in its allowed ranges, and its requests this minute (counted in the database, so every
+/// process shares the count) within its rate. Answers the rate and what is left of it.
+async fn token_gates(
+    state: &AppState,
+    user: &auth::CurrentUser,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Option<(u32, u32)>, ApiError> {
+    let (Some(limits), Some(token_id)) = (&user.limits, user.token_id()) else {
+        return Ok(None);
+    };
+    if let Some(allowed) = &limits.allowed_ips {
+        let inside = ip.is_some_and(|ip| {
+            allowed
+                .iter()
+                .filter_map(|net| crate::client_ip::parse_trusted_proxies(net).ok())
+                .flatten()
+                .any(|net| net.contains(&ip))
+        });
+        if !inside {
+            return Err(ApiError::Refused(format!(
+                "this API token works only from {}; this request came from {}",
+                allowed.join(", "),
+                ip.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string())
+            )));
+        }
+    }
+    let Some(limit) = limits.requests_per_minute else {
+        return Ok(None);
+    };
+    let now = chrono::Utc::now();
+    match state
+        .store
+        .count_token_request(token_id, vorg_store::rate_minute(now), limit)
+        .await?
+    {
+        Some(count) => Ok(Some((limit, limit.saturating_sub(count)))),
+        None => Err(ApiError::Throttled {
+            code: "rate_limited",
+            detail: format!(
+                "this API token may make {limit} requests a minute and has made them; retry \
+                 after the minute ends"
+            ),
+            retry_after_secs: seconds_to_next_minute(now),
+        }),
+    }
+}
+
+/// Seconds until the next rate window opens (at least 1).
+pub(crate) fn seconds_to_next_minute(now: chrono::DateTime<chrono::Utc>) -> u64 {
+    (60 - now.timestamp().rem_euclid(60)).max(1) as u64
+}
+
+/// OpenAI's rate headers, on every answer to a token with a request rate.
+fn rate_headers(response: &mut Response, limit: u32, remaining: u32) {
+    let reset = format!("{}s", seconds_to_next_minute(chrono::Utc::now()));
+    let headers = response.headers_mut();
+    headers.insert("x-ratelimit-limit-requests", limit.into());
+    headers.insert("x-ratelimit-remaining-requests", remaining.into());
+    if let Ok(v) = reset.parse() {
+        headers.insert("x-ratelimit-reset-requests", v);
+    }
 }

@@ -56,9 +56,11 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
-    /// A cap on open streams is full (429, naming the cap).
+    /// A cap is full: open streams, an API token's rate (429, naming the cap; `code` says
+    /// which).
     #[error("{detail}")]
-    TooManyStreams {
+    Throttled {
+        code: &'static str,
         detail: String,
         retry_after_secs: u64,
     },
@@ -109,7 +111,7 @@ impl ApiError {
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::RateLimited { .. } | ApiError::TooManyStreams { .. } => {
+            ApiError::RateLimited { .. } | ApiError::Throttled { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -131,7 +133,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::TooManyStreams { .. } => "too_many_streams",
+            ApiError::Throttled { code, .. } => code,
             ApiError::Unavailable(_) => "unavailable",
             ApiError::BudgetExceeded(_) => "budget_exceeded",
             ApiError::BadGateway(_) => "upstream_failed",
@@ -192,7 +194,7 @@ impl IntoResponse for ApiError {
         );
         match &self {
             ApiError::RateLimited { retry_after_secs }
-            | ApiError::TooManyStreams {
+            | ApiError::Throttled {
                 retry_after_secs, ..
             } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));

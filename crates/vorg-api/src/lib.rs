@@ -15,6 +15,7 @@ mod hiring;
 mod linear;
 mod llm;
 mod meetings;
+mod openai;
 mod openapi;
 mod orchestration;
 mod org;
@@ -190,6 +191,7 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::docs(doc))
         .merge(console::router())
         .fallback(not_found)
+        .layer(middleware::from_fn(openai::errors))
         .layer(middleware::from_fn_with_state(state.clone(), health::observe))
         .layer(middleware::from_fn(log_errors))
         .layer(cors(&state.config.cors_origins))

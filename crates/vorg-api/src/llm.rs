@@ -33,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(generate))
         .routes(routes!(chat_completions))
         .routes(routes!(list_models))
+        .routes(routes!(embeddings))
 }
 
 fn context(user: &CurrentUser, run_id: Option<i64>) -> CallContext {
@@ -56,9 +57,9 @@ fn gateway_problem(e: GatewayError) -> ApiError {
     match e {
         GatewayError::UnknownModel(_) => ApiError::invalid("model", e.to_string()),
         GatewayError::Budget(b) => ApiError::BudgetExceeded(b),
-        GatewayError::ModelNotAllowed { .. } | GatewayError::Unpriced { .. } => {
-            ApiError::Refused(e.to_string())
-        }
+        GatewayError::ModelNotAllowed { .. }
+        | GatewayError::ModelNotAllowedForToken { .. }
+        | GatewayError::Unpriced { .. } => ApiError::Refused(e.to_string()),
         GatewayError::Governance(m) => ApiError::Unavailable(format!("budgets: {m}")),
         GatewayError::Provider(p) => match p.kind {
             ErrorKind::BadRequest => ApiError::BadRequest(format!("model: {p}")),
@@ -181,43 +182,55 @@ async fn check_run(state: &AppState, user: &CurrentUser, run_id: i64) -> Result<
     }
 }
 
-/// An OpenAI-style error body, which OpenAI clients show as the exception's message.
 fn openai_error(status: StatusCode, kind: &str, message: String) -> Response {
-    let body =
-        json!({ "error": { "message": message, "type": kind, "param": null, "code": null } });
-    (status, Json(body)).into_response()
+    crate::openai::error(status, kind, None, None, message)
 }
 
+/// A gateway refusal or failure as OpenAI answers it, so the official SDKs raise their
+/// matching exception with vorg's message.
 fn front_door_error(e: GatewayError) -> Response {
+    use crate::openai::error as oa;
     match e {
-        GatewayError::UnknownModel(_) => openai_error(
+        GatewayError::UnknownModel(_) => oa(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
+            Some("model"),
+            Some("model_not_found"),
             e.to_string(),
         ),
-        GatewayError::Budget(b) => {
-            let mut body = json!({ "error": {
-                "message": format!("budget exceeded: {b}"),
-                "type": "budget_exceeded", "param": null, "code": "budget_exceeded",
-            }});
-            body["error"]["budget"] = crate::error::budget_json(&b);
-            (StatusCode::PAYMENT_REQUIRED, Json(body)).into_response()
-        }
-        GatewayError::ModelNotAllowed { .. } | GatewayError::Unpriced { .. } => {
-            openai_error(StatusCode::FORBIDDEN, "permission_error", e.to_string())
-        }
-        GatewayError::Governance(m) => openai_error(
+        GatewayError::Budget(b) => crate::openai::budget_refusal(&b),
+        GatewayError::ModelNotAllowed { .. } | GatewayError::ModelNotAllowedForToken { .. } => oa(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            Some("model"),
+            Some("model_not_allowed"),
+            e.to_string(),
+        ),
+        GatewayError::Unpriced { .. } => oa(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            Some("model"),
+            Some("model_unpriced"),
+            e.to_string(),
+        ),
+        GatewayError::Governance(m) => oa(
             StatusCode::SERVICE_UNAVAILABLE,
             "service_unavailable",
+            None,
+            None,
             format!("budgets could not be checked: {m}"),
         ),
         GatewayError::Provider(p) => {
-            let (status, kind) = match p.kind {
-                ErrorKind::BadRequest => (StatusCode::BAD_REQUEST, "invalid_request_error"),
-                ErrorKind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
-                _ => (StatusCode::BAD_GATEWAY, "upstream_error"),
+            let (status, kind, code) = match p.kind {
+                ErrorKind::BadRequest => (StatusCode::BAD_REQUEST, "invalid_request_error", None),
+                ErrorKind::RateLimited => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    Some("upstream_rate_limited"),
+                ),
+                _ => (StatusCode::BAD_GATEWAY, "upstream_error", None),
             };
-            openai_error(status, kind, p.to_string())
+            oa(status, kind, None, code, p.to_string())
         }
     }
 }
@@ -241,10 +254,140 @@ fn run_header(headers: &HeaderMap) -> Result<Option<i64>, Box<Response>> {
     }
 }
 
+/// The request body of a `/v1` call, with every problem with its required fields named
+/// (OpenAI's 400 with `param` set to the first).
+/// A required field of a `/v1` body: its name, its check, and what it must be.
+type Required = (&'static str, fn(&Value) -> bool, &'static str);
+
+fn front_door_body(
+    bytes: &Bytes,
+    required: &[Required],
+) -> Result<Map<String, Value>, Box<Response>> {
+    let body: Map<String, Value> = parse_json(bytes).map_err(|e| {
+        Box::new(crate::openai::error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            None,
+            None,
+            e.detail(),
+        ))
+    })?;
+    let problems: Vec<FieldError> = required
+        .iter()
+        .filter(|(field, ok, _)| !body.get(*field).is_some_and(ok))
+        .map(|(field, _, why)| FieldError::new(*field, *why))
+        .collect();
+    if let Some(first) = problems.first() {
+        let message = problems
+            .iter()
+            .map(|p| format!("{}: {}", p.field, p.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(Box::new(crate::openai::error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            Some(&first.field),
+            None,
+            message,
+        )));
+    }
+    Ok(body)
+}
+
+/// The run a `/v1` call is attributed to (`x-vorg-run-id`), checked to be the caller's.
+async fn front_door_run(
+    state: &AppState,
+    user: &CurrentUser,
+    headers: &HeaderMap,
+) -> Result<Option<i64>, Response> {
+    let run_id = run_header(headers).map_err(|r| *r)?;
+    if let Some(id) = run_id
+        && let Err(message) = check_run(state, user, id).await
+    {
+        return Err(openai_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            format!("x-vorg-run-id: {message}"),
+        ));
+    }
+    Ok(run_id)
+}
+
+/// A token's model-token rate: refused (429, OpenAI's `tokens` rate error with
+/// `Retry-After`) when this minute's count has reached it. The count grows by each call's
+/// usage once it is known ([`count_tokens`]).
+async fn tokens_gate(state: &AppState, user: &CurrentUser) -> Result<(), Response> {
+    let (Some(limit), Some(token)) = (
+        user.limits.as_ref().and_then(|l| l.tokens_per_minute),
+        user.token_id(),
+    ) else {
+        return Ok(());
+    };
+    let now = chrono::Utc::now();
+    let used = match state
+        .store
+        .token_rate(token, vorg_store::rate_minute(now))
+        .await
+    {
+        Ok((_, used)) => used,
+        Err(e) => return Err(ApiError::from(e).into_response()),
+    };
+    if u64::try_from(used).unwrap_or(0) < limit {
+        return Ok(());
+    }
+    let retry = crate::access::seconds_to_next_minute(now);
+    let mut response = crate::openai::error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "tokens",
+        None,
+        Some("rate_limit_exceeded"),
+        format!(
+            "this API token may use {limit} model tokens a minute and has used {used}; retry in \
+             {retry} s"
+        ),
+    );
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, retry.into());
+    headers.insert("x-ratelimit-limit-tokens", limit.into());
+    headers.insert("x-ratelimit-remaining-tokens", 0u64.into());
+    if let Ok(v) = format!("{retry}s").parse() {
+        headers.insert("x-ratelimit-reset-tokens", v);
+    }
+    Err(response)
+}
+
+/// Adds a call's tokens to its token's per-minute count (when the token has a token rate).
+async fn count_tokens(state: &AppState, user: &CurrentUser, usage: vorg_llm::Usage) {
+    let has_rate = user
+        .limits
+        .as_ref()
+        .is_some_and(|l| l.tokens_per_minute.is_some());
+    if let (true, Some(token)) = (has_rate, user.token_id()) {
+        let minute = vorg_store::rate_minute(chrono::Utc::now());
+        let used = usage.prompt_tokens + usage.completion_tokens;
+        if let Err(e) = state.store.add_token_tokens(token, minute, used).await {
+            tracing::error!(error = %e, token, "could not count a call's tokens");
+        }
+    }
+}
+
+fn is_string(v: &Value) -> bool {
+    v.is_string()
+}
+
+fn is_messages(v: &Value) -> bool {
+    v.as_array().is_some_and(|m| !m.is_empty())
+}
+
+fn is_input(v: &Value) -> bool {
+    v.is_string() || v.as_array().is_some_and(|a| !a.is_empty())
+}
+
 /// OpenAI Chat Completions, through vorg: `model` may be an alias, `provider/model`, or a
 /// model of the default provider. Streaming with `stream: true` (usage in the last chunk
-/// with `stream_options.include_usage`). Every call is priced and recorded for the caller
-/// (and for the run named by `x-vorg-run-id`).
+/// only with `stream_options.include_usage`, as OpenAI does; vorg always records the exact
+/// usage). Every call is priced and recorded for the caller (and for the run named by
+/// `x-vorg-run-id`). Errors are OpenAI's shape.
 #[utoipa::path(post, path = "/v1/chat/completions", tag = "llm",
     request_body(content = std::collections::HashMap<String, serde_json::Value>, description = "An OpenAI Chat Completions request"),
     params(("x-vorg-run-id" = Option<i64>, Header, description = "Attribute the call to this run")),
@@ -255,43 +398,20 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body: Map<String, Value> = match parse_json(&body) {
+    let required: [Required; 2] = [
+        ("model", is_string, "required, a string"),
+        ("messages", is_messages, "required, a non-empty array"),
+    ];
+    let body = match front_door_body(&body, &required) {
         Ok(b) => b,
-        Err(e) => {
-            return openai_error(StatusCode::BAD_REQUEST, "invalid_request_error", e.detail());
-        }
+        Err(r) => return *r,
     };
-    let mut problems = Vec::new();
-    if !body.get("model").is_some_and(Value::is_string) {
-        problems.push(FieldError::new("model", "required, a string"));
-    }
-    if body
-        .get("messages")
-        .and_then(Value::as_array)
-        .is_none_or(|m| m.is_empty())
-    {
-        problems.push(FieldError::new("messages", "required, a non-empty array"));
-    }
-    if !problems.is_empty() {
-        let message = problems
-            .iter()
-            .map(|p| format!("{}: {}", p.field, p.message))
-            .collect::<Vec<_>>()
-            .join("; ");
-        return openai_error(StatusCode::BAD_REQUEST, "invalid_request_error", message);
-    }
-    let run_id = match run_header(&headers) {
+    let run_id = match front_door_run(&state, &user, &headers).await {
         Ok(r) => r,
-        Err(resp) => return *resp,
+        Err(r) => return r,
     };
-    if let Some(id) = run_id
-        && let Err(message) = check_run(&state, &user, id).await
-    {
-        return openai_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            format!("x-vorg-run-id: {message}"),
-        );
+    if let Err(r) = tokens_gate(&state, &user).await {
+        return r;
     }
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let wants_usage = body
@@ -303,7 +423,10 @@ pub async fn chat_completions(
     let ctx = context(&user, run_id);
     if !stream {
         return match state.llm.complete(&ctx, &req).await {
-            Ok((resp, _, _)) => Json(resp.body).into_response(),
+            Ok((resp, _, _)) => {
+                count_tokens(&state, &user, resp.usage).await;
+                Json(resp.body).into_response()
+            }
             Err(e) => front_door_error(e),
         };
     }
@@ -311,20 +434,45 @@ pub async fn chat_completions(
         Ok((chunks, _, _)) => chunks,
         Err(e) => return front_door_error(e),
     };
-    // OpenAI sends the usage chunk only when asked; vorg always asks upstream (to account).
+    // vorg always asks upstream for usage (to account); the client sees it only if asked.
     let events = chunks
-        .filter(move |c| {
-            let is_usage_only = matches!(c, Ok(v) if v["choices"].as_array().is_some_and(Vec::is_empty) && v.get("usage").is_some_and(|u| !u.is_null()));
-            std::future::ready(wants_usage || !is_usage_only)
+        .then(move |c| {
+            let (state, user) = (state.clone(), user.clone());
+            async move {
+                if let Ok(v) = &c
+                    && let Some(usage) = vorg_llm::Usage::from_openai(&v["usage"])
+                {
+                    count_tokens(&state, &user, usage).await;
+                }
+                c
+            }
+        })
+        .filter_map(move |c| {
+            std::future::ready(match c {
+                Ok(mut v) if !wants_usage => {
+                    let usage_only = v["choices"].as_array().is_some_and(Vec::is_empty)
+                        && v.get("usage").is_some_and(|u| !u.is_null());
+                    if let Some(obj) = v.as_object_mut() {
+                        obj.remove("usage");
+                    }
+                    (!usage_only).then_some(Ok(v))
+                }
+                other => Some(other),
+            })
         })
         .map(|c| {
             let data = match c {
                 Ok(v) => v.to_string(),
-                Err(e) => json!({ "error": { "message": e.to_string(), "type": "upstream_error" } }).to_string(),
+                Err(e) => {
+                    json!({ "error": { "message": e.to_string(), "type": "upstream_error" } })
+                        .to_string()
+                }
             };
             Ok::<_, Infallible>(Event::default().data(data))
         })
-        .chain(futures_util::stream::once(async { Ok(Event::default().data("[DONE]")) }));
+        .chain(futures_util::stream::once(async {
+            Ok(Event::default().data("[DONE]"))
+        }));
     let mut resp = Sse::new(events).into_response();
     resp.headers_mut().insert(
         header::CACHE_CONTROL,
@@ -333,19 +481,60 @@ pub async fn chat_completions(
     resp
 }
 
+/// OpenAI Embeddings, through vorg: `input` is a string or an array of strings; `model` as
+/// for chat (the simulated provider answers deterministic unit vectors). Priced, budgeted
+/// and recorded like chat. Errors are OpenAI's shape.
+#[utoipa::path(post, path = "/v1/embeddings", tag = "llm",
+    request_body(content = std::collections::HashMap<String, serde_json::Value>, description = "An OpenAI Embeddings request"),
+    params(("x-vorg-run-id" = Option<i64>, Header, description = "Attribute the call to this run")),
+    responses((status = 200, description = "An OpenAI `list` of embeddings with `usage`")))]
+pub async fn embeddings(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let required: [Required; 2] = [
+        ("model", is_string, "required, a string"),
+        ("input", is_input, "required, a string or a non-empty array"),
+    ];
+    let body = match front_door_body(&body, &required) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let run_id = match front_door_run(&state, &user, &headers).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    if let Err(r) = tokens_gate(&state, &user).await {
+        return r;
+    }
+    let req = ChatRequest { body };
+    match state.llm.embed(&context(&user, run_id), &req).await {
+        Ok((resp, _, _)) => {
+            count_tokens(&state, &user, resp.usage).await;
+            Json(resp.body).into_response()
+        }
+        Err(e) => front_door_error(e),
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct ModelList {
     object: &'static str,
     data: Vec<Value>,
 }
 
-/// The models callers may name: aliases, each provider's priced models, and the simulated one.
+/// The models the caller may name: aliases, each provider's default model, narrowed to
+/// what the policies allow the caller's roles and the caller's token allows.
 #[utoipa::path(get, path = "/v1/models", tag = "llm",
     responses((status = 200, description = "OpenAI-style model list", body = ModelList)))]
-pub async fn list_models(State(state): State<AppState>, _user: CurrentUser) -> Json<ModelList> {
-    let data = state
-        .llm
-        .model_ids()
+pub async fn list_models(State(state): State<AppState>, user: CurrentUser) -> Response {
+    let ids = match state.llm.allowed_model_ids(&context(&user, None)).await {
+        Ok(ids) => ids,
+        Err(e) => return front_door_error(e),
+    };
+    let data = ids
         .into_iter()
         .map(|(id, owner)| json!({ "id": id, "object": "model", "created": 0, "owned_by": owner }))
         .collect();
@@ -353,4 +542,5 @@ pub async fn list_models(State(state): State<AppState>, _user: CurrentUser) -> J
         object: "list",
         data,
     })
+    .into_response()
 }

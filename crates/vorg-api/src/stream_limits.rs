@@ -98,7 +98,8 @@ impl StreamLimits {
     ) -> Result<StreamPermit, ApiError> {
         let caller = caller_key(user);
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let refuse = |what: &str, cap: usize| ApiError::TooManyStreams {
+        let refuse = |what: &str, cap: usize| ApiError::Throttled {
+            code: "too_many_streams",
             detail: format!(
                 "{what} already has {cap} live streams open, the most this server allows; close one first"
             ),
@@ -159,6 +160,8 @@ mod tests {
             id,
             email: format!("u{id}@example.com"),
             roles: vec![],
+            permissions: vorg_domain::Permissions::NONE,
+            limits: None,
             credential,
             request_id: None,
             expires_at: None,

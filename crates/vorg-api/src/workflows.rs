@@ -176,7 +176,7 @@ async fn may_publish(state: &AppState, user: &CurrentUser, name: &str) -> ApiRes
     match owner {
         None => Ok(()),
         Some(owner) if owner == Some(user.id) => Ok(()),
-        Some(_) if Permission::ManageWorkflows.granted_to(&user.roles) => Ok(()),
+        Some(_) if user.may(Permission::ManageWorkflows) => Ok(()),
         Some(_) => Err(ApiError::Refused(format!(
             "workflow {name:?} belongs to the user who saved its first version; only they, or a \
              holder of the permission {}, may publish new versions (save yours under another name)",

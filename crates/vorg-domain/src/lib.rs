@@ -12,10 +12,12 @@ pub mod json_schema;
 pub mod money;
 mod names;
 mod run;
+mod token;
 pub mod yaml;
 
-pub use access::{Permission, Role, RoleList, UnknownRole};
+pub use access::{Permission, Permissions, Role, RoleList, UnknownPermission, UnknownRole};
 pub use approval::{ApprovalStatus, UnknownApprovalStatus};
 pub use input::{Email, InputError, Password, Secret};
 pub use names::{BudgetScope, LogLevel, UnknownBudgetScope, UnknownLogLevel};
 pub use run::{RunStatus, UnknownStatus};
+pub use token::TokenLimits;

@@ -26,6 +26,8 @@ pub struct CallPolicy {
     /// Model patterns the caller may use (`*`, `model`, `provider/model`, `provider/*`);
     /// `None`: any.
     pub model_allowlist: Option<Vec<String>>,
+    /// The calling API token's own model allow-list (applies beside `model_allowlist`).
+    pub token_models: Option<Vec<String>>,
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -118,6 +120,27 @@ pub fn estimate_prompt_tokens(req: &ChatRequest) -> i64 {
         }
     }
     i64::try_from(chars.div_ceil(4)).unwrap_or(i64::MAX) + 4 * req.messages().len() as i64
+}
+
+/// Tokens an embeddings request's `input` is assumed to use: 1 per 4 characters (rounded
+/// up) of its text, plus 1 per input.
+pub fn estimate_input_tokens(req: &ChatRequest) -> i64 {
+    let (chars, items) = match req.body.get("input") {
+        Some(serde_json::Value::String(s)) => (s.chars().count(), 1),
+        Some(serde_json::Value::Array(items)) => (
+            items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map_or_else(|| i.to_string().len(), |s| s.chars().count())
+                })
+                .sum(),
+            items.len(),
+        ),
+        Some(other) => (other.to_string().len(), 1),
+        None => (0, 0),
+    };
+    i64::try_from(chars.div_ceil(4) + items).unwrap_or(i64::MAX)
 }
 
 /// Completion tokens one call may produce at most: `n` completions of the output limit the

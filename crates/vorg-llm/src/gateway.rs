@@ -67,6 +67,9 @@ pub enum GatewayError {
         "model {model:?} is not allowed for your role by the governance policies (model_allowlist)"
     )]
     ModelNotAllowed { model: String },
+    /// The caller's API token may not use this model (its own model allow-list).
+    #[error("model {model:?} is not in this API token's model allow-list ({allowed})")]
+    ModelNotAllowedForToken { model: String, allowed: String },
     /// The budgets could not be checked (the call was not made).
     #[error("budgets could not be checked: {0}")]
     Governance(String),
@@ -135,6 +138,36 @@ impl Gateway {
         );
         ids.sort();
         ids
+    }
+
+    /// The [`Gateway::model_ids`] the caller of `ctx` may use: those whose chain holds a model
+    /// both the policies' allow-list for the caller's roles and the caller's token allow.
+    pub async fn allowed_model_ids(
+        &self,
+        ctx: &CallContext,
+    ) -> Result<Vec<(String, String)>, GatewayError> {
+        let ids = self.model_ids();
+        let Some(governor) = &self.governor else {
+            return Ok(ids);
+        };
+        let policy = governor
+            .plan(ctx)
+            .await
+            .map_err(|e| GatewayError::Governance(e.to_string()))?;
+        let lists: Vec<&Vec<String>> = [&policy.model_allowlist, &policy.token_models]
+            .into_iter()
+            .flatten()
+            .collect();
+        Ok(ids
+            .into_iter()
+            .filter(|(id, _)| {
+                self.resolve(id).is_ok_and(|chain| {
+                    chain
+                        .iter()
+                        .any(|(p, m)| lists.iter().all(|l| model_matches(l, p, m)))
+                })
+            })
+            .collect())
     }
 
     /// `alias` tries each `(provider, model)` in turn until one answers.
@@ -277,6 +310,38 @@ impl Gateway {
         Ok((resp, provider, model))
     }
 
+    /// Embeddings through the chain for `req.model()`, governed and accounted like a
+    /// completion (the worst case reserved is the input's estimate at the input price).
+    pub async fn embed(
+        &self,
+        ctx: &CallContext,
+        req: &ChatRequest,
+    ) -> Result<(ChatResponse, String, String), GatewayError> {
+        let (chain, charge) = self.admit_as(ctx, req, CallKind::Embedding).await?;
+        let answer = self
+            .first_answer(ctx, req, chain, false, |p, m| async move {
+                p.embed(&m, req).await
+            })
+            .await;
+        let (resp, provider, model, started) = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                self.handle().settle(charge, 0).await;
+                return Err(e);
+            }
+        };
+        let call = Attempt {
+            ctx,
+            provider: &provider,
+            model: &model,
+            started,
+            streamed: false,
+        };
+        let cost = self.record(&call, resp.usage, None).await;
+        self.handle().settle(charge, cost).await;
+        Ok((resp, provider, model))
+    }
+
     /// A streamed completion. Opening the stream is retried and falls back like
     /// [`Gateway::complete`]; once chunks flow, a broken stream ends with its error. Usage
     /// (from the final chunk) is recorded when the stream ends, however it ends.
@@ -323,6 +388,15 @@ impl Gateway {
         ctx: &CallContext,
         req: &ChatRequest,
     ) -> Result<(Chain, Option<Charge>), GatewayError> {
+        self.admit_as(ctx, req, CallKind::Chat).await
+    }
+
+    async fn admit_as(
+        &self,
+        ctx: &CallContext,
+        req: &ChatRequest,
+        kind: CallKind,
+    ) -> Result<(Chain, Option<Charge>), GatewayError> {
         let mut chain = self.resolve(req.model())?;
         let Some(governor) = &self.governor else {
             return Ok((chain, None));
@@ -339,6 +413,15 @@ impl Gateway {
                 });
             }
         }
+        if let Some(allowed) = &policy.token_models {
+            chain.retain(|(p, m)| model_matches(allowed, p, m));
+            if chain.is_empty() {
+                return Err(GatewayError::ModelNotAllowedForToken {
+                    model: req.model().to_owned(),
+                    allowed: allowed.join(", "),
+                });
+            }
+        }
         if !policy.budgets.is_empty()
             && let Some((_, model)) = chain
                 .iter()
@@ -350,7 +433,16 @@ impl Gateway {
         }
         let worst = chain
             .iter()
-            .map(|(p, m)| worst_case(&self.pricing, req, p, m, policy.default_max_tokens))
+            .map(|(p, m)| match kind {
+                CallKind::Chat => worst_case(&self.pricing, req, p, m, policy.default_max_tokens),
+                CallKind::Embedding => {
+                    let usage = Usage {
+                        prompt_tokens: crate::budget::estimate_input_tokens(req),
+                        completion_tokens: 0,
+                    };
+                    self.pricing.cost_micro_usd(p, m, usage).0
+                }
+            })
             .max()
             .unwrap_or(0);
         // A free call (simulated, unpriced) cannot pass a budget: no ledger round trip.
@@ -416,6 +508,13 @@ impl Gateway {
             pricing: self.pricing.clone(),
         }
     }
+}
+
+/// What a call asks of a model, for its worst case.
+#[derive(Clone, Copy)]
+enum CallKind {
+    Chat,
+    Embedding,
 }
 
 enum AfterFailure {

@@ -67,6 +67,39 @@ impl Provider for OpenAi {
         &self.name
     }
 
+    fn embed<'a>(
+        &'a self,
+        model: &'a str,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+        Box::pin(async move {
+            let mut body = req.body.clone();
+            body.insert("model".into(), json!(model));
+            let mut builder = self
+                .client
+                .post(format!("{}/embeddings", self.base_url))
+                .json(&body)
+                .timeout(self.timeout);
+            if let Some(key) = &self.key {
+                builder = builder.bearer_auth(key.expose());
+            }
+            let resp = send_checked(&self.name, builder).await?;
+            let body: Value = resp
+                .json()
+                .await
+                .map_err(|e| ProviderError::from_reqwest(&self.name, &e))?;
+            if body["data"].as_array().is_none() {
+                return Err(ProviderError::new(
+                    &self.name,
+                    ErrorKind::Malformed,
+                    "the answer has no `data`",
+                ));
+            }
+            let usage = Usage::from_openai(&body["usage"]).unwrap_or_default();
+            Ok(ChatResponse { body, usage })
+        })
+    }
+
     fn complete<'a>(
         &'a self,
         model: &'a str,

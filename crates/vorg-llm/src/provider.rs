@@ -5,7 +5,7 @@ use std::pin::Pin;
 use futures_util::Stream;
 use serde_json::Value;
 
-use crate::{ChatRequest, ChatResponse, ProviderError};
+use crate::{ChatRequest, ChatResponse, ProviderError, error::ErrorKind};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
@@ -31,4 +31,21 @@ pub trait Provider: Send + Sync + 'static {
         model: &'a str,
         req: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>>;
+
+    /// Embeddings: an OpenAI `embeddings` request (`input`, optional `dimensions` and
+    /// `encoding_format`) answered as OpenAI's `list` of embeddings, with its usage.
+    /// Providers without embeddings refuse it as a bad request.
+    fn embed<'a>(
+        &'a self,
+        _model: &'a str,
+        _req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+        Box::pin(async move {
+            Err(ProviderError::new(
+                self.name(),
+                ErrorKind::BadRequest,
+                "this provider serves no embeddings",
+            ))
+        })
+    }
 }

@@ -206,9 +206,113 @@ fn completion(req: &ChatRequest, text: &str) -> (Value, Usage) {
     (body, usage)
 }
 
+/// Dimensions of a simulated embedding when the request names none.
+pub const EMBEDDING_DIMENSIONS: usize = 256;
+
+/// The texts of an embeddings request's `input`: a string, or an array of strings (token
+/// arrays are embedded by their decimal text).
+fn embedding_inputs(req: &ChatRequest) -> Result<Vec<String>, ProviderError> {
+    let bad = |m: &str| ProviderError::new(NAME, crate::error::ErrorKind::BadRequest, m);
+    match req.body.get("input") {
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(items)) if !items.is_empty() && items.len() <= 2048 => items
+            .iter()
+            .map(|i| match i {
+                Value::String(s) => Ok(s.clone()),
+                Value::Array(tokens) => Ok(tokens
+                    .iter()
+                    .map(Value::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" ")),
+                Value::Number(n) => Ok(n.to_string()),
+                _ => Err(bad(
+                    "input: each item must be a string or an array of tokens",
+                )),
+            })
+            .collect(),
+        _ => Err(bad(
+            "input: required, a string or an array of 1 to 2048 strings",
+        )),
+    }
+}
+
+/// A unit vector of `dims` numbers that depends on `text` only.
+pub fn embedding(text: &str, dims: usize) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..dims)
+        .map(|i| {
+            let h = fnv(&format!("{i}:{text}"));
+            (h % 20_001) as f32 / 10_000.0 - 1.0
+        })
+        .collect();
+    let norm = v
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::EPSILON);
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}
+
+/// An embeddings answer in OpenAI's shape, `float` or `base64` (little-endian f32) as asked.
+fn embeddings(req: &ChatRequest) -> Result<(Value, Usage), ProviderError> {
+    let inputs = embedding_inputs(req)?;
+    let dims = match req.body.get("dimensions") {
+        None | Some(Value::Null) => EMBEDDING_DIMENSIONS,
+        Some(d) => d
+            .as_u64()
+            .filter(|d| (1..=4096).contains(d))
+            .map(|d| d as usize)
+            .ok_or_else(|| {
+                ProviderError::new(
+                    NAME,
+                    crate::error::ErrorKind::BadRequest,
+                    "dimensions: must be an integer from 1 to 4096",
+                )
+            })?,
+    };
+    let base64 = req.body.get("encoding_format").and_then(Value::as_str) == Some("base64");
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let v = embedding(text, dims);
+            let encoded = if base64 {
+                use base64::Engine;
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(v)
+            };
+            json!({ "object": "embedding", "index": i, "embedding": encoded })
+        })
+        .collect();
+    let tokens: i64 = inputs.iter().map(|t| count_tokens(t)).sum();
+    let usage = Usage {
+        prompt_tokens: tokens,
+        completion_tokens: 0,
+    };
+    let body = json!({
+        "object": "list", "data": data, "model": MODEL, "provider": NAME,
+        "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
+    });
+    Ok((body, usage))
+}
+
 impl Provider for Simulated {
     fn name(&self) -> &str {
         NAME
+    }
+
+    fn embed<'a>(
+        &'a self,
+        _model: &'a str,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+        Box::pin(async move {
+            let (body, usage) = embeddings(req)?;
+            Ok(ChatResponse { body, usage })
+        })
     }
 
     fn complete<'a>(

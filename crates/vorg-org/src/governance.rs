@@ -313,8 +313,20 @@ impl Org {
         {
             keys.push(key(BudgetScope::Actor, starter.clone(), &day, limit));
         }
-        if let (Some(limit), Some(token)) = (b.api_token_daily, ctx.token_id) {
-            keys.push(key(BudgetScope::Token, token.to_string(), &day, limit));
+        if let Some(token) = ctx.token_id {
+            // The policies' budget for every token and the token's own: one ledger row per
+            // token and day, so the tighter of the two is its limit.
+            let own = self.store.token_limits(token).await?;
+            let daily = match (b.api_token_daily, own.daily_budget_micro_usd) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(limit) = daily {
+                keys.push(key(BudgetScope::Token, token.to_string(), &day, limit));
+            }
+            if let Some(limit) = own.monthly_budget_micro_usd {
+                keys.push(key(BudgetScope::Token, token.to_string(), &month, limit));
+            }
         }
         if let (Some(limit), Some(run)) = (b.run, ctx.run_id) {
             keys.push(key(BudgetScope::Run, run.to_string(), "all", limit));
@@ -355,7 +367,12 @@ impl Governor for Org {
                     .any(|r| policies.model_allowlist.contains_key(r.as_str()));
                 any_list.then_some(lists)
             };
+            let token_models = match ctx.token_id {
+                Some(token) => self.store.token_limits(token).await?.models.clone(),
+                None => None,
+            };
             Ok(CallPolicy {
+                token_models,
                 budgets,
                 default_max_tokens: policies.budgets.default_max_tokens,
                 warn_permille: policies.budgets.warn_permille,

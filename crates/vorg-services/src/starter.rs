@@ -3,7 +3,7 @@
 //! lends a caller a model, a tool or a budget the caller does not have.
 
 use serde::{Deserialize, Serialize};
-use vorg_domain::{Permission, Role};
+use vorg_domain::{Permission, Permissions, Role};
 use vorg_jobs::JobError;
 use vorg_llm::CallContext;
 use vorg_store::{Store, StoreError};
@@ -17,6 +17,10 @@ pub struct Requester {
     pub requested_by: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_roles: Option<Vec<Role>>,
+    /// The permissions in force for the request (a token's may be fewer than its roles').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Permission>>)]
+    pub requested_permissions: Option<Permissions>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_token_id: Option<i64>,
 }
@@ -33,6 +37,9 @@ pub struct Starter {
     /// that the user still holds. `None`: a run started by the operator on the command line,
     /// which is not narrowed.
     pub roles: Option<Vec<Role>>,
+    /// The permissions in force: those recorded (or the recorded roles') that the user's
+    /// roles still grant. `None` for a command-line run.
+    pub permissions: Option<Permissions>,
 }
 
 impl Starter {
@@ -52,27 +59,26 @@ impl Starter {
                 )));
             }
         };
-        let roles = match &requester.requested_roles {
-            Some(recorded) => recorded
-                .iter()
-                .filter(|r| held.contains(r))
-                .copied()
-                .collect(),
-            None => held,
+        // The recorded roles the user still covers, and the recorded permissions (or the
+        // recorded roles') the user's roles still grant.
+        let (roles, permissions) = match &requester.requested_roles {
+            Some(recorded) => {
+                vorg_store::narrow_token(recorded, requester.requested_permissions, &held)
+            }
+            None => (held.clone(), Permissions::of_roles(&held)),
         };
         Ok(Starter {
             user_id: Some(user_id),
             email,
             token_id: requester.requested_token_id,
+            permissions: Some(permissions),
             roles: Some(roles),
         })
     }
 
     /// Whether the starter holds `permission` (always, for a command-line run).
     pub fn may(&self, permission: Permission) -> bool {
-        self.roles
-            .as_ref()
-            .is_none_or(|roles| permission.granted_to(roles))
+        self.permissions.is_none_or(|p| p.contains(permission))
     }
 
     /// The gateway context of a call `actor` makes in run `run_id` for this starter: the

@@ -225,9 +225,10 @@ impl<'a> Speaker<'a> {
             );
         }
         let starter = self.starter().await?;
-        if starter.roles.as_ref().is_some_and(Vec::is_empty) {
+        if starter.permissions.is_some_and(|p| p.is_empty()) {
             return Err(JobError::Fatal(
-                "the run's starter holds no role any more; the run may not call models".into(),
+                "the run's starter holds no permission any more; the run may not call models"
+                    .into(),
             ));
         }
         let ctx = starter.call_context(persona.id(), self.job.run_id(), Some(persona.id()));

@@ -8,6 +8,7 @@ mod approvals;
 mod artifacts;
 mod audit;
 mod budgets;
+mod enrolments;
 mod error;
 mod events;
 mod job_end;
@@ -35,6 +36,7 @@ pub use approvals::{Approval, NewApproval};
 pub use artifacts::{Artifact, ArtifactHit, NewArtifact};
 pub use audit::{AuditEntry, NewAuditEntry};
 pub use budgets::{BudgetBalance, BudgetKey, BudgetRefusal, BudgetWarning};
+pub use enrolments::{Enrolled, Enrolment, NewEnrolment};
 pub use error::StoreError;
 pub use events::OrgEvent;
 pub use job_end::JobEnd;
@@ -46,7 +48,9 @@ pub use roles_cache::ROLES_TTL;
 pub use runs::{NewRun, Run, RunFilter, RunLog};
 /// The database driver's error, for [`StoreError::Other`].
 pub use sqlx::Error as SqlxError;
-pub use tokens::{ApiToken, NewApiToken, TokenOwner};
+pub use tokens::{
+    ApiToken, NewApiToken, PermissionColumn, TokenOwner, narrow as narrow_token, rate_minute,
+};
 pub use usage::{NewUsage, UsageEvent, UsageGroup, UsageTotals};
 pub use users::{User, UserWithRoles};
 pub use workflows::{CheckpointRow, NewWorkflowVersion, WorkflowVersion};

@@ -161,6 +161,8 @@ async fn tokens_carry_only_roles_the_owner_still_holds(store: Store) {
             token_hash: "hash1",
             prefix: "vorg_abc",
             roles: &[Role::Engineer, Role::Growth],
+            permissions: vorg_domain::Permissions::of_roles(&[Role::Engineer, Role::Growth]),
+            limits: &vorg_domain::TokenLimits::default(),
             expires_at: None,
         })
         .await
@@ -189,12 +191,15 @@ async fn revoked_and_expired_tokens_do_not_authenticate(store: Store) {
         .create_user("b@x.io", "h", &[Role::Viewer], false)
         .await
         .unwrap();
+    let no_limits = vorg_domain::TokenLimits::default();
     let mk = |hash: &'static str, expires_at| NewApiToken {
         user_id: u.user.id,
         name: "t",
         token_hash: hash,
         prefix: "p",
         roles: &[Role::Viewer],
+        permissions: vorg_domain::Permissions::of_roles(&[Role::Viewer]),
+        limits: &no_limits,
         expires_at,
     };
     let live = store.create_token(mk("live", None)).await.unwrap();
@@ -1157,3 +1162,5 @@ async fn concurrent_reservations_never_overshoot_a_budget(store: Store) {
     assert_eq!(warnings.len(), 1);
     assert_eq!(warnings[0].data.0["scope"], "org");
 }
+
+mod tokens;

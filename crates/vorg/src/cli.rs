@@ -111,9 +111,14 @@ pub enum TokenCommand {
         /// A label for the token.
         #[arg(long)]
         name: String,
-        /// Roles the token carries (repeatable; each must be held by the owner). Default: all.
+        /// Roles the token carries (repeatable; each role's permissions must be the
+        /// owner's). Default: the owner's roles, unless permissions are given.
         #[arg(long = "role")]
         roles: Vec<String>,
+        /// Permissions the token carries (repeatable, e.g. `use_llm`; each must be the
+        /// owner's). Default: the roles' permissions.
+        #[arg(long = "permission")]
+        permissions: Vec<String>,
         /// Lifetime in days. Default: no expiry.
         #[arg(long)]
         expires_in_days: Option<i64>,
@@ -379,16 +384,37 @@ async fn token(store: &Store, cmd: TokenCommand) -> anyhow::Result<()> {
             email,
             name,
             roles,
+            permissions,
             expires_in_days,
         } => {
             let user = find(store, &email).await?;
+            let held = vorg_domain::Permissions::of_roles(&user.roles);
             let mut roles = parse_roles(&roles)?;
-            if roles.is_empty() {
+            if roles.is_empty() && permissions.is_empty() {
                 roles = user.roles.clone();
             }
-            if let Some(missing) = roles.iter().find(|r| !user.roles.contains(r)) {
-                bail!("--role {missing}: {email} does not hold it");
+            for role in &roles {
+                if let Some(p) =
+                    vorg_domain::Permissions::of_roles(&[*role]).first_missing_from(held)
+                {
+                    bail!("--role {role}: it holds {p}, which {email} does not hold");
+                }
             }
+            let permissions = if permissions.is_empty() {
+                vorg_domain::Permissions::of_roles(&roles)
+            } else {
+                let mut set = vorg_domain::Permissions::NONE;
+                for name in &permissions {
+                    let p: vorg_domain::Permission = name
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("--permission: {e}"))?;
+                    if !held.contains(p) {
+                        bail!("--permission {p}: {email} does not hold it");
+                    }
+                    set.insert(p);
+                }
+                set
+            };
             let expires_at = match expires_in_days {
                 None => None,
                 Some(d @ 1..=3650) => Some(chrono_now() + chrono::Duration::days(d)),
@@ -402,6 +428,8 @@ async fn token(store: &Store, cmd: TokenCommand) -> anyhow::Result<()> {
                     token_hash: &vorg_api::hash_api_token(&secret),
                     prefix: &prefix,
                     roles: &roles,
+                    permissions,
+                    limits: &vorg_domain::TokenLimits::default(),
                     expires_at,
                 })
                 .await?;
@@ -409,13 +437,14 @@ async fn token(store: &Store, cmd: TokenCommand) -> anyhow::Result<()> {
                 store,
                 "token.create",
                 format!("token:{}", token.id),
-                serde_json::json!({ "name": name, "roles": roles }),
+                serde_json::json!({ "name": name, "roles": roles, "permissions": permissions }),
             )
             .await;
             eprintln!(
-                "token {} for {email} with roles {} (shown once):",
+                "token {} for {email} with roles {} and permissions {} (shown once):",
                 token.id,
-                join(&roles)
+                join(&roles),
+                permissions.to_column()
             );
             println!("{secret}");
         }

@@ -13,7 +13,9 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use vorg_domain::Role;
+use std::sync::Arc;
+
+use vorg_domain::{Permission, Permissions, Role, TokenLimits};
 use vorg_store::StoreError;
 
 pub use jwt::{Claims, JwtKeys, StreamParent};
@@ -73,8 +75,13 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 pub struct CurrentUser {
     pub id: i64,
     pub email: String,
-    /// The roles in force for this request (a token's roles narrowed to the owner's).
+    /// The roles in force for this request (a token's roles the owner still covers).
     pub roles: Vec<Role>,
+    /// What this request may do: the roles' permissions, or a token's own permissions
+    /// narrowed to its owner's.
+    pub permissions: Permissions,
+    /// An API token's own limits (model allow-list, budgets, rates, addresses).
+    pub limits: Option<Arc<TokenLimits>>,
     pub credential: Credential,
     pub request_id: Option<String>,
     /// When the credential stops working (a JWT's `exp`, an API token's or session's
@@ -85,6 +92,11 @@ pub struct CurrentUser {
 impl CurrentUser {
     pub fn is_admin(&self) -> bool {
         self.roles.contains(&Role::Admin)
+    }
+
+    /// Whether this request holds `permission`.
+    pub fn may(&self, permission: Permission) -> bool {
+        self.permissions.contains(permission)
     }
 
     /// The API token (or session) this request came with.
@@ -102,6 +114,7 @@ impl CurrentUser {
         vorg_services::Requester {
             requested_by: Some(self.id),
             requested_roles: Some(self.roles.clone()),
+            requested_permissions: Some(self.permissions),
             requested_token_id: self.token_id(),
         }
     }
@@ -166,16 +179,12 @@ pub async fn authenticate(
                 .ok_or(ApiError::Unauthenticated(
                     "the session has expired or was logged out; log in again",
                 ))?;
-            return Ok(CurrentUser {
-                id: owner.user_id,
-                email: owner.email,
-                roles: owner.roles,
-                credential: Credential::Session {
-                    token_id: owner.token_id,
-                },
+            let token_id = owner.token_id;
+            return Ok(from_token(
+                owner,
+                Credential::Session { token_id },
                 request_id,
-                expires_at: owner.expires_at,
-            });
+            ));
         }
         return Err(ApiError::Unauthenticated(
             "missing Authorization header (expected: Bearer <token>) or session cookie",
@@ -202,20 +211,33 @@ pub async fn authenticate(
             .ok_or(ApiError::Unauthenticated(
                 "invalid, expired or revoked API token",
             ))?;
-        return Ok(CurrentUser {
-            id: owner.user_id,
-            email: owner.email,
-            roles: owner.roles,
-            credential: Credential::ApiToken {
-                token_id: owner.token_id,
-            },
+        let token_id = owner.token_id;
+        return Ok(from_token(
+            owner,
+            Credential::ApiToken { token_id },
             request_id,
-            expires_at: owner.expires_at,
-        });
+        ));
     }
 
     let claims = state.jwt.verify(token)?;
     user_from_claims(state, claims, Credential::Jwt, request_id).await
+}
+
+fn from_token(
+    owner: vorg_store::TokenOwner,
+    credential: Credential,
+    request_id: Option<String>,
+) -> CurrentUser {
+    CurrentUser {
+        id: owner.user_id,
+        email: owner.email,
+        roles: owner.roles,
+        permissions: owner.permissions,
+        limits: (!owner.limits.is_empty()).then_some(owner.limits),
+        credential,
+        request_id,
+        expires_at: owner.expires_at,
+    }
 }
 
 async fn user_from_claims(
@@ -247,6 +269,8 @@ async fn user_from_claims(
     Ok(CurrentUser {
         id,
         email: claims.email.unwrap_or_default(),
+        permissions: Permissions::of_roles(&roles),
+        limits: None,
         roles,
         credential,
         request_id,

@@ -243,6 +243,8 @@ pub async fn login(
             token_hash: &super::hash_api_token(&secret),
             prefix: &prefix,
             roles: &user.roles,
+            permissions: vorg_domain::Permissions::of_roles(&user.roles),
+            limits: &vorg_domain::TokenLimits::default(),
             expires_at: Some(chrono::Utc::now() + chrono::Duration::seconds(ttl)),
         })
         .await?;
@@ -257,6 +259,8 @@ pub async fn login(
             id: user.user.id,
             email: user.user.email.clone(),
             roles: user.roles.clone(),
+            permissions: vorg_domain::Permissions::of_roles(&user.roles),
+            limits: None,
             credential: Credential::Session { token_id: token.id },
             request_id: None,
             expires_at: token.expires_at,
@@ -381,7 +385,8 @@ pub struct Me {
     /// The API token's id, when the caller used one.
     #[serde(skip_serializing_if = "Option::is_none")]
     token_id: Option<i64>,
-    /// Every permission the caller's roles hold.
+    /// Every permission in force for this credential (a token's may be fewer than its
+    /// roles').
     permissions: Vec<Permission>,
 }
 
@@ -398,10 +403,7 @@ pub async fn me(user: CurrentUser) -> Json<Me> {
     Json(Me {
         id: user.id,
         is_admin: user.is_admin(),
-        permissions: Permission::ALL
-            .into_iter()
-            .filter(|p| p.granted_to(&user.roles))
-            .collect(),
+        permissions: user.permissions.iter().collect(),
         email: user.email,
         roles: user.roles,
         credential,

@@ -69,6 +69,14 @@ async fn every_route_admits_exactly_the_roles_that_hold_its_permission(backend: 
                     "{role} should reach {} {path}, got {status} {body}",
                     rule.method
                 );
+            } else if path.starts_with("/v1/") {
+                // The OpenAI-compatible door refuses in OpenAI's shape.
+                assert_eq!(
+                    (status, body["error"]["code"].as_str()),
+                    (StatusCode::FORBIDDEN, Some("missing_permission")),
+                    "{role} on {} {path}",
+                    rule.method
+                );
             } else {
                 assert_eq!(
                     (status, body["code"].as_str()),
