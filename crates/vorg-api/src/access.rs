@@ -221,12 +221,37 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
             return response;
         }
     };
+    if let Some(tool) = mcp_tool(&req) {
+        let detail = serde_json::json!({
+            "method": req.method().as_str(),
+            "path": req.uri().path(),
+            "token_id": user.token_id(),
+        });
+        crate::audit::audit_as(
+            &state,
+            &user,
+            "mcp.tool_call",
+            Some(format!("tool:{tool}")),
+            detail,
+        )
+        .await;
+    }
     req.extensions_mut().insert(user);
     let mut response = next.run(req).await;
     if let Some((limit, remaining)) = rate {
         rate_headers(&mut response, limit, remaining);
     }
     response
+}
+
+/// The MCP tool a request serves (the MCP server names it in a header): such calls are
+/// audited with the token as actor, whatever the route, so every tool call leaves a row.
+fn mcp_tool(req: &Request) -> Option<String> {
+    req.headers()
+        .get("x-vorg-mcp-tool")
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| t.len() <= 64 && t.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        .map(str::to_owned)
 }
 
 /// An API token's own gates, checked on every request it makes: the client's address must

@@ -271,9 +271,12 @@ pub async fn get_run(
 ) -> ApiResult<Json<RunDetail>> {
     let run = state.store.get_run(id).await.map_err(run_not_found)?;
     let links = state.store.linear_links_for_run(id).await?;
+    let (llm_calls, cost) = state.store.run_spend(id).await?;
     Ok(Json(RunDetail {
         run: run.into(),
         linear_issues: links.into_iter().map(Into::into).collect(),
+        llm_calls,
+        cost_usd: vorg_domain::money::micro_to_usd(cost),
     }))
 }
 
@@ -284,6 +287,10 @@ pub struct RunDetail {
     run: RunView,
     /// Linear issues this run created.
     linear_issues: Vec<crate::linear::LinkView>,
+    /// Model calls the run made (failed attempts included).
+    llm_calls: i64,
+    /// What the run's model calls cost, in USD.
+    cost_usd: f64,
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -189,4 +189,16 @@ impl Store {
             .await)?;
         Ok(rows)
     }
+
+    /// Model calls of run `run_id` and what they cost, in micro-dollars.
+    pub async fn run_spend(&self, run_id: i64) -> Result<(i64, i64)> {
+        let row: (i64, i64) = with_pool!(self, |p| sqlx::query_as(
+            "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(cost_micro_usd), 0) AS BIGINT) \
+             FROM usage_events WHERE run_id = $1"
+        )
+        .bind(run_id)
+        .fetch_one(p)
+        .await)?;
+        Ok(row)
+    }
 }

@@ -61,6 +61,20 @@ pub enum Command {
     /// Manage API tokens for agents and scripts.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Serve vorg's MCP tools, resources and prompts over stdio (for desktop and CLI agents:
+    /// Claude Desktop, Cursor, …). Each call goes to the vorg server at --url with the token,
+    /// so the token's permissions, limits and budgets apply as over REST.
+    Mcp(McpArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct McpArgs {
+    /// The API token the agent acts with (`vorg token create`, or `POST /auth/tokens`).
+    #[arg(long, env = "VORG_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// The vorg server to call.
+    #[arg(long, env = "VORG_URL", default_value = "http://127.0.0.1:8000")]
+    pub url: String,
 }
 
 #[derive(Args, Debug)]
@@ -142,13 +156,14 @@ pub fn settings(cli: &Cli) -> anyhow::Result<Settings> {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = settings(&cli)?;
     match cli.command {
-        Command::Meeting(_) | Command::Workflow(_) | Command::Openapi => {
+        Command::Meeting(_) | Command::Workflow(_) | Command::Openapi | Command::Mcp(_) => {
             meeting::init_logs(settings.log_format)
         }
         _ => telemetry::init(settings.log_format),
     }
     match cli.command {
         Command::Serve(_) => serve(settings).await,
+        Command::Mcp(args) => crate::mcp::stdio(&args.url, args.token).await,
         Command::Worker(args) => worker(settings, args).await,
         Command::Meeting(args) => {
             let store = open_store(&settings).await?;

@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod config;
 pub mod limits;
+pub mod mcp;
 pub mod startup;
 pub mod telemetry;
 

@@ -309,7 +309,12 @@ impl Application {
         if let Some(client) = services.linear.clone() {
             state = state.with_linear(client);
         }
-        let router = vorg_api::router(state);
+        let router = crate::mcp::mount(
+            vorg_api::router(state.clone()),
+            state,
+            &tracker,
+            streams.clone(),
+        );
         let listener = TcpListener::bind(&settings.bind)
             .await
             .with_context(|| format!("binding {} (VORG_BIND / --bind)", settings.bind))?;
