@@ -220,6 +220,16 @@ fn front_door_error(e: GatewayError) -> Response {
             None,
             format!("budgets could not be checked: {m}"),
         ),
+        GatewayError::Provider(p) if p.kind == ErrorKind::BadRequest && p.status == Some(404) => {
+            // The upstream does not know the model (OpenAI's `model_not_found`).
+            oa(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                Some("model"),
+                Some("model_not_found"),
+                p.to_string(),
+            )
+        }
         GatewayError::Provider(p) => {
             let (status, kind, code) = match p.kind {
                 ErrorKind::BadRequest => (StatusCode::BAD_REQUEST, "invalid_request_error", None),

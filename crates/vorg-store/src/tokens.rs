@@ -378,8 +378,9 @@ impl Store {
 }
 
 /// What a token minted with `roles` and `minted` permissions may do for an owner holding
-/// `held` now: the permissions both have, and the token's roles the owner still covers (or,
-/// for a token minted with permissions only, the owner's roles).
+/// `held` now: the permissions both have (and `view_self`, which every credential holds),
+/// and the token's roles the owner still covers (or, for a token minted with permissions
+/// only, the owner's roles).
 pub fn narrow(
     roles: &[Role],
     minted: Option<Permissions>,
@@ -396,7 +397,12 @@ pub fn narrow(
             .copied()
             .collect()
     };
-    (roles, minted.intersect(held_permissions))
+    let mut permissions = minted.intersect(held_permissions);
+    // Every credential may read its own account (`GET /auth/me`), as every role may.
+    if held_permissions.contains(vorg_domain::Permission::ViewSelf) {
+        permissions.insert(vorg_domain::Permission::ViewSelf);
+    }
+    (roles, permissions)
 }
 
 /// The minute a rate window counts in (minutes since the Unix epoch).

@@ -260,7 +260,16 @@ pub struct Scripted {
 async fn scripted_chat(
     axum::extract::State(s): axum::extract::State<Scripted>,
     axum::Json(req): axum::Json<Value>,
-) -> axum::Json<Value> {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if req["model"] == "gpt-4.1-nano" {
+        // A priced model this upstream does not serve: what OpenAI answers for one.
+        let body = json!({ "error": {
+            "message": "The model `gpt-4.1-nano` does not exist or you do not have access to it.",
+            "type": "invalid_request_error", "param": null, "code": "model_not_found",
+        }});
+        return (axum::http::StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+    }
     let n = {
         let mut seen = s.seen.lock().unwrap();
         seen.push(req);
@@ -277,6 +286,7 @@ async fn scripted_chat(
         "choices": [{ "index": 0, "message": message, "finish_reason": finish }],
         "usage": { "prompt_tokens": 50, "completion_tokens": 80, "total_tokens": 130 }
     }))
+    .into_response()
 }
 
 /// [`Scripted`] answering `answers` (texts), and its base URL.

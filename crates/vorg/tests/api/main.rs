@@ -7,6 +7,7 @@ mod helpers;
 mod sse;
 
 mod access;
+mod agents;
 mod auth;
 mod cli;
 mod console;
