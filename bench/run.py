@@ -332,6 +332,87 @@ def bench_gateway(budgets=True):
     return result
 
 
+def mcp_session(url, token):
+    """Opens an MCP session over streamable HTTP (initialize, initialized): its id."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    for k, v in (("content-type", "application/json"), ("accept", "application/json, text/event-stream"),
+                 ("authorization", f"Bearer {token}")):
+        req.add_header(k, v)
+    with urllib.request.urlopen(req, timeout=30) as r:
+        session = r.headers["mcp-session-id"]
+        r.read()
+    note = urllib.request.Request(url, data=b'{"jsonrpc":"2.0","method":"notifications/initialized"}', method="POST")
+    for k, v in (("content-type", "application/json"), ("accept", "application/json, text/event-stream"),
+                 ("authorization", f"Bearer {token}"), ("mcp-session-id", session),
+                 ("mcp-protocol-version", "2025-06-18")):
+        note.add_header(k, v)
+    urllib.request.urlopen(note, timeout=30).read()
+    return session
+
+
+def wrk_script(url, lines, connections, threads):
+    script = os.path.join(tempfile.mkdtemp(prefix="vorg-bench-lua-"), "req.lua")
+    with open(script, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", DURATION, "--latency", "-s", script, url]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "requests_per_s": round(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))),
+        "p50_ms": round(to_ms(lat["50"]), 3),
+        "p99_ms": round(to_ms(lat["99"]), 3),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+def bench_mcp():
+    """An MCP `tools/call` of a cheap read (get_run) over streamable HTTP, beside the same read
+    over REST (GET /runs/{id}): one connection (round trip) and 32 (throughput). The tool
+    makes the REST call in-process, plus the permission check (GET /auth/me) every call does."""
+    tmp = tempfile.mkdtemp(prefix="vorg-bench-mcp-")
+    env = dict(os.environ, VORG_DATA_DIR=os.path.join(tmp, "data"), RUST_LOG="warn",
+               VORG_CONFIG=os.path.join(tmp, "none.toml"))
+    env.pop("DATABASE_URL", None)
+    port = free_port()
+    proc, _ = start_vorg(env, port)
+    base = f"http://127.0.0.1:{port}"
+    session = http("POST", base + "/auth/register", {"email": "admin@example.com", "password": "benchmark password"})["access_token"]
+    token = http("POST", base + "/auth/tokens", {"name": "bench", "roles": ["engineer"]}, session)["token"]
+    run = http("POST", base + "/runs/start_demo", {"steps": 1, "step_ms": 0}, token)["run_id"]
+    mcp = mcp_session(base + "/mcp", token)
+    call = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                       "params": {"name": "get_run", "arguments": {"run_id": run}}})
+    mcp_lines = ['wrk.method = "POST"', "wrk.body = [[" + call + "]]",
+                 'wrk.headers["Content-Type"] = "application/json"',
+                 'wrk.headers["Accept"] = "application/json, text/event-stream"',
+                 f'wrk.headers["Authorization"] = "Bearer {token}"',
+                 f'wrk.headers["Mcp-Session-Id"] = "{mcp}"',
+                 'wrk.headers["MCP-Protocol-Version"] = "2025-06-18"']
+    rest_lines = [f'wrk.headers["Authorization"] = "Bearer {token}"']
+    result = {
+        "rest_1_conn": wrk_script(f"{base}/runs/{run}", rest_lines, 1, 1),
+        "mcp_1_conn": wrk_script(base + "/mcp", mcp_lines, 1, 1),
+        "rest_32_conn": wrk_script(f"{base}/runs/{run}", rest_lines, 32, 2),
+        "mcp_32_conn": wrk_script(base + "/mcp", mcp_lines, 32, 2),
+    }
+    proc.send_signal(signal.SIGTERM); proc.wait()
+    shutil.rmtree(tmp, ignore_errors=True)
+    result["mcp_vs_rest_throughput_32_conn"] = round(
+        result["mcp_32_conn"]["requests_per_s"] / max(result["rest_32_conn"]["requests_per_s"], 1), 3)
+    return result
+
+
+def print_mcp(m):
+    print("\nMCP tools/call get_run over streamable HTTP vs REST GET /runs/{id}:")
+    for name in ("rest_1_conn", "mcp_1_conn", "rest_32_conn", "mcp_32_conn"):
+        r = m[name]
+        print(f"  {name:<14} {r['requests_per_s']:>8} req/s  p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  non-2xx {r['non_2xx']}")
+    print(f"  MCP throughput {m['mcp_vs_rest_throughput_32_conn']:.0%} of REST")
+
+
 def workflow_files(tmp, steps):
     """A `steps`-step DAG chain, a graph looping `steps` times, and a one-step DAG."""
     dag = ["engine: dag", "name: chain", "max_parallel: 4", "steps:"]
@@ -515,6 +596,15 @@ def main():
             json.dump({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                        "machine": {"cores": os.cpu_count()}, "workflows": w}, f, indent=2)
         return
+    if only == "mcp":
+        m = bench_mcp()
+        print_mcp(m)
+        out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                           datetime.now(timezone.utc).strftime("%Y-%m-%d") + "-mcp.json")
+        with open(out, "w") as f:
+            json.dump({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       "machine": {"cores": os.cpu_count()}, "mcp": m}, f, indent=2)
+        return
     if only == "gateway":
         # A quick run of one section: printed, and written beside the full results.
         g = {"with_budgets": bench_gateway(True), "without_budgets": bench_gateway(False)}
@@ -539,6 +629,7 @@ def main():
         "gateway_without_budgets": bench_gateway(False),
         "workflows": {b: bench_workflows(b) for b in ("sqlite", "postgres")},
         "console": bench_console(),
+        "mcp": bench_mcp(),
     }
     ref = results["reference_nginx_return_200"]["requests_per_s"]
     rows = [("reference: nginx return 200", results["reference_nginx_return_200"])]
@@ -581,6 +672,7 @@ def main():
               f"usage rows {g['usage_rows']} for {g['requests_through_gateway']} requests")
     print_workflows(results["workflows"])
     print_console(results["console"])
+    print_mcp(results["mcp"])
     out_dir = os.path.join(ROOT, "bench", "results")
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, datetime.now(timezone.utc).strftime("%Y-%m-%d") + "-backbone.json")

@@ -80,7 +80,10 @@ async fn an_admin_mints_an_engineer_key_or_a_narrower_one(backend: Backend) {
     assert_eq!(status, StatusCode::FORBIDDEN);
     // A run it starts cannot do more than the token: the token's permissions are recorded.
     let (_, me) = app.get("/auth/me", &narrow).await;
-    assert_eq!(me["permissions"], json!(["view_self", "view_runs", "use_llm"]));
+    assert_eq!(
+        me["permissions"],
+        json!(["view_self", "view_runs", "use_llm"])
+    );
 }
 
 async fn a_token_cannot_exceed_its_minter_and_a_limited_token_mints_nothing(backend: Backend) {
@@ -501,4 +504,98 @@ async fn the_official_mcp_client_drives_vorg_over_http_and_stdio(backend: Backen
         .filter(|e| e["action"] == "mcp.tool_call")
         .count();
     assert!(tool_calls >= 4, "{audit}");
+}
+
+/// Two `vorg serve` processes on one PostgreSQL: a token's request rate and budget are one
+/// count and one ledger, so concurrent calls spread over both never pass either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_limits_hold_across_two_servers_on_postgres() {
+    let (_upstream, url) = scripted(&["fine"]).await;
+    let first = TestApp::spawn_with(Backend::Postgres, |s| {
+        s.openai_api_key = Some(Secret::new("sk-test-0123456789abcdef"));
+        s.openai_base_url = url;
+    })
+    .await;
+    let second = TestApp::start(first.settings.clone()).await;
+    let admin = first.admin().await;
+    let apps = [&first, &second];
+
+    // The rate: 10 a minute over 30 concurrent requests spread over both servers.
+    let (_, t) = mint(
+        &first,
+        &admin,
+        json!({ "name": "rated", "roles": ["engineer"], "limits": { "requests_per_minute": 10 } }),
+    )
+    .await;
+    let rated = secret(&t);
+    let minute = || chrono::Utc::now().timestamp() / 60;
+    let started = minute();
+    let calls = (0..30).map(|i| {
+        let (app, token) = (apps[i % 2], rated.clone());
+        async move { app.get("/runs", &token).await.0 }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+    let admitted = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(admitted + limited, 30, "{statuses:?}");
+    let windows = usize::try_from(minute() - started + 1).unwrap();
+    assert!(
+        admitted <= 10 * windows,
+        "{admitted} admitted over {windows} minute(s)"
+    );
+    if windows == 1 {
+        assert_eq!(admitted, 10);
+    }
+
+    // The budget: $0.0003 a day; each call reserves its worst case (100 completion tokens
+    // of gpt-4o-mini) and really costs 50 + 80 tokens, so at most a few fit.
+    let (_, t) = mint(
+        &first,
+        &admin,
+        json!({ "name": "budgeted", "roles": ["engineer"], "limits": { "daily_budget_usd": 0.0003 } }),
+    )
+    .await;
+    let (id, budgeted) = (t["id"].as_i64().unwrap(), secret(&t));
+    let calls = (0..16).map(|i| {
+        let (app, token) = (apps[i % 2], budgeted.clone());
+        async move {
+            app.client
+                .post(app.url("/v1/chat/completions"))
+                .bearer_auth(&token)
+                .json(&json!({ "model": "openai/gpt-4o-mini", "max_tokens": 100, "messages": [{ "role": "user", "content": "Hi" }] }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+    assert!(
+        statuses.contains(&StatusCode::PAYMENT_REQUIRED),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
+    // Usage rows are written just after each answer: wait for them.
+    let admitted = statuses.iter().filter(|s| **s == StatusCode::OK).count() as i64;
+    let mut today = 0;
+    for _ in 0..50 {
+        let now = chrono::Utc::now();
+        [today, _, _] = first
+            .store
+            .token_spend(id, [now - chrono::Duration::days(1), now])
+            .await
+            .unwrap();
+        if today >= admitted * 55 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(today > 0);
+    assert!(
+        today <= 300,
+        "the token spent {today} micro-dollars of a 300 budget"
+    );
 }
