@@ -202,7 +202,18 @@ test("an API token is shown once, then revoked", async ({ browser, base }) => {
   if (!secret.startsWith("vorg_")) throw new Error(`not a token: ${secret}`);
   const me = (token) => fetch(`${base}/auth/me`, { headers: { authorization: `Bearer ${token}` } });
   if ((await me(secret)).status !== 200) throw new Error("the new token does not work");
+  // Its limits are edited in place and hold at once.
+  await page.getByRole("button", { name: "Limits of ci-agent" }).click();
+  const form = page.getByRole("form", { name: "Limits of token ci-agent" });
+  await form.getByText(/Spent today \$0/).waitFor();
+  await form.getByLabel("Requests per minute").fill("2");
+  await form.getByLabel("Models (comma-separated patterns)").fill("simulated/*");
+  await form.getByRole("button", { name: "Save limits" }).click();
+  await page.getByRole("row", { name: /ci-agent/ }).getByText("models simulated/*; 2 req/min").waitFor();
   await page.screenshot({ path: join(shots, "admin.png"), fullPage: true });
+  const statuses = [];
+  for (let i = 0; i < 5; i++) statuses.push((await me(secret)).status);
+  if (statuses[0] !== 200 || !statuses.includes(429)) throw new Error(`the rate limit did not hold: ${statuses}`);
   await page.getByRole("button", { name: "Revoke ci-agent" }).click();
   await page.getByRole("row", { name: /ci-agent/ }).getByText(/^revoked/).waitFor();
   await page.reload();

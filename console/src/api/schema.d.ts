@@ -242,6 +242,53 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/auth/enrol": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Register an agent with an enrolment token: creates its account (with the enrolment's
+         *     roles, and no password: it signs in with its key) and its API key, shown once. The
+         *     enrolment token works once.
+         * @description **Access:** public, no credentials.
+         */
+        post: operations["enrol"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/enrolments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The latest 200 enrolments, used or not (never their secrets).
+         * @description **Permission:** `manage_users` (roles: admin).
+         */
+        get: operations["list_enrolments"];
+        put?: never;
+        /**
+         * Invite an agent: a single-use, expiring enrolment token fixing the roles, permissions and
+         *     limits the agent gets when it registers itself with `POST /auth/enrol`.
+         * @description **Permission:** `manage_users` (roles: admin).
+         */
+        post: operations["create_enrolment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/auth/login": {
         parameters: {
             query?: never;
@@ -415,17 +462,28 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * One token with its limits, last use and spend (today, this month, in all). The caller's
+         *     own, or anyone's for a holder of `manage_users`.
+         * @description **Permission:** `manage_own_tokens` (roles: admin, approver, engineer, growth, viewer).
+         */
+        get: operations["get_token"];
         put?: never;
         post?: never;
         /**
-         * Revoke one of the caller's tokens; it stops working at once.
+         * Revoke one of the caller's tokens (anyone's with `manage_users`); it stops working at
+         *     once.
          * @description **Permission:** `manage_own_tokens` (roles: admin, approver, engineer, growth, viewer).
          */
         delete: operations["revoke_token"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Replace a token's limits. Admins (`manage_users`) may edit anyone's; others their own,
+         *     and never with a token that has limits itself.
+         * @description **Permission:** `manage_own_tokens` (roles: admin, approver, engineer, growth, viewer).
+         */
+        patch: operations["update_token"];
         trace?: never;
     };
     "/budgets": {
@@ -1296,11 +1354,34 @@ export interface paths {
         /**
          * OpenAI Chat Completions, through vorg: `model` may be an alias, `provider/model`, or a
          *     model of the default provider. Streaming with `stream: true` (usage in the last chunk
-         *     with `stream_options.include_usage`). Every call is priced and recorded for the caller
-         *     (and for the run named by `x-vorg-run-id`).
+         *     only with `stream_options.include_usage`, as OpenAI does; vorg always records the exact
+         *     usage). Every call is priced and recorded for the caller (and for the run named by
+         *     `x-vorg-run-id`). Errors are OpenAI's shape.
          * @description **Permission:** `use_llm` (roles: admin, engineer).
          */
         post: operations["chat_completions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/embeddings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * OpenAI Embeddings, through vorg: `input` is a string or an array of strings; `model` as
+         *     for chat (the simulated provider answers deterministic unit vectors). Priced, budgeted
+         *     and recorded like chat. Errors are OpenAI's shape.
+         * @description **Permission:** `use_llm` (roles: admin, engineer).
+         */
+        post: operations["embeddings"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1315,7 +1396,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The models callers may name: aliases, each provider's priced models, and the simulated one.
+         * The models the caller may name: aliases, each provider's default model, narrowed to
+         *     what the policies allow the caller's roles and the caller's token allows.
          * @description **Permission:** `use_llm` (roles: admin, engineer).
          */
         get: operations["list_models"];
@@ -1622,6 +1704,20 @@ export interface components {
             /** @description The charter, as markdown. */
             markdown: string;
         };
+        CreateEnrolmentRequest: {
+            /**
+             * Format: int64
+             * @description How long the invitation stays usable, in hours (1 to 720). Default: 24.
+             */
+            expires_in_hours?: number | null;
+            limits?: components["schemas"]["LimitsBody"] | null;
+            /** @description The name the agent's key will carry, 1 to 100 characters. */
+            name: string;
+            /** @description What the agent's key may do; default: the roles' permissions. */
+            permissions?: string[] | null;
+            /** @description Roles the agent's account gets (each within the caller's permissions). */
+            roles: string[];
+        };
         CreateTokenRequest: {
             /**
              * Format: int64
@@ -1630,10 +1726,24 @@ export interface components {
              *     caller holds `manage_users`.
              */
             expires_in_days?: number | null;
+            limits?: components["schemas"]["LimitsBody"] | null;
             /** @description A label for the token, 1 to 100 characters. */
             name: string;
-            /** @description Roles the token carries; each must be one the caller holds. Default: all of them. */
+            /**
+             * @description Exactly what the token may do: any subset of the caller's permissions (see
+             *     `GET /auth/permissions`). Default: the permissions of `roles`.
+             */
+            permissions?: string[] | null;
+            /**
+             * @description Roles the token carries (for the policies' per-role rules, e.g. model allow-lists and
+             *     approval tiers); every permission of each must be one the caller holds. Default: the
+             *     caller's roles, unless `permissions` is given.
+             */
             roles?: string[] | null;
+        };
+        /** @description A new enrolment: `enrolment_token` is the secret to hand to the agent, shown this once. */
+        CreatedEnrolment: components["schemas"]["EnrolmentView"] & {
+            enrolment_token: string;
         };
         CreatedIssueView: components["schemas"]["Issue"] & {
             /** Format: int64 */
@@ -1733,6 +1843,36 @@ export interface components {
         DemoOutput: {
             /** Format: int64 */
             steps: number;
+        };
+        EnrolRequest: {
+            /** @description The agent's account e-mail (its identity in audit logs and budgets). */
+            email: string;
+            /** @description The enrolment token an admin gave the agent. */
+            enrolment_token: string;
+        };
+        EnrolmentList: {
+            items: components["schemas"]["EnrolmentView"][];
+        };
+        /** @description An enrolment as listed (never with its secret). */
+        EnrolmentView: {
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            expires_at: string;
+            /** Format: int64 */
+            id: number;
+            limits: components["schemas"]["LimitsBody"];
+            name: string;
+            permissions: components["schemas"]["Permissions"];
+            prefix: string;
+            roles: components["schemas"]["Role"][];
+            /** Format: date-time */
+            used_at?: string | null;
+            /**
+             * Format: int64
+             * @description The account the agent registered as.
+             */
+            used_by?: number | null;
         };
         /** @description A field-level reason for refusing input. */
         FieldError: {
@@ -1948,6 +2088,39 @@ export interface components {
             key: string;
             name: string;
         };
+        /**
+         * @description A token's own limits, in dollars. Every field is optional; what is set applies beside the
+         *     organization's budgets and model rules (the tightest wins).
+         */
+        LimitsBody: {
+            /** @description Addresses or CIDR ranges the token works from (1 to 100), e.g. `10.0.0.0/8`. */
+            allowed_ips?: string[] | null;
+            /**
+             * Format: double
+             * @description USD the token may spend per UTC day.
+             */
+            daily_budget_usd?: number | null;
+            /**
+             * @description Model patterns the token may call: `gpt-4o-mini`, `openai/gpt-4o`, `anthropic/*`,
+             *     `*` (1 to 100 patterns).
+             */
+            models?: string[] | null;
+            /**
+             * Format: double
+             * @description USD the token may spend per calendar month (UTC).
+             */
+            monthly_budget_usd?: number | null;
+            /**
+             * Format: int32
+             * @description Requests per minute over every route (1 to 100000); more get 429 with `Retry-After`.
+             */
+            requests_per_minute?: number | null;
+            /**
+             * Format: int64
+             * @description Model tokens (prompt + completion) per minute through the gateway (1 to 10^9).
+             */
+            tokens_per_minute?: number | null;
+        };
         /** @description A link as shown with a run. */
         LinkView: {
             /** Format: date-time */
@@ -2006,7 +2179,10 @@ export interface components {
             /** Format: int64 */
             id: number;
             is_admin: boolean;
-            /** @description Every permission the caller's roles hold. */
+            /**
+             * @description Every permission in force for this credential (a token's may be fewer than its
+             *     roles').
+             */
             permissions: components["schemas"]["Permission"][];
             roles: components["schemas"]["Role"][];
             /**
@@ -2309,6 +2485,7 @@ export interface components {
             roles: components["schemas"]["Role"][];
             routes: components["schemas"]["RouteRow"][];
         };
+        Permissions: ("view_self" | "manage_own_tokens" | "manage_users" | "view_audit" | "view_metrics" | "view_runs" | "start_runs" | "cancel_runs" | "use_llm" | "view_usage" | "view_org" | "manage_governance" | "manage_personas" | "submit_approvals" | "decide_approvals" | "create_linear_issues" | "hold_meetings" | "manage_workflows")[];
         /** @description A user as an issue or comment shows it. */
         Person: {
             display_name: string;
@@ -2409,6 +2586,8 @@ export interface components {
         Requester: {
             /** Format: int64 */
             requested_by?: number | null;
+            /** @description The permissions in force for the request (a token's may be fewer than its roles'). */
+            requested_permissions?: components["schemas"]["Permission"][] | null;
             requested_roles?: components["schemas"]["Role"][] | null;
             /** Format: int64 */
             requested_token_id?: number | null;
@@ -2442,8 +2621,18 @@ export interface components {
         };
         /** @description A run with what it produced elsewhere. */
         RunDetail: components["schemas"]["RunView"] & {
+            /**
+             * Format: double
+             * @description What the run's model calls cost, in USD.
+             */
+            cost_usd: number;
             /** @description Linear issues this run created. */
             linear_issues: components["schemas"]["LinkView"][];
+            /**
+             * Format: int64
+             * @description Model calls the run made (failed attempts included).
+             */
+            llm_calls: number;
         };
         /** @description A run's input, by run type (for the OpenAPI document: the view passes it through). */
         RunInput: components["schemas"]["Meeting"] | components["schemas"]["HiringPlanJob"] | components["schemas"]["WorkflowRun"] | components["schemas"]["Demo"];
@@ -2594,6 +2783,10 @@ export interface components {
             key: string;
             name: string;
         };
+        /** @description One token with its spend. */
+        TokenDetail: components["schemas"]["TokenView"] & {
+            spend: components["schemas"]["TokenSpend"];
+        };
         TokenList: {
             items: components["schemas"]["TokenView"][];
         };
@@ -2611,6 +2804,32 @@ export interface components {
             /** Format: int64 */
             user_id: number;
         };
+        /** @description What a token spent (from the usage rows) and how much of its own budgets is left. */
+        TokenSpend: {
+            /**
+             * Format: double
+             * @description What is left of the daily budget, when the token has one.
+             */
+            daily_headroom_usd?: number | null;
+            /** Format: double */
+            month_usd: number;
+            /**
+             * Format: double
+             * @description What is left of the monthly budget, when the token has one.
+             */
+            monthly_headroom_usd?: number | null;
+            /**
+             * Format: int64
+             * @description Requests and model tokens counted in the current minute.
+             */
+            requests_this_minute: number;
+            /** Format: double */
+            today_usd: number;
+            /** Format: int64 */
+            tokens_this_minute: number;
+            /** Format: double */
+            total_usd: number;
+        };
         /** @description A token as listed (never with its secret). */
         TokenView: {
             /** Format: date-time */
@@ -2621,12 +2840,24 @@ export interface components {
             id: number;
             /** Format: date-time */
             last_used_at?: string | null;
+            limits: components["schemas"]["LimitsBody"];
             name: string;
+            /** @description What the token was minted to do (it can do no more than its owner holds now). */
+            permissions: components["schemas"]["Permissions"];
             /** @description The first characters of the secret, to recognise it. */
             prefix: string;
             /** Format: date-time */
             revoked_at?: string | null;
             roles: components["schemas"]["Role"][];
+            /**
+             * Format: int64
+             * @description The user the token acts for.
+             */
+            user_id: number;
+        };
+        UpdateTokenRequest: {
+            /** @description The token's new limits; they replace the old ones whole (`{}` removes every limit). */
+            limits: components["schemas"]["LimitsBody"];
         };
         UsageSummary: {
             /** Format: date-time */
@@ -3618,6 +3849,219 @@ export interface operations {
             };
         };
     };
+    enrol: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EnrolRequest"];
+            };
+        };
+        responses: {
+            /** @description Registered; `token` is the agent's key, shown once */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedToken"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The enrolment token is unknown, used or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The e-mail is taken (the enrolment token stays usable) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Body larger than the configured limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_enrolments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Enrolments, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EnrolmentList"];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_enrolment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateEnrolmentRequest"];
+            };
+        };
+        responses: {
+            /** @description Created; `enrolment_token` is shown once */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedEnrolment"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body larger than the configured limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid, or asks for more than the caller holds */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     login: {
         parameters: {
             query?: never;
@@ -4076,14 +4520,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The caller's roles lack the permission */
+            /** @description The caller's own token has limits */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
+                content?: never;
             };
             /** @description Body larger than the configured limit */
             413: {
@@ -4102,6 +4544,70 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
+            };
+            /** @description A field is invalid, or asks for more than the caller holds */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Token id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The token */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenDetail"];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such token of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Invalid input; `errors` names each field and reason */
             422: {
@@ -4160,6 +4666,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description No such live token of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Invalid input; `errors` names each field and reason */
             422: {
                 headers: {
@@ -4168,6 +4681,99 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Token id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateTokenRequest"];
+            };
+        };
+        responses: {
+            /** @description The token with its new limits */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenView"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's own token has limits */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such token of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Body larger than the configured limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A limit is invalid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description An internal error (logged; no details are returned) */
             500: {
@@ -7423,6 +8029,97 @@ export interface operations {
         };
         responses: {
             /** @description A `chat.completion`, or `text/event-stream` of chunks when `stream` is true */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body larger than the configured limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names each field and reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    embeddings: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Attribute the call to this run */
+                "x-vorg-run-id"?: number | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description An OpenAI Embeddings request */
+        requestBody: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description An OpenAI `list` of embeddings with `usage` */
             200: {
                 headers: {
                     [name: string]: unknown;

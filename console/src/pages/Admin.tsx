@@ -27,6 +27,7 @@ function Tokens() {
   const [name, setName] = useState("");
   const [secret, setSecret] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
+  const [editing, setEditing] = useState<number | null>(null);
   const create = async (e: FormEvent) => {
     e.preventDefault();
     setError(null);
@@ -66,26 +67,108 @@ function Tokens() {
       <ErrorNote error={error} />
       <table>
         <thead>
-          <tr><th>Name</th><th>Prefix</th><th>Roles</th><th>Created</th><th>Last used</th><th>State</th><th /></tr>
+          <tr><th>Name</th><th>Prefix</th><th>Roles</th><th>Limits</th><th>Created</th><th>Last used</th><th>State</th><th /></tr>
         </thead>
         <tbody>
           {(tokens.data?.items ?? []).map((t) => (
             <tr key={t.id}>
               <td>{t.name}</td><td><code>{t.prefix}</code></td><td>{t.roles.join(", ")}</td>
+              <td>{limitsSummary(t.limits)}</td>
               <td>{when(t.created_at)}</td><td>{when(t.last_used_at)}</td>
               <td>{t.revoked_at ? `revoked ${when(t.revoked_at)}` : "active"}</td>
               <td>
                 {!t.revoked_at && (
-                  <button type="button" aria-label={`Revoke ${t.name}`} onClick={() => revoke(t.id)}>
-                    Revoke
-                  </button>
+                  <>
+                    <button type="button" aria-label={`Limits of ${t.name}`} onClick={() => setEditing(t.id)}>
+                      Limits
+                    </button>{" "}
+                    <button type="button" aria-label={`Revoke ${t.name}`} onClick={() => revoke(t.id)}>
+                      Revoke
+                    </button>
+                  </>
                 )}
               </td>
             </tr>
           ))}
         </tbody>
       </table>
+      {editing !== null && <TokenLimits id={editing} onClose={() => setEditing(null)} />}
     </section>
+  );
+}
+
+type Limits = Schemas["LimitsBody"];
+
+/** A token's limits in a few words, e.g. "60 req/min, $5/day". */
+function limitsSummary(l: Limits): string {
+  const parts: string[] = [];
+  if (l.models) parts.push(`models ${l.models.join(", ")}`);
+  if (l.daily_budget_usd != null) parts.push(`$${l.daily_budget_usd}/day`);
+  if (l.monthly_budget_usd != null) parts.push(`$${l.monthly_budget_usd}/month`);
+  if (l.requests_per_minute != null) parts.push(`${l.requests_per_minute} req/min`);
+  if (l.tokens_per_minute != null) parts.push(`${l.tokens_per_minute} tokens/min`);
+  if (l.allowed_ips) parts.push(`from ${l.allowed_ips.join(", ")}`);
+  return parts.length ? parts.join("; ") : "none";
+}
+
+const list = (text: string): string[] | null => {
+  const items = text.split(",").map((s) => s.trim()).filter(Boolean);
+  return items.length ? items : null;
+};
+const num = (text: string): number | null => (text.trim() === "" ? null : Number(text));
+
+/** Edits one token's limits (empty: no limit) and shows what it spent. */
+function TokenLimits({ id, onClose }: { id: number; onClose: () => void }) {
+  const qc = useQueryClient();
+  const detail = useQuery({
+    queryKey: ["token", id],
+    queryFn: async () => unwrap(await api.GET("/auth/tokens/{id}", { params: { path: { id } } })),
+  });
+  const [error, setError] = useState<unknown>(null);
+  if (detail.isPending) return <p>Loading the token…</p>;
+  if (detail.isError) return <ErrorNote error={detail.error} />;
+  const t = detail.data;
+  const save = async (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    setError(null);
+    const f = new FormData(e.currentTarget);
+    const text = (k: string) => String(f.get(k) ?? "");
+    const limits: Limits = {
+      models: list(text("models")),
+      daily_budget_usd: num(text("daily")),
+      monthly_budget_usd: num(text("monthly")),
+      requests_per_minute: num(text("rpm")),
+      tokens_per_minute: num(text("tpm")),
+      allowed_ips: list(text("ips")),
+    };
+    try {
+      unwrap(await api.PATCH("/auth/tokens/{id}", { params: { path: { id } }, body: { limits } }));
+      await qc.invalidateQueries({ queryKey: ["tokens"] });
+      await qc.invalidateQueries({ queryKey: ["token", id] });
+      onClose();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const l = t.limits;
+  return (
+    <form onSubmit={save} aria-label={`Limits of token ${t.name}`} className="card">
+      <h3>Limits of {t.name}</h3>
+      <p>
+        Spent today ${t.spend.today_usd}, this month ${t.spend.month_usd}, in all ${t.spend.total_usd}
+        {t.spend.daily_headroom_usd != null && `; $${t.spend.daily_headroom_usd} left today`}.
+        Permissions: {t.permissions.join(", ")}.
+      </p>
+      <label>Models (comma-separated patterns)<input name="models" defaultValue={l.models?.join(", ") ?? ""} /></label>
+      <label>Daily budget (USD)<input name="daily" type="number" step="any" min="0" defaultValue={l.daily_budget_usd ?? ""} /></label>
+      <label>Monthly budget (USD)<input name="monthly" type="number" step="any" min="0" defaultValue={l.monthly_budget_usd ?? ""} /></label>
+      <label>Requests per minute<input name="rpm" type="number" min="1" defaultValue={l.requests_per_minute ?? ""} /></label>
+      <label>Model tokens per minute<input name="tpm" type="number" min="1" defaultValue={l.tokens_per_minute ?? ""} /></label>
+      <label>Allowed addresses (comma-separated IPs or CIDR ranges)<input name="ips" defaultValue={l.allowed_ips?.join(", ") ?? ""} /></label>
+      <ErrorNote error={error} />
+      <button type="submit">Save limits</button>{" "}
+      <button type="button" onClick={onClose}>Cancel</button>
+    </form>
   );
 }
 
