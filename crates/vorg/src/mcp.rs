@@ -86,7 +86,60 @@ async fn bearer_only(State(state): State<AppState>, mut req: Request, next: Next
         client,
         forwarded_for,
     });
-    next.run(req).await
+    if req.method() != axum::http::Method::POST {
+        return next.run(req).await;
+    }
+    // A body that is not JSON-RPC gets a JSON-RPC error (the transport would answer a bare
+    // 415 text): parse error -32700, invalid request -32600.
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_MCP_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return rpc_error(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                -32600,
+                format!("Invalid Request: the body is larger than {MAX_MCP_BODY} bytes"),
+            );
+        }
+    };
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Err(e) => {
+            return rpc_error(
+                axum::http::StatusCode::BAD_REQUEST,
+                -32700,
+                format!("Parse error: {e}"),
+            );
+        }
+        Ok(v) if !is_jsonrpc(&v) => {
+            return rpc_error(
+                axum::http::StatusCode::BAD_REQUEST,
+                -32600,
+                "Invalid Request: expected a JSON-RPC 2.0 message (an object with \"jsonrpc\": \"2.0\" and a method, or a result or error)".into(),
+            );
+        }
+        Ok(_) => {}
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
+/// Whether `v` is a JSON-RPC 2.0 message (or a batch of them).
+fn is_jsonrpc(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Array(items) => !items.is_empty() && items.iter().all(is_jsonrpc),
+        serde_json::Value::Object(m) => {
+            m.get("jsonrpc").and_then(|j| j.as_str()) == Some("2.0")
+                && (m.get("method").is_some_and(|x| x.is_string())
+                    || m.contains_key("result")
+                    || m.contains_key("error"))
+        }
+        _ => false,
+    }
+}
+
+fn rpc_error(status: axum::http::StatusCode, code: i64, message: String) -> Response {
+    let body = serde_json::json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } });
+    (status, axum::Json(body)).into_response()
 }
 
 /// `vorg mcp`: serves the tools over stdio, each call sent to the vorg server at `url` with

@@ -475,26 +475,64 @@ async fn the_official_mcp_client_drives_vorg_over_http_and_stdio(backend: Backen
     .await;
     let (full, narrow) = (secret(&full), secret(&narrow));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/mcp_client.py");
-    let out = run_python(vec![
-        script.into(),
-        "http".into(),
-        app.url("/mcp"),
-        full.clone(),
-        narrow.clone(),
-    ])
-    .await;
-    assert!(out.contains("mcp client ok (http)"), "{out}");
     let vorg = env!("CARGO_BIN_EXE_vorg");
-    let out = run_python(vec![
-        script.into(),
-        "stdio".into(),
-        vorg.into(),
-        app.base.clone(),
-        full,
-        narrow,
-    ])
-    .await;
-    assert!(out.contains("mcp client ok (stdio)"), "{out}");
+    // The SDK's own negotiation (2026-07-28: subscriptions/listen) and the initialize
+    // handshake (2025-11-25: resources/subscribe), over streamable HTTP and over stdio.
+    for mode in ["auto", "legacy"] {
+        let out = run_python(vec![
+            script.into(),
+            "http".into(),
+            app.url("/mcp"),
+            full.clone(),
+            narrow.clone(),
+            mode.into(),
+        ])
+        .await;
+        assert!(out.contains("mcp client ok (http)"), "{out}");
+        let out = run_python(vec![
+            script.into(),
+            "stdio".into(),
+            vorg.into(),
+            app.base.clone(),
+            full.clone(),
+            narrow.clone(),
+            mode.into(),
+        ])
+        .await;
+        assert!(out.contains("mcp client ok (stdio)"), "{out}");
+    }
+    // Bad JSON-RPC gets a JSON-RPC error; no cookie, no entry.
+    let post = |body: &'static str| {
+        app.client
+            .post(app.url("/mcp"))
+            .bearer_auth(&full)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body)
+            .send()
+    };
+    let (status, body) = read(post("{not json").await.unwrap()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_i64()),
+        (StatusCode::BAD_REQUEST, Some(-32700)),
+        "{body}"
+    );
+    let (status, body) = read(post(r#"{"hello": 1}"#).await.unwrap()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_i64()),
+        (StatusCode::BAD_REQUEST, Some(-32600)),
+        "{body}"
+    );
+    let resp = app
+        .client
+        .post(app.url("/mcp"))
+        .header("cookie", format!("vorg_session={full}"))
+        .header("x-vorg-csrf", "1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     // Every tool call was audited with the token's owner as actor.
     let (_, audit) = app.get("/audit?limit=200", &admin).await;
     let tool_calls = audit["items"]
