@@ -392,11 +392,25 @@ def bench_mcp():
                  f'wrk.headers["Mcp-Session-Id"] = "{mcp}"',
                  'wrk.headers["MCP-Protocol-Version"] = "2025-06-18"']
     rest_lines = [f'wrk.headers["Authorization"] = "Bearer {token}"']
+    # The 2026-07-28 protocol: no session, each request stands alone (what concurrent agents
+    # use); a legacy session serialises its requests, so it is measured on one connection.
+    stateless = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                            "params": {"name": "get_run", "arguments": {"run_id": run},
+                                       "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                                                 "io.modelcontextprotocol/clientCapabilities": {}}}})
+    stateless_lines = ['wrk.method = "POST"', "wrk.body = [[" + stateless + "]]",
+                       'wrk.headers["Content-Type"] = "application/json"',
+                       'wrk.headers["Accept"] = "application/json, text/event-stream"',
+                       f'wrk.headers["Authorization"] = "Bearer {token}"',
+                       'wrk.headers["MCP-Protocol-Version"] = "2026-07-28"',
+                       'wrk.headers["Mcp-Method"] = "tools/call"',
+                       'wrk.headers["Mcp-Name"] = "get_run"']
     result = {
         "rest_1_conn": wrk_script(f"{base}/runs/{run}", rest_lines, 1, 1),
-        "mcp_1_conn": wrk_script(base + "/mcp", mcp_lines, 1, 1),
+        "mcp_session_1_conn": wrk_script(base + "/mcp", mcp_lines, 1, 1),
+        "mcp_1_conn": wrk_script(base + "/mcp", stateless_lines, 1, 1),
         "rest_32_conn": wrk_script(f"{base}/runs/{run}", rest_lines, 32, 2),
-        "mcp_32_conn": wrk_script(base + "/mcp", mcp_lines, 32, 2),
+        "mcp_32_conn": wrk_script(base + "/mcp", stateless_lines, 32, 2),
     }
     proc.send_signal(signal.SIGTERM); proc.wait()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -406,8 +420,8 @@ def bench_mcp():
 
 
 def print_mcp(m):
-    print("\nMCP tools/call get_run over streamable HTTP vs REST GET /runs/{id}:")
-    for name in ("rest_1_conn", "mcp_1_conn", "rest_32_conn", "mcp_32_conn"):
+    print("\nMCP tools/call get_run over streamable HTTP (2026-07-28, stateless; and one legacy session) vs REST GET /runs/{id}:")
+    for name in ("rest_1_conn", "mcp_1_conn", "mcp_session_1_conn", "rest_32_conn", "mcp_32_conn"):
         r = m[name]
         print(f"  {name:<14} {r['requests_per_s']:>8} req/s  p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  non-2xx {r['non_2xx']}")
     print(f"  MCP throughput {m['mcp_vs_rest_throughput_32_conn']:.0%} of REST")

@@ -37,6 +37,18 @@ struct Inner {
     components: Components,
     tools: Vec<ToolDef>,
     tasks: TaskTracker,
+    /// What a token may do, as `GET /auth/me` said within [`PERMISSIONS_TTL`] (by a hash of
+    /// the token). Only the tool list and the early refusal use it: the route each tool calls
+    /// checks the token again, so a revocation is never missed.
+    permissions: std::sync::Mutex<HashMap<u64, (std::time::Instant, Permissions)>>,
+}
+
+/// How long a token's permissions are reused between tool calls.
+const PERMISSIONS_TTL: Duration = Duration::from_secs(1);
+
+fn token_key(token: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(token)
 }
 
 /// vorg's MCP server. Cheap to clone; one per MCP session.
@@ -67,6 +79,7 @@ impl VorgMcp {
                 components: Components::from_openapi(openapi),
                 tools: tools::all(),
                 tasks,
+                permissions: std::sync::Mutex::default(),
             }),
             fixed: None,
             subscriptions: Arc::default(),
@@ -108,6 +121,13 @@ impl VorgMcp {
 
     /// What the caller's token may do (`GET /auth/me`).
     async fn permissions(&self, caller: &Caller) -> Result<Permissions, McpError> {
+        let key = token_key(&caller.token);
+        if let Ok(cache) = self.inner.permissions.lock()
+            && let Some((at, held)) = cache.get(&key)
+            && at.elapsed() < PERMISSIONS_TTL
+        {
+            return Ok(*held);
+        }
         let me = self
             .backend()
             .call(caller, Call::get("/auth/me"))
@@ -119,12 +139,19 @@ impl VorgMcp {
                 None,
             ));
         }
-        Ok(me.body["permissions"]
+        let held: Permissions = me.body["permissions"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|p| p.as_str()?.parse::<Permission>().ok())
-            .collect())
+            .collect();
+        if let Ok(mut cache) = self.inner.permissions.lock() {
+            if cache.len() >= 10_000 {
+                cache.clear();
+            }
+            cache.insert(key, (std::time::Instant::now(), held));
+        }
+        Ok(held)
     }
 
     fn tool(&self, def: &ToolDef) -> Tool {

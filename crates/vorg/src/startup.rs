@@ -347,7 +347,15 @@ impl Application {
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
         let streams = self.streams.clone();
-        axum::serve(self.listener, service)
+        // Small writes go out at once: an SSE event, or an MCP answer streamed as a priming
+        // event, the message and the end of the body, must not wait for Nagle's algorithm and
+        // the peer's delayed ACK (40 ms a response on a reused connection).
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, service)
             .with_graceful_shutdown(async move {
                 shutdown.cancelled().await;
                 streams.cancel();

@@ -267,13 +267,16 @@ async fn a_tokens_budget_refuses_in_openai_shape_and_its_spend_is_shown(backend:
     .await;
     let (id, token) = (t["id"].as_i64().unwrap(), secret(&t));
     let mut refused = None;
-    for _ in 0..10 {
+    // Settlements are applied just after each answer (off the response path): pace the calls
+    // so each sees the last one's real cost.
+    for _ in 0..30 {
         let resp = chat(&app, &token, "openai/gpt-4o-mini").await;
         if resp.status() == StatusCode::PAYMENT_REQUIRED {
             refused = Some(resp);
             break;
         }
         assert_eq!(resp.status(), StatusCode::OK);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let resp = refused.expect("the token's budget refuses a call");
     assert_eq!(resp.headers()["x-should-retry"], "false");
