@@ -379,8 +379,8 @@ impl Store {
 
 /// What a token minted with `roles` and `minted` permissions may do for an owner holding
 /// `held` now: the permissions both have (and `view_self`, which every credential holds),
-/// and the token's roles the owner still covers (or, for a token minted with permissions
-/// only, the owner's roles).
+/// and the token's roles still in force (or, for a token minted with permissions only, the
+/// owner's roles).
 pub fn narrow(
     roles: &[Role],
     minted: Option<Permissions>,
@@ -388,12 +388,16 @@ pub fn narrow(
 ) -> (Vec<Role>, Permissions) {
     let held_permissions = Permissions::of_roles(held);
     let minted = minted.unwrap_or_else(|| Permissions::of_roles(roles));
+    // A role is in force while the owner holds it, or is an admin (who may mint a key equal
+    // to any role): the policies' per-role rules (model allow-lists, approval tiers) never
+    // apply a role the owner lost.
+    let is_admin = held.contains(&Role::Admin);
     let roles = if roles.is_empty() {
         held.to_vec()
     } else {
         roles
             .iter()
-            .filter(|r| Permissions::of_roles(&[**r]).is_subset(held_permissions))
+            .filter(|r| is_admin || held.contains(r))
             .copied()
             .collect()
     };

@@ -408,7 +408,11 @@ async fn token(store: &Store, cmd: TokenCommand) -> anyhow::Result<()> {
             if roles.is_empty() && permissions.is_empty() {
                 roles = user.roles.clone();
             }
+            let admin = user.roles.contains(&vorg_domain::Role::Admin);
             for role in &roles {
+                if !admin && !user.roles.contains(role) {
+                    bail!("--role {role}: {email} does not hold it");
+                }
                 if let Some(p) =
                     vorg_domain::Permissions::of_roles(&[*role]).first_missing_from(held)
                 {

@@ -270,22 +270,29 @@ fn capped_expiry(user: &CurrentUser, requested: Option<DateTime<Utc>>) -> Option
     }
 }
 
-/// Roles named in a request, each of whose permissions the caller holds.
+/// Roles named in a request: each held by the caller (an admin may name any), and each of
+/// whose permissions this request holds.
 fn parse_roles(
     raw: &[String],
-    caller: Permissions,
+    user: &CurrentUser,
     field: &str,
     errors: &mut Vec<FieldError>,
 ) -> Vec<Role> {
     let mut roles = Vec::new();
     for (i, name) in raw.iter().enumerate() {
         match name.parse::<Role>() {
-            Ok(role) => match Permissions::of_roles(&[role]).first_missing_from(caller) {
+            Ok(role) if !user.is_admin() && !user.roles.contains(&role) => {
+                errors.push(FieldError::new(
+                    format!("{field}[{i}]"),
+                    format!("you do not hold the role {role} (only an admin may mint any role)"),
+                ));
+            }
+            Ok(role) => match Permissions::of_roles(&[role]).first_missing_from(user.permissions) {
                 None => roles.push(role),
                 Some(missing) => errors.push(FieldError::new(
                     format!("{field}[{i}]"),
                     format!(
-                        "the role {role} holds the permission {missing}, which you do not hold"
+                        "the role {role} holds the permission {missing}, which this credential does not hold"
                     ),
                 )),
             },
@@ -356,7 +363,7 @@ pub async fn create_token(
         (roles, permissions) => {
             let roles = parse_roles(
                 roles.as_deref().unwrap_or_default(),
-                user.permissions,
+                &user,
                 "roles",
                 &mut errors,
             );
@@ -639,7 +646,7 @@ pub async fn create_enrolment(
     refuse_limited(&user)?;
     let mut errors = Vec::new();
     let name = parse_name(&body.name, &mut errors);
-    let roles = parse_roles(&body.roles, user.permissions, "roles", &mut errors);
+    let roles = parse_roles(&body.roles, &user, "roles", &mut errors);
     let role_permissions = Permissions::of_roles(&roles);
     let permissions = match &body.permissions {
         Some(raw) => parse_permissions(raw, role_permissions, "permissions", &mut errors),

@@ -19,7 +19,55 @@ both!(
     an_agent_enrols_once_with_the_permissions_it_was_given,
     the_openai_client_raises_its_own_errors_and_embeds,
     the_official_mcp_client_drives_vorg_over_http_and_stdio,
+    embeddings_pass_through_to_openai_and_are_priced,
 );
+
+async fn embeddings_pass_through_to_openai_and_are_priced(backend: Backend) {
+    let (_upstream, url) = scripted(&["fine"]).await;
+    let app = TestApp::spawn_with(backend, |s| {
+        s.openai_api_key = Some(Secret::new("sk-test-0123456789abcdef"));
+        s.openai_base_url = url;
+    })
+    .await;
+    let admin = app.admin().await;
+    let (_, t) = mint(&app, &admin, json!({ "name": "e", "roles": ["engineer"] })).await;
+    let (id, token) = (t["id"].as_i64().unwrap(), secret(&t));
+    let resp = app
+        .client
+        .post(app.url("/v1/embeddings"))
+        .bearer_auth(&token)
+        .json(&json!({ "model": "openai/text-embedding-3-large", "input": ["a", "b"] }))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(resp).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+    assert_eq!(body["usage"]["prompt_tokens"], 8);
+    // 8 tokens at $0.13 a million, charged to the token.
+    let mut spent = 0;
+    for _ in 0..50 {
+        let (_, detail) = app.get(&format!("/auth/tokens/{id}"), &admin).await;
+        spent = (detail["spend"]["total_usd"].as_f64().unwrap() * 1e6).round() as i64;
+        if spent > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(spent >= 1, "8 tokens at $0.13/M were not charged: {spent}");
+    // A bad body is OpenAI's 400 naming the param.
+    let resp = app
+        .client
+        .post(app.url("/v1/embeddings"))
+        .bearer_auth(&token)
+        .json(&json!({ "model": "openai/text-embedding-3-large", "input": [] }))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(resp).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["param"], "input", "{body}");
+}
 
 async fn mint(app: &TestApp, by: &str, body: Value) -> (StatusCode, Value) {
     app.post("/auth/tokens", Some(by), body).await
@@ -114,7 +162,7 @@ async fn a_token_cannot_exceed_its_minter_and_a_limited_token_mints_nothing(back
         body["errors"][0]["message"]
             .as_str()
             .unwrap()
-            .contains("decide_approvals"),
+            .contains("you do not hold the role approver"),
         "{body}"
     );
     let (status, body) = mint(

@@ -289,6 +289,18 @@ async fn scripted_chat(
     .into_response()
 }
 
+/// OpenAI's embeddings answer: one 3-number vector per input, 4 tokens an input.
+async fn scripted_embeddings(axum::Json(req): axum::Json<Value>) -> axum::Json<Value> {
+    let n = req["input"].as_array().map_or(1, Vec::len);
+    let data: Vec<Value> = (0..n)
+        .map(|i| json!({ "object": "embedding", "index": i, "embedding": [0.1, 0.2, i as f64] }))
+        .collect();
+    axum::Json(json!({
+        "object": "list", "data": data, "model": req["model"],
+        "usage": { "prompt_tokens": 4 * n, "total_tokens": 4 * n }
+    }))
+}
+
 /// [`Scripted`] answering `answers` (texts), and its base URL.
 pub async fn scripted(answers: &[&str]) -> (Scripted, String) {
     scripted_messages(answers.iter().map(|a| json!(a)).collect()).await
@@ -302,6 +314,7 @@ pub async fn scripted_messages(answers: Vec<Value>) -> (Scripted, String) {
     };
     let router = axum::Router::new()
         .route("/v1/chat/completions", axum::routing::post(scripted_chat))
+        .route("/v1/embeddings", axum::routing::post(scripted_embeddings))
         .with_state(s.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());

@@ -83,8 +83,14 @@ async def full_key(narrow_names):
         for t in tools:
             check(t.input_schema.get("type") == "object" and t.description, f"tool {t.name} is underdescribed")
 
-        held = await client.call_tool("hold_standup", {"wait": True})
+        progress = []
+
+        async def on_progress(done, total, message):
+            progress.append((done, message))
+
+        held = await client.call_tool("hold_standup", {"wait": True}, progress_callback=on_progress)
         check(not held.is_error, f"the stand-up failed: {held.content}")
+        check(progress, "no progress notification arrived while the stand-up was held")
         out = held.structured_content
         check(isinstance(out, dict) and isinstance(out.get("run_id"), int), f"no run id: {out}")
         check(out["status"] == "succeeded", f"the stand-up did not succeed: {out}")
