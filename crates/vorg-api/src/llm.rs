@@ -381,6 +381,24 @@ async fn count_tokens(state: &AppState, user: &CurrentUser, usage: vorg_llm::Usa
     }
 }
 
+/// What every `/v1` call checks before the gateway: the body and its required fields, the
+/// run it is attributed to, the token's model-token rate. The body and the run, or the
+/// OpenAI-shaped refusal.
+async fn admit(
+    state: &AppState,
+    user: &CurrentUser,
+    headers: &HeaderMap,
+    bytes: &Bytes,
+    required: &[Required],
+) -> Result<(Map<String, Value>, Option<i64>), Box<Response>> {
+    let body = front_door_body(bytes, required)?;
+    let run_id = front_door_run(state, user, headers)
+        .await
+        .map_err(Box::new)?;
+    tokens_gate(state, user).await.map_err(Box::new)?;
+    Ok((body, run_id))
+}
+
 fn is_string(v: &Value) -> bool {
     v.is_string()
 }
@@ -412,17 +430,10 @@ pub async fn chat_completions(
         ("model", is_string, "required, a string"),
         ("messages", is_messages, "required, a non-empty array"),
     ];
-    let body = match front_door_body(&body, &required) {
-        Ok(b) => b,
+    let (body, run_id) = match admit(&state, &user, &headers, &body, &required).await {
+        Ok(admitted) => admitted,
         Err(r) => return *r,
     };
-    let run_id = match front_door_run(&state, &user, &headers).await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    if let Err(r) = tokens_gate(&state, &user).await {
-        return r;
-    }
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let wants_usage = body
         .get("stream_options")
@@ -508,17 +519,10 @@ pub async fn embeddings(
         ("model", is_string, "required, a string"),
         ("input", is_input, "required, a string or a non-empty array"),
     ];
-    let body = match front_door_body(&body, &required) {
-        Ok(b) => b,
+    let (body, run_id) = match admit(&state, &user, &headers, &body, &required).await {
+        Ok(admitted) => admitted,
         Err(r) => return *r,
     };
-    let run_id = match front_door_run(&state, &user, &headers).await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    if let Err(r) = tokens_gate(&state, &user).await {
-        return r;
-    }
     let req = ChatRequest { body };
     match state.llm.embed(&context(&user, run_id), &req).await {
         Ok((resp, _, _)) => {

@@ -281,28 +281,7 @@ impl Gateway {
         ctx: &CallContext,
         req: &ChatRequest,
     ) -> Result<(ChatResponse, String, String), GatewayError> {
-        let (chain, charge) = self.admit(ctx, req).await?;
-        let answer = self
-            .first_answer(ctx, req, chain, false, |p, m| async move {
-                p.complete(&m, req).await
-            })
-            .await;
-        let (mut resp, provider, model, started) = match answer {
-            Ok(a) => a,
-            Err(e) => {
-                self.handle().settle(charge, 0).await;
-                return Err(e);
-            }
-        };
-        let call = Attempt {
-            ctx,
-            provider: &provider,
-            model: &model,
-            started,
-            streamed: false,
-        };
-        let cost = self.record(&call, resp.usage, None).await;
-        self.handle().settle(charge, cost).await;
+        let (mut resp, provider, model) = self.answered(ctx, req, CallKind::Chat).await?;
         if let Some(obj) = resp.body.as_object_mut() {
             obj.entry("provider")
                 .or_insert_with(|| Value::from(provider.clone()));
@@ -317,10 +296,24 @@ impl Gateway {
         ctx: &CallContext,
         req: &ChatRequest,
     ) -> Result<(ChatResponse, String, String), GatewayError> {
-        let (chain, charge) = self.admit_as(ctx, req, CallKind::Embedding).await?;
+        self.answered(ctx, req, CallKind::Embedding).await
+    }
+
+    /// One answered call of `kind`: admitted (allow-lists, budgets reserved), tried along
+    /// the chain, recorded and settled.
+    async fn answered(
+        &self,
+        ctx: &CallContext,
+        req: &ChatRequest,
+        kind: CallKind,
+    ) -> Result<(ChatResponse, String, String), GatewayError> {
+        let (chain, charge) = self.admit_as(ctx, req, kind).await?;
         let answer = self
             .first_answer(ctx, req, chain, false, |p, m| async move {
-                p.embed(&m, req).await
+                match kind {
+                    CallKind::Chat => p.complete(&m, req).await,
+                    CallKind::Embedding => p.embed(&m, req).await,
+                }
             })
             .await;
         let (resp, provider, model, started) = match answer {

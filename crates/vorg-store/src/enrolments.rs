@@ -132,16 +132,7 @@ impl Store {
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-            for role in &e.roles.0 {
-                sqlx::query(
-                    "INSERT INTO user_roles (user_id, role_id) \
-                     SELECT $1, id FROM roles WHERE name = $2",
-                )
-                .bind(user.id)
-                .bind(role.as_str())
-                .execute(&mut *tx)
-                .await?;
-            }
+            crate::users::grant_in_tx!(tx, user.id, &e.roles.0);
             sqlx::query("UPDATE enrolments SET used_by = $1 WHERE id = $2")
                 .bind(user.id)
                 .bind(e.id)

@@ -37,6 +37,23 @@ macro_rules! user_columns {
     };
 }
 
+/// Grants `$roles` to user `$user_id` inside transaction `$tx` (either backend).
+macro_rules! grant_in_tx {
+    ($tx:ident, $user_id:expr, $roles:expr) => {
+        for role in $roles {
+            sqlx::query(
+                "INSERT INTO user_roles (user_id, role_id) \
+                 SELECT $1, id FROM roles WHERE name = $2",
+            )
+            .bind($user_id)
+            .bind(role.as_str())
+            .execute(&mut *$tx)
+            .await?;
+        }
+    };
+}
+pub(crate) use grant_in_tx;
+
 /// Role names as stored; unknown names (none exist today) are skipped, never trusted.
 fn parse_roles(names: impl IntoIterator<Item = String>) -> Vec<Role> {
     let mut roles: Vec<Role> = names.into_iter().filter_map(|n| n.parse().ok()).collect();
@@ -83,16 +100,7 @@ impl Store {
             let Some(user) = user else {
                 return Err(StoreError::Rule("users already exist"));
             };
-            for role in roles {
-                sqlx::query(
-                    "INSERT INTO user_roles (user_id, role_id) \
-                     SELECT $1, id FROM roles WHERE name = $2",
-                )
-                .bind(user.id)
-                .bind(role.as_str())
-                .execute(&mut *tx)
-                .await?;
-            }
+            grant_in_tx!(tx, user.id, roles);
             tx.commit().await?;
             user
         });
