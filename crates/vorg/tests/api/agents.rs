@@ -23,12 +23,7 @@ both!(
 );
 
 async fn embeddings_pass_through_to_openai_and_are_priced(backend: Backend) {
-    let (_upstream, url) = scripted(&["fine"]).await;
-    let app = TestApp::spawn_with(backend, |s| {
-        s.openai_api_key = Some(Secret::new("sk-test-0123456789abcdef"));
-        s.openai_base_url = url;
-    })
-    .await;
+    let (_upstream, app) = with_openai(backend).await;
     let admin = app.admin().await;
     let (_, t) = mint(&app, &admin, json!({ "name": "e", "roles": ["engineer"] })).await;
     let (id, token) = (t["id"].as_i64().unwrap(), secret(&t));
@@ -67,6 +62,17 @@ async fn embeddings_pass_through_to_openai_and_are_priced(backend: Backend) {
     let (status, body) = read(resp).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["param"], "input", "{body}");
+}
+
+/// vorg with its `openai` provider pointed at a scripted OpenAI-compatible upstream.
+async fn with_openai(backend: Backend) -> (Scripted, TestApp) {
+    let (upstream, url) = scripted(&["fine"]).await;
+    let app = TestApp::spawn_with(backend, |s| {
+        s.openai_api_key = Some(Secret::new("sk-test-0123456789abcdef"));
+        s.openai_base_url = url;
+    })
+    .await;
+    (upstream, app)
 }
 
 async fn mint(app: &TestApp, by: &str, body: Value) -> (StatusCode, Value) {
@@ -299,12 +305,7 @@ async fn a_tokens_model_list_rate_and_addresses_are_enforced(backend: Backend) {
 }
 
 async fn a_tokens_budget_refuses_in_openai_shape_and_its_spend_is_shown(backend: Backend) {
-    let (_upstream, url) = scripted(&["fine"]).await;
-    let app = TestApp::spawn_with(backend, |s| {
-        s.openai_api_key = Some(Secret::new("sk-test-0123456789abcdef"));
-        s.openai_base_url = url;
-    })
-    .await;
+    let (_upstream, app) = with_openai(backend).await;
     let admin = app.admin().await;
     // Each scripted answer costs 50 prompt + 80 completion tokens of gpt-4o-mini: $0.0000555.
     let (_, t) = mint(
@@ -438,12 +439,7 @@ async fn run_python(args: Vec<String>) -> String {
 }
 
 async fn the_openai_client_raises_its_own_errors_and_embeds(backend: Backend) {
-    let (_upstream, url) = scripted(&["fine"]).await;
-    let app = TestApp::spawn_with(backend, |s| {
-        s.openai_api_key = Some(Secret::new("sk-test-0123456789abcdef"));
-        s.openai_base_url = url;
-    })
-    .await;
+    let (_upstream, app) = with_openai(backend).await;
     let admin = app.admin().await;
     let (_, broke) = mint(
         &app,
