@@ -51,6 +51,32 @@ pub trait BackgroundJob: Serialize + DeserializeOwned + Send + Sync + 'static {
                     job_kind: Self::KIND,
                     max_attempts: meta.max_attempts.unwrap_or(Self::MAX_ATTEMPTS),
                     deduplicated: Self::DEDUPLICATED,
+                    origin: meta.origin,
+                })
+                .await
+        }
+    }
+
+    /// Starts a run of this job unless its origin already started one (see
+    /// [`Store::create_run_once`]): the run, and whether this call created it.
+    fn start_once(
+        &self,
+        store: &Store,
+        meta: RunMeta<'_>,
+    ) -> impl Future<Output = Result<(Run, bool), StoreError>> + Send {
+        let input = serde_json::to_value(self);
+        async move {
+            let input = input.map_err(|e| StoreError::Other(sqlx_encode(e)))?;
+            store
+                .create_run_once(NewRun {
+                    run_type: meta.run_type.unwrap_or(Self::KIND),
+                    summary: meta.summary,
+                    input,
+                    requested_by: meta.requested_by,
+                    job_kind: Self::KIND,
+                    max_attempts: meta.max_attempts.unwrap_or(Self::MAX_ATTEMPTS),
+                    deduplicated: Self::DEDUPLICATED,
+                    origin: meta.origin,
                 })
                 .await
         }
@@ -68,6 +94,8 @@ pub struct RunMeta<'a> {
     pub requested_by: Option<i64>,
     /// Overrides [`BackgroundJob::MAX_ATTEMPTS`] for this run.
     pub max_attempts: Option<i64>,
+    /// The schedule slot, hook delivery or event that started it.
+    pub origin: Option<vorg_store::RunOrigin<'a>>,
 }
 
 fn sqlx_encode(e: serde_json::Error) -> vorg_store::SqlxError {

@@ -103,6 +103,7 @@ async fn decisions_resume_parked_runs(backend: Backend) {
                 job_kind: "gate",
                 max_attempts: 1,
                 deduplicated: false,
+                origin: None,
             })
             .await
             .unwrap();

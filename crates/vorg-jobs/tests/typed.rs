@@ -124,6 +124,7 @@ async fn typed_jobs_round_trip(backend: Backend) {
             job_kind: Add::KIND,
             max_attempts: 3,
             deduplicated: false,
+            origin: None,
         })
         .await
         .unwrap();

@@ -18,10 +18,13 @@ mod notify;
 mod org;
 mod roles_cache;
 mod runs;
+mod schedules;
 pub mod testing;
 mod tokens;
+mod triggers;
 mod usage;
 mod users;
+mod webhooks;
 mod workflows;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
@@ -45,14 +48,20 @@ pub use linear::{LinearLink, NewLinearLink};
 pub use notify::Notice;
 pub use org::{PersonaRow, PersonaVersion, PersonaWrite, PolicyVersion};
 pub use roles_cache::ROLES_TTL;
-pub use runs::{NewRun, Run, RunFilter, RunLog};
+pub use runs::{NewRun, Run, RunFilter, RunLog, RunOrigin};
+pub use schedules::{ScheduleRow, ScheduleWrite};
 /// The database driver's error, for [`StoreError::Other`].
 pub use sqlx::Error as SqlxError;
 pub use tokens::{
     ApiToken, NewApiToken, PermissionColumn, TokenOwner, narrow as narrow_token, rate_minute,
 };
+pub use triggers::{TriggerRow, TriggerWrite};
 pub use usage::{NewUsage, UsageEvent, UsageGroup, UsageTotals};
 pub use users::{User, UserWithRoles};
+pub use webhooks::{
+    AttemptOutcome, AttemptRecord, AttemptRow, DELIVER_JOB, DISABLED_GONE, DeliveryRow,
+    NewDelivery, WebhookRow, WebhookWrite,
+};
 pub use workflows::{CheckpointRow, NewWorkflowVersion, WorkflowVersion};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

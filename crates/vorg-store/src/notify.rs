@@ -25,6 +25,8 @@ pub enum Notice {
     Event { id: i64 },
     /// A job became due.
     JobQueued,
+    /// A schedule was created, changed or deleted: schedulers re-read their timetable.
+    Schedules,
     /// Notices may have been missed (listener reconnected): re-read from the tables.
     Resync,
 }
@@ -35,6 +37,7 @@ impl Notice {
             Notice::RunLog { run_id, id } => format!("r:{run_id}:{id}"),
             Notice::Event { id } => format!("e:{id}"),
             Notice::JobQueued => "j".to_owned(),
+            Notice::Schedules => "c".to_owned(),
             Notice::Resync => "s".to_owned(),
         }
     }
@@ -50,6 +53,7 @@ impl Notice {
                 id: parts.next()?.parse().ok()?,
             }),
             "j" => Some(Notice::JobQueued),
+            "c" => Some(Notice::Schedules),
             "s" => Some(Notice::Resync),
             _ => None,
         }
@@ -144,6 +148,7 @@ mod tests {
     fn notices_round_trip_through_their_text_form() {
         for n in [
             Notice::RunLog { run_id: 7, id: 99 },
+            Notice::Schedules,
             Notice::Event { id: 3 },
             Notice::JobQueued,
             Notice::Resync,

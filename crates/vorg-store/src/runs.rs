@@ -30,6 +30,11 @@ pub struct Run {
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub cancel_requested_at: Option<DateTime<Utc>>,
+    /// `schedule` or `trigger` when one started the run.
+    pub origin_kind: Option<String>,
+    pub origin_id: Option<i64>,
+    /// How many event-started runs led to this one (0: started by a person or a clock).
+    pub trigger_depth: i64,
 }
 
 impl Run {
@@ -75,12 +80,27 @@ pub struct NewRun<'a> {
     /// When a job of the same kind with an equal payload is still queued, answer its run
     /// instead of queueing another.
     pub deduplicated: bool,
+    /// What started the run when no one asked for it by a route (a schedule slot, a hook
+    /// delivery, an org event). Its key is unique: a second start answers the first run.
+    pub origin: Option<RunOrigin<'a>>,
+}
+
+/// Where a run came from: `kind` (`schedule`, `trigger`), the id of the schedule or
+/// trigger, a key unique over all runs (`schedule:7:2026-12-05T09:00:00Z`), and how many
+/// event-started runs led to it (loop protection).
+#[derive(Debug, Clone, Copy)]
+pub struct RunOrigin<'a> {
+    pub kind: &'a str,
+    pub id: i64,
+    pub key: &'a str,
+    pub depth: i64,
 }
 
 macro_rules! run_columns {
     () => {
         "id, run_type, status, summary, input, output, error, requested_by, attempts, \
-         created_at, started_at, completed_at, cancel_requested_at"
+         created_at, started_at, completed_at, cancel_requested_at, origin_kind, origin_id, \
+         trigger_depth"
     };
 }
 
@@ -204,6 +224,13 @@ pub(crate) use transition_in_tx;
 impl Store {
     /// Creates a queued run and its job in one transaction.
     pub async fn create_run(&self, new: NewRun<'_>) -> Result<Run> {
+        Ok(self.create_run_once(new).await?.0)
+    }
+
+    /// Creates the run and its job, unless a run with the same origin key exists: then
+    /// answers that one, and `false`. The key's unique index is the claim, so concurrent
+    /// starters in any number of processes create one run.
+    pub async fn create_run_once(&self, new: NewRun<'_>) -> Result<(Run, bool)> {
         let now = Utc::now();
         let run = with_pool!(self, |p| {
             let mut tx = p.begin_write().await?;
@@ -228,12 +255,15 @@ impl Store {
                 .await?;
                 if let Some(run) = queued {
                     tx.commit().await?;
-                    return Ok(run);
+                    return Ok((run, false));
                 }
             }
-            let run: Run = sqlx::query_as(concat!(
+            let origin = new.origin;
+            let inserted: Option<Run> = sqlx::query_as(concat!(
                 "INSERT INTO runs (org_id, run_type, status, summary, input, requested_by, \
-                 created_at) VALUES ($1, $2, 'queued', $3, $4, $5, $6) RETURNING ",
+                 created_at, origin_kind, origin_id, origin_key, trigger_depth) \
+                 VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (origin_key) DO NOTHING RETURNING ",
                 run_columns!()
             ))
             .bind(DEFAULT_ORG)
@@ -242,8 +272,25 @@ impl Store {
             .bind(Json(&new.input))
             .bind(new.requested_by)
             .bind(now)
-            .fetch_one(&mut *tx)
+            .bind(origin.map(|o| o.kind))
+            .bind(origin.map(|o| o.id))
+            .bind(origin.map(|o| o.key))
+            .bind(origin.map_or(0, |o| o.depth))
+            .fetch_optional(&mut *tx)
             .await?;
+            let Some(run) = inserted else {
+                // The origin key was taken: that run is the answer.
+                let first: Run = sqlx::query_as(concat!(
+                    "SELECT ",
+                    run_columns!(),
+                    " FROM runs WHERE origin_key = $1"
+                ))
+                .bind(origin.map(|o| o.key))
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                return Ok((first, false));
+            };
             sqlx::query(
                 "INSERT INTO jobs (kind, payload, run_id, status, max_attempts, run_at_ms, \
                  created_at, updated_at) VALUES ($1, $2, $3, 'queued', $4, $5, $6, $6)",
@@ -266,7 +313,7 @@ impl Store {
         });
         let (run, event_id) = run;
         self.local_notify(&[Notice::Event { id: event_id }, Notice::JobQueued]);
-        Ok(run)
+        Ok((run, true))
     }
 
     pub async fn get_run(&self, id: i64) -> Result<Run> {

@@ -342,6 +342,7 @@ fn demo_run(input: serde_json::Value) -> NewRun<'static> {
         job_kind: "demo",
         max_attempts: 3,
         deduplicated: false,
+        origin: None,
     }
 }
 
@@ -1163,4 +1164,5 @@ async fn concurrent_reservations_never_overshoot_a_budget(store: Store) {
     assert_eq!(warnings[0].data.0["scope"], "org");
 }
 
+mod automation;
 mod tokens;
