@@ -152,6 +152,37 @@ pub const ROUTES: &[RouteRule] = &[
         "/orchestration/autogen/brainstorm",
         Requires(StartRuns),
     ),
+    rule("GET", "/schedules", Requires(ViewRuns)),
+    rule("POST", "/schedules", Requires(ManageAutomations)),
+    rule("GET", "/schedules/{id}", Requires(ViewRuns)),
+    rule("PUT", "/schedules/{id}", Requires(ManageAutomations)),
+    rule("DELETE", "/schedules/{id}", Requires(ManageAutomations)),
+    rule("GET", "/schedules/{id}/runs", Requires(ViewRuns)),
+    rule("GET", "/triggers", Requires(ViewRuns)),
+    rule("POST", "/triggers", Requires(ManageAutomations)),
+    rule("GET", "/triggers/{id}", Requires(ViewRuns)),
+    rule("PUT", "/triggers/{id}", Requires(ManageAutomations)),
+    rule("DELETE", "/triggers/{id}", Requires(ManageAutomations)),
+    rule("GET", "/triggers/{id}/runs", Requires(ViewRuns)),
+    // Authenticated by the trigger's signature scheme, not by a vorg credential.
+    rule("POST", "/hooks/{hook_id}", Public),
+    rule("GET", "/webhooks", Requires(ManageWebhooks)),
+    rule("POST", "/webhooks", Requires(ManageWebhooks)),
+    rule("GET", "/webhooks/{id}", Requires(ManageWebhooks)),
+    rule("PUT", "/webhooks/{id}", Requires(ManageWebhooks)),
+    rule("DELETE", "/webhooks/{id}", Requires(ManageWebhooks)),
+    rule("GET", "/webhooks/{id}/deliveries", Requires(ManageWebhooks)),
+    rule(
+        "GET",
+        "/webhooks/{id}/deliveries/{delivery_id}",
+        Requires(ManageWebhooks),
+    ),
+    rule(
+        "POST",
+        "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+        Requires(ManageWebhooks),
+    ),
+    rule("POST", "/webhooks/{id}/test", Requires(ManageWebhooks)),
 ];
 
 /// The rule for a matched route, if the table has one.

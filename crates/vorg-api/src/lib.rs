@@ -6,6 +6,7 @@ mod approvals;
 mod artifacts;
 mod audit;
 pub mod auth;
+mod automation;
 pub mod client_ip;
 pub mod console;
 pub mod error;
@@ -76,6 +77,10 @@ pub struct ApiConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Caps on open SSE streams.
     pub stream_caps: stream_limits::StreamCaps,
+    /// `VORG_PUBLIC_URL`: where vorg is reached from outside (hook URLs, links in webhooks).
+    pub public_url: String,
+    /// `VORG_WEBHOOKS_ALLOW_PRIVATE`: webhooks may target loopback and private addresses.
+    pub webhooks_allow_private: bool,
 }
 
 /// Everything handlers share. Cheap to clone.
@@ -167,6 +172,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(orchestration::router())
         .merge(artifacts::router())
         .merge(workflows::router())
+        .merge(automation::router())
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

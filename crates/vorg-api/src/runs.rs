@@ -68,6 +68,21 @@ pub struct RunView {
     started_at: Option<DateTime<Utc>>,
     completed_at: Option<DateTime<Utc>>,
     cancel_requested_at: Option<DateTime<Utc>>,
+    /// What started it when no one did by hand: `schedule` or `trigger`, with its id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<RunOrigin>,
+}
+
+/// The schedule or trigger that started a run.
+#[derive(Serialize, ToSchema)]
+pub struct RunOrigin {
+    /// `schedule` or `trigger`.
+    kind: String,
+    id: i64,
+    /// Where to read it (`/schedules/{id}` or `/triggers/{id}`).
+    link: String,
+    /// How many event-started runs led to this one (loop protection).
+    depth: i64,
 }
 
 impl From<Run> for RunView {
@@ -86,6 +101,15 @@ impl From<Run> for RunView {
             started_at: r.started_at,
             completed_at: r.completed_at,
             cancel_requested_at: r.cancel_requested_at,
+            origin: match (r.origin_kind, r.origin_id) {
+                (Some(kind), Some(id)) => Some(RunOrigin {
+                    link: format!("/{kind}s/{id}"),
+                    kind,
+                    id,
+                    depth: r.trigger_depth,
+                }),
+                _ => None,
+            },
         }
     }
 }

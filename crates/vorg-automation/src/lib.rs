@@ -12,12 +12,14 @@
 
 pub mod deliver;
 pub mod dispatch;
+pub mod file;
 pub mod hooks;
 pub mod scheduler;
 pub mod signature;
 pub mod target;
 pub mod timing;
 
+pub use deliver::{DeliveryConfig, Outbound, WebhookDelivery};
 pub use scheduler::{Scheduler, SchedulerConfig};
 pub use target::Target;
 pub use timing::Timing;

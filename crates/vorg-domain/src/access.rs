@@ -82,6 +82,11 @@ names! {
         HoldMeetings = "hold_meetings",
         /// Publish new versions of saved workflows someone else owns.
         ManageWorkflows = "manage_workflows",
+        /// Create and change schedules and triggers that start runs on one's behalf (each
+        /// also needs the permission to start what it starts).
+        ManageAutomations = "manage_automations",
+        /// Subscribe URLs to the organization's events (outbound webhooks).
+        ManageWebhooks = "manage_webhooks",
     }
 }
 
@@ -103,11 +108,14 @@ impl Permission {
             | Permission::ViewMetrics
             | Permission::ManageGovernance
             | Permission::ManagePersonas
-            | Permission::ManageWorkflows => &[Admin],
+            | Permission::ManageWorkflows
+            | Permission::ManageWebhooks => &[Admin],
             Permission::SubmitApprovals => &[Admin, Approver, Engineer, Growth],
             Permission::DecideApprovals => &[Admin, Approver],
             Permission::CreateLinearIssues => &[Admin, Engineer, Growth],
-            Permission::HoldMeetings => &[Admin, Approver, Engineer, Growth],
+            Permission::HoldMeetings | Permission::ManageAutomations => {
+                &[Admin, Approver, Engineer, Growth]
+            }
         }
     }
 

@@ -212,15 +212,27 @@ impl Store {
     /// Marks pending approvals whose time ran out as `expired` (and resumes runs parked on
     /// them, which then see the expiry).
     pub async fn expire_approvals(&self) -> Result<u64> {
-        let runs: Vec<Option<i64>> = with_pool!(self, |p| sqlx::query_scalar(
-            "UPDATE approvals SET status = 'expired', decided_at = $2 \
-             WHERE org_id = $1 AND status = 'pending' AND expires_at IS NOT NULL \
-             AND expires_at <= $2 RETURNING run_id"
-        )
-        .bind(DEFAULT_ORG)
-        .bind(Utc::now())
-        .fetch_all(p)
-        .await?);
+        let (runs, events) = with_pool!(self, |p| {
+            let mut tx = p.begin_write().await?;
+            let rows: Vec<(i64, Option<i64>)> = sqlx::query_as(
+                "UPDATE approvals SET status = 'expired', decided_at = $2 \
+                 WHERE org_id = $1 AND status = 'pending' AND expires_at IS NOT NULL \
+                 AND expires_at <= $2 RETURNING id, run_id",
+            )
+            .bind(DEFAULT_ORG)
+            .bind(Utc::now())
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut events = Vec::new();
+            for (id, run_id) in &rows {
+                let data = json!({ "approval_id": id, "status": "expired" });
+                let e = insert_event!(self.db, tx, "approval.expired", *run_id, &data);
+                events.push(Notice::Event { id: e.id });
+            }
+            tx.commit().await?;
+            (rows.into_iter().map(|(_, r)| r).collect::<Vec<_>>(), events)
+        });
+        self.local_notify(&events);
         for run_id in runs.iter().flatten() {
             self.resume_parked(*run_id).await?;
         }

@@ -57,8 +57,9 @@ macro_rules! artifact_columns {
 
 impl Store {
     pub async fn create_artifact(&self, a: NewArtifact<'_>) -> Result<Artifact> {
-        let row = with_pool!(self, |p| {
-            sqlx::query_as(concat!(
+        let (row, event) = with_pool!(self, |p| {
+            let mut tx = crate::BeginWrite::begin_write(p).await?;
+            let row: Artifact = sqlx::query_as(concat!(
             "INSERT INTO artifacts (org_id, kind, name, path, storage, s3_bucket, s3_key, meta, \
              run_id, content_type, size, body_text, created_by, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $4, $7, $8, $9, $10, $11, $12, $13) RETURNING ",
@@ -77,9 +78,21 @@ impl Store {
         .bind(a.body_text)
         .bind(a.created_by)
         .bind(Utc::now())
-        .fetch_one(p)
-        .await
-        })?;
+        .fetch_one(&mut *tx)
+        .await?;
+            let mut event = None;
+            if row.kind == "minutes" {
+                let data = serde_json::json!({ "artifact_id": row.id, "name": row.name });
+                let e =
+                    crate::events::insert_event!(self.db, tx, "minutes.created", row.run_id, &data);
+                event = Some(e.id);
+            }
+            tx.commit().await?;
+            (row, event)
+        });
+        if let Some(id) = event {
+            self.local_notify(&[crate::Notice::Event { id }]);
+        }
         Ok(row)
     }
 

@@ -167,9 +167,15 @@ impl Store {
             .bind(Utc::now())
             .fetch_one(&mut *tx)
             .await?;
+            let data =
+                serde_json::json!({ "version": row.version, "source": source, "author": author });
+            let event =
+                crate::events::insert_event!(self.db, tx, "policy.changed", None::<i64>, &data);
             tx.commit().await?;
-            row
+            (row, event.id)
         });
+        let (row, event_id) = row;
+        self.local_notify(&[crate::Notice::Event { id: event_id }]);
         Ok(row)
     }
 
@@ -281,9 +287,14 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            let data = serde_json::json!({ "persona_id": id, "version": row.version, "change": if row.version == 1 { "created" } else { "updated" }, "author": author });
+            let event =
+                crate::events::insert_event!(self.db, tx, "persona.changed", None::<i64>, &data);
             tx.commit().await?;
-            row
+            (row, event.id)
         });
+        let (row, event_id) = row;
+        self.local_notify(&[crate::Notice::Event { id: event_id }]);
         Ok(row)
     }
 
@@ -323,7 +334,11 @@ impl Store {
             .bind(Utc::now())
             .execute(&mut *tx)
             .await?;
+            let data = serde_json::json!({ "persona_id": id, "version": version + 1, "change": "deleted", "author": author });
+            let event =
+                crate::events::insert_event!(self.db, tx, "persona.changed", None::<i64>, &data);
             tx.commit().await?;
+            self.local_notify(&[crate::Notice::Event { id: event.id }]);
         });
         Ok(())
     }

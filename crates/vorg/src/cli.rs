@@ -226,11 +226,13 @@ async fn worker(settings: Settings, args: WorkerArgs) -> anyhow::Result<()> {
     store.start_listener(&tracker, stop.clone()).await?;
     let services = crate::startup::build_services(&settings, &store).await?;
     let llm = services.llm.clone();
+    crate::automation::sync_schedules(&services.org, &store).await?;
     let worker = vorg_jobs::Worker::new(
         store.clone(),
-        vorg_services::registry(services),
+        crate::automation::registry(&settings, services)?,
         settings.worker_config(concurrency),
     );
+    crate::automation::spawn(&settings, &store, &tracker, stop.clone());
     tracing::info!(
         database = %settings.database_url_for_logs(),
         concurrency,

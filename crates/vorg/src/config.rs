@@ -60,6 +60,12 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("S3_REGION", "s3_region"),
     ("AWS_ACCESS_KEY_ID", "s3_access_key_id"),
     ("AWS_SECRET_ACCESS_KEY", "s3_secret_access_key"),
+    ("VORG_PUBLIC_URL", "public_url"),
+    ("VORG_WEBHOOKS_ALLOW_PRIVATE", "webhooks_allow_private"),
+    ("VORG_WEBHOOK_RETRY_SECS", "webhook_retry_secs"),
+    ("VORG_WEBHOOK_DISABLE_AFTER", "webhook_disable_after"),
+    ("VORG_SCHEDULER", "scheduler"),
+    ("VORG_SCHEDULE_GRACE_SECS", "schedule_grace_secs"),
 ];
 
 /// Shortest JWT secret accepted in production (HS256 wants at least 256 bits).
@@ -140,6 +146,20 @@ pub struct Settings {
     pub s3_region: String,
     pub s3_access_key_id: Option<Secret>,
     pub s3_secret_access_key: Option<Secret>,
+    /// Where vorg is reached from outside (hook URLs, links in webhooks); default
+    /// `http://{bind}`.
+    pub public_url: Option<String>,
+    /// Webhooks may target loopback and private addresses (off: SSRF-safe).
+    pub webhooks_allow_private: bool,
+    /// The waits before each webhook retry, in seconds (default: about a day in 8 steps).
+    pub webhook_retry_secs: Option<Vec<f64>>,
+    /// Failed attempts in a row that disable a webhook subscription.
+    pub webhook_disable_after: i64,
+    /// This process fires schedules and dispatches events (several may: slots are claimed
+    /// in the database).
+    pub scheduler: bool,
+    /// How late a schedule slot may fire and still be on time.
+    pub schedule_grace_secs: u64,
 }
 
 impl Default for Settings {
@@ -190,6 +210,12 @@ impl Default for Settings {
             s3_access_key_id: None,
             s3_secret_access_key: None,
             linear_api_url: vorg_linear::DEFAULT_ENDPOINT.into(),
+            public_url: None,
+            webhooks_allow_private: false,
+            webhook_retry_secs: None,
+            webhook_disable_after: 50,
+            scheduler: true,
+            schedule_grace_secs: 300,
         }
     }
 }
@@ -384,6 +410,46 @@ impl Settings {
         }
         if let Some((_, v)) = nonempty("pricing_file") {
             s.pricing_file = Some(PathBuf::from(v));
+        }
+        if let Some((src, v)) = nonempty("public_url") {
+            let url = v.trim_end_matches('/');
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("{src}: expected an http(s) URL, got {v:?}");
+            }
+            s.public_url = Some(url.to_owned());
+        }
+        if let Some((src, v)) = get("webhooks_allow_private") {
+            s.webhooks_allow_private = parse_bool(src, v)?;
+        }
+        if let Some((src, v)) = nonempty("webhook_retry_secs") {
+            let delays = v
+                .split(',')
+                .map(|d| {
+                    d.trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|d| d.is_finite() && *d >= 0.0 && *d <= 604_800.0)
+                })
+                .collect::<Option<Vec<f64>>>()
+                .filter(|d| d.len() <= 30)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{src}: expected up to 30 comma-separated seconds (0 to 604800), got {v:?}"
+                    )
+                })?;
+            s.webhook_retry_secs = Some(delays);
+        }
+        if let Some((src, v)) = get("webhook_disable_after") {
+            s.webhook_disable_after = parse(src, v, "a number of failed attempts")?;
+            if s.webhook_disable_after < 1 {
+                bail!("{src}: must be at least 1");
+            }
+        }
+        if let Some((src, v)) = get("scheduler") {
+            s.scheduler = parse_bool(src, v)?;
+        }
+        if let Some((src, v)) = get("schedule_grace_secs") {
+            s.schedule_grace_secs = parse(src, v, "a number of seconds")?;
         }
         if let Some((src, v)) = get("log_format") {
             s.log_format = match v {

@@ -279,6 +279,8 @@ impl Application {
             run_wait_ms: settings.run_wait_ms,
             trusted_proxies: settings.trusted_proxies.clone(),
             stream_caps: crate::limits::stream_caps(&settings),
+            public_url: crate::automation::public_url(&settings),
+            webhooks_allow_private: settings.webhooks_allow_private,
         };
         let tracker = TaskTracker::new();
         let streams = CancellationToken::new();
@@ -289,14 +291,16 @@ impl Application {
             .context("listening for events on PostgreSQL")?;
         let hub = StreamHub::start(store.clone(), &tracker, streams.clone());
         let services = build_services(&settings, &store).await?;
+        crate::automation::sync_schedules(&services.org, &store).await?;
         if settings.workers > 0 {
             Worker::new(
                 store.clone(),
-                vorg_services::registry(services.clone()),
+                crate::automation::registry(&settings, services.clone())?,
                 settings.worker_config(settings.workers),
             )
             .spawn(&tracker, background.clone());
         }
+        crate::automation::spawn(&settings, &store, &tracker, background.clone());
         let mut state = AppState::new(
             store.clone(),
             config,
