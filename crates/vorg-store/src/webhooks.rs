@@ -283,6 +283,15 @@ impl Store {
     /// The position of the consumer `name` in the org event log; a new consumer starts at
     /// the newest event (history is not replayed to subscribers that did not exist).
     pub async fn event_cursor(&self, name: &str) -> Result<i64> {
+        let known: Option<i64> = with_pool!(self, |p| sqlx::query_scalar(
+            "SELECT last_id FROM event_cursors WHERE name = $1"
+        )
+        .bind(name)
+        .fetch_optional(p)
+        .await)?;
+        if let Some(id) = known {
+            return Ok(id);
+        }
         let last = self.last_event_id().await?;
         with_pool!(self, |p| sqlx::query(
             "INSERT INTO event_cursors (name, last_id, updated_at) VALUES ($1, $2, $3) \

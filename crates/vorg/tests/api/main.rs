@@ -9,6 +9,7 @@ mod sse;
 mod access;
 mod agents;
 mod auth;
+mod automation;
 mod cli;
 mod console;
 mod errors;
