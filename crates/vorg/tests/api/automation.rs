@@ -733,3 +733,155 @@ async fn private_targets_are_refused(backend: Backend) {
         "nothing reached the private address"
     );
 }
+
+/// A `vorg worker` process (which also runs a scheduler and the event dispatcher) on the
+/// app's database; killed when dropped.
+struct Process(Child);
+
+impl Process {
+    fn start(app: &TestApp, env: &[(&str, &str)]) -> Process {
+        let child = Command::new(env!("CARGO_BIN_EXE_vorg"))
+            .args(["worker", "--concurrency", "4"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", app.settings.database_url())
+            .env("VORG_DATA_DIR", &app.settings.data_dir)
+            .env("VORG_CONFIG", app.settings.data_dir.join("absent.toml"))
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start vorg worker");
+        Process(child)
+    }
+
+    fn kill_9(&mut self) {
+        let status = Command::new("kill")
+            .args(["-9", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Two processes fire a per-second schedule for several seconds while one of them is
+/// killed with SIGKILL and restarted again and again (often while firing): every slot from
+/// the first to the last started exactly one run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_fire_each_slot_once_through_kill_9() {
+    let app = TestApp::spawn_with(Backend::Postgres, |s| {
+        s.workers = 0;
+        s.scheduler = false;
+    })
+    .await;
+    let admin = app.admin().await;
+    let env = [
+        ("VORG_SCHEDULE_GRACE_SECS", "30"),
+        ("VORG_JOB_LEASE_MS", "1000"),
+    ];
+    let mut a = Process::start(&app, &env);
+    let _b = Process::start(&app, &env);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, s) = app
+        .post(
+            "/schedules",
+            Some(&admin),
+            json!({
+            "name": "tick", "cron": "* * * * * *", "target": standup(json!({})) }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{s}");
+    let id = s["id"].as_i64().unwrap();
+    for i in 0..8u64 {
+        tokio::time::sleep(Duration::from_millis(700 + (i * 97) % 400)).await;
+        a.kill_9();
+        a = Process::start(&app, &env);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/schedules/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let runs = app
+        .store
+        .runs_of_origin("schedule", id, 1000)
+        .await
+        .unwrap();
+    let mut slots: Vec<chrono::DateTime<chrono::Utc>> = runs
+        .iter()
+        .map(|r| {
+            let summary = r.summary.clone().unwrap();
+            let slot = summary.rsplit(", ").next().unwrap().trim_end_matches(')');
+            slot.parse().unwrap()
+        })
+        .collect();
+    slots.sort();
+    let n = slots.len();
+    slots.dedup();
+    assert_eq!(slots.len(), n, "a slot fired twice: {slots:?}");
+    assert!(n >= 8, "too few slots fired: {slots:?}");
+    let span = (*slots.last().unwrap() - slots[0]).num_seconds() + 1;
+    assert_eq!(
+        span, n as i64,
+        "a slot was lost between the first and the last: {slots:?}"
+    );
+}
+
+/// A process killed while a receiver holds its delivery open: the job's lease runs out,
+/// another process sends the delivery again with the same `webhook-id`, and it is recorded
+/// delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_cut_by_kill_9_is_sent_again_with_the_same_id() {
+    let app = TestApp::spawn_with(Backend::Postgres, |s| {
+        s.workers = 0;
+        s.scheduler = false;
+        s.webhooks_allow_private = true;
+    })
+    .await;
+    let admin = app.admin().await;
+    let rx = Receiver::start();
+    let id = subscribe(&app, &admin, &rx, "/slow/2", json!(["run.succeeded"])).await;
+    let env = [
+        ("VORG_WEBHOOKS_ALLOW_PRIVATE", "true"),
+        ("VORG_JOB_LEASE_MS", "1000"),
+    ];
+    let mut a = Process::start(&app, &env);
+    demo_run(&app, &admin).await;
+    let first = rx.wait_for("the first attempt", |r| !r.is_empty()).await;
+    a.kill_9();
+    let _b = Process::start(&app, &env);
+    let reqs = rx
+        .wait_for("the attempt after the kill", |r| r.len() >= 2)
+        .await;
+    assert_eq!(reqs[1]["msg_id"], first[0]["msg_id"], "the same webhook-id");
+    assert!(reqs.iter().all(|q| q["verified"] == true));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, page) = app.get(&format!("/webhooks/{id}/deliveries"), &admin).await;
+        if page["items"][0]["status"] == "delivered" {
+            assert_eq!(
+                page["items"].as_array().unwrap().len(),
+                1,
+                "one delivery: {page}"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
