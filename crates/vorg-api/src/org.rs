@@ -572,6 +572,11 @@ pub struct BudgetView {
     /// Spent as a share of the limit (0 to 1 and beyond).
     used: f64,
     resets_at: Option<DateTime<Utc>>,
+    /// Month-end spend at the burn rate so far (monthly budgets, from a tenth of the month
+    /// on); a `budget.forecast` event goes out once when it first passes the limit.
+    projected_usd: Option<f64>,
+    /// The projection passes the limit.
+    projected_over: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -602,19 +607,25 @@ pub async fn my_budgets(
     let items = keys
         .into_iter()
         .zip(balances)
-        .map(|(k, b)| BudgetView {
-            used: if k.limit_micro_usd > 0 {
-                b.spent_micro_usd as f64 / k.limit_micro_usd as f64
-            } else {
-                0.0
-            },
-            resets_at: vorg_llm::budget::period_end(&k.period),
-            limit_usd: micro_to_usd(k.limit_micro_usd),
-            spent_usd: micro_to_usd(b.spent_micro_usd),
-            reserved_usd: micro_to_usd(b.reserved_micro_usd),
-            scope: k.scope,
-            subject: k.subject,
-            period: k.period,
+        .map(|(k, b)| {
+            let projected =
+                vorg_domain::money::forecast_micro(b.spent_micro_usd, &k.period, Utc::now());
+            BudgetView {
+                projected_usd: projected.map(micro_to_usd),
+                projected_over: projected.is_some_and(|p| p > k.limit_micro_usd),
+                used: if k.limit_micro_usd > 0 {
+                    b.spent_micro_usd as f64 / k.limit_micro_usd as f64
+                } else {
+                    0.0
+                },
+                resets_at: vorg_llm::budget::period_end(&k.period),
+                limit_usd: micro_to_usd(k.limit_micro_usd),
+                spent_usd: micro_to_usd(b.spent_micro_usd),
+                reserved_usd: micro_to_usd(b.reserved_micro_usd),
+                scope: k.scope,
+                subject: k.subject,
+                period: k.period,
+            }
         })
         .collect();
     Ok(Json(BudgetList { items }))

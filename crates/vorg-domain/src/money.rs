@@ -61,3 +61,55 @@ mod tests {
         assert_eq!(parse_usd_text("-1"), None);
     }
 }
+
+/// Shortest share of a month elapsed before its spend is projected (about three days):
+/// earlier, one busy morning would project a runaway month.
+pub const FORECAST_MIN_SHARE: f64 = 0.1;
+
+/// The month-end spend a calendar-month budget (`period` `YYYY-MM`) is heading for at `now`,
+/// projected from its burn rate so far: `spent` over the share of the month elapsed.
+/// `None` for other periods, outside the month, or too early in it.
+pub fn forecast_micro(spent: i64, period: &str, now: chrono::DateTime<chrono::Utc>) -> Option<i64> {
+    use chrono::{Datelike, NaiveDate, TimeZone, Utc};
+    if period.len() != 7 {
+        return None;
+    }
+    let first = NaiveDate::parse_from_str(&format!("{period}-01"), "%Y-%m-%d").ok()?;
+    let next = if first.month() == 12 {
+        NaiveDate::from_ymd_opt(first.year() + 1, 1, 1)?
+    } else {
+        NaiveDate::from_ymd_opt(first.year(), first.month() + 1, 1)?
+    };
+    let start = Utc.from_utc_datetime(&first.and_hms_opt(0, 0, 0)?);
+    let end = Utc.from_utc_datetime(&next.and_hms_opt(0, 0, 0)?);
+    if now < start || now >= end {
+        return None;
+    }
+    let share = (now - start).num_seconds() as f64 / (end - start).num_seconds() as f64;
+    if share < FORECAST_MIN_SHARE {
+        return None;
+    }
+    let projected = spent as f64 / share;
+    projected.is_finite().then_some(projected.round() as i64)
+}
+
+#[cfg(test)]
+mod forecast_tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::forecast_micro;
+
+    #[test]
+    fn a_month_is_projected_from_its_burn_rate() {
+        // A third of December (31 days) gone at noon on the 11th (10.5 days): $10 spent
+        // projects to $29.52.
+        let now = Utc.with_ymd_and_hms(2026, 12, 11, 12, 0, 0).unwrap();
+        assert_eq!(forecast_micro(10_000_000, "2026-12", now), Some(29_523_810));
+        // Too early in the month, another month, or a day's budget: no projection.
+        let early = Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap();
+        assert_eq!(forecast_micro(10_000_000, "2026-12", early), None);
+        assert_eq!(forecast_micro(10_000_000, "2026-11", now), None);
+        assert_eq!(forecast_micro(10_000_000, "2026-12-11", now), None);
+        assert_eq!(forecast_micro(10_000_000, "all", now), None);
+    }
+}

@@ -175,6 +175,41 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(spent) = spent else { continue };
+                // Heading past the limit by month end: a `budget.forecast` once per period.
+                let projected =
+                    vorg_domain::money::forecast_micro(spent, &k.period, chrono::Utc::now());
+                if let Some(projected) = projected
+                    && actual > 0
+                    && spent < k.limit_micro_usd
+                    && projected > k.limit_micro_usd
+                {
+                    let key = format!(
+                        "budget.forecast:{}:{}:{}",
+                        k.scope.as_str(),
+                        k.subject,
+                        k.period
+                    );
+                    let first = sqlx::query(
+                        "INSERT INTO alert_marks (key, created_at) VALUES ($1, $2) \
+                         ON CONFLICT (key) DO NOTHING",
+                    )
+                    .bind(&key)
+                    .bind(chrono::Utc::now())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        == 1;
+                    if first {
+                        let data = json!({
+                            "scope": k.scope, "subject": k.subject, "period": k.period,
+                            "limit_micro_usd": k.limit_micro_usd, "spent_micro_usd": spent,
+                            "projected_micro_usd": projected,
+                        });
+                        let event =
+                            insert_event!(self.db, tx, "budget.forecast", None::<i64>, &data);
+                        events.push(Notice::Event { id: event.id });
+                    }
+                }
                 let crossed = i128::from(spent) * 1000
                     >= i128::from(k.limit_micro_usd) * i128::from(warn_permille);
                 if !crossed || actual == 0 {

@@ -28,6 +28,8 @@ both!(
     webhooks_are_signed_retried_and_redelivered_with_the_same_id,
     a_gone_receiver_or_a_failure_streak_disables_a_subscription,
     private_targets_are_refused,
+    a_budget_exceeded_alert_goes_out_once_per_period,
+    an_approval_request_reaches_its_approvers_with_console_links,
 );
 
 pub fn python() -> String {
@@ -884,4 +886,111 @@ async fn a_delivery_cut_by_kill_9_is_sent_again_with_the_same_id() {
         assert!(tokio::time::Instant::now() < deadline, "{page}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+async fn a_budget_exceeded_alert_goes_out_once_per_period(backend: Backend) {
+    let upstream = crate::org::Upstream::start().await;
+    let app = crate::org::budget_app_with(backend, &upstream, |s| {
+        s.webhooks_allow_private = true;
+        s.public_url = Some("https://vorg.example.com".into());
+    })
+    .await;
+    let admin = app.admin().await;
+    let rx = Receiver::start();
+    subscribe(&app, &admin, &rx, "/ok", json!(["budget.exceeded"])).await;
+    let (status, w) = app
+        .post(
+            "/webhooks",
+            Some(&admin),
+            json!({ "name": "slack", "url": rx.url("/ok/slack"),
+            "events": ["budget.exceeded"], "format": "slack" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{w}");
+    for _ in 0..2 {
+        let (status, problem) = app
+            .post(
+                "/llm/generate",
+                Some(&admin),
+                json!({ "prompt": "x", "max_tokens": 1_000_000 }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{problem}");
+    }
+    rx.wait_for("both alerts", |r| {
+        !rx_path(r, "/ok").is_empty() && !rx_path(r, "/ok/slack").is_empty()
+    })
+    .await;
+    // Time for a second alert to arrive, were one sent.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let reqs = rx.requests();
+    let standard: Vec<&Value> = rx_path(&reqs, "/ok");
+    assert_eq!(
+        standard.len(),
+        1,
+        "once per period, though refused twice: {reqs:#?}"
+    );
+    assert_eq!(standard[0]["verified"], true);
+    let body: Value = serde_json::from_str(standard[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["type"], "budget.exceeded");
+    assert_eq!(body["data"]["scope"], "actor");
+    assert_eq!(body["data"]["subject"], "admin@example.com");
+    assert_eq!(body["data"]["limit_usd"], 0.01);
+    let slack = rx_path(&reqs, "/ok/slack");
+    assert_eq!(slack.len(), 1);
+    // The Slack message is signed too (with its own subscription's secret).
+    assert!(slack[0]["msg_id"].as_str().unwrap().starts_with("msg_"));
+    let text: Value = serde_json::from_str(slack[0]["body"].as_str().unwrap()).unwrap();
+    let text = text["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("*Budget exceeded*: actor budget admin@example.com"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<https://vorg.example.com/console/|Budgets>"),
+        "{text}"
+    );
+}
+
+fn rx_path<'a>(reqs: &'a [Value], path: &str) -> Vec<&'a Value> {
+    reqs.iter().filter(|q| q["path"] == path).collect()
+}
+
+async fn an_approval_request_reaches_its_approvers_with_console_links(backend: Backend) {
+    let (app, admin) = app_for_hooks(backend).await;
+    app.user_with("approver@example.com", &[Role::Approver])
+        .await;
+    let (_, engineer) = app.user_with("eng@example.com", &[Role::Engineer]).await;
+    let rx = Receiver::start();
+    subscribe(
+        &app,
+        &admin,
+        &rx,
+        "/ok",
+        json!(["approval.requested", "approval.decided"]),
+    )
+    .await;
+    let (status, answer) = app
+        .post("/approvals/submit", Some(&engineer),
+            json!({ "description": "a GPU for a week", "amount_usd": 500.0, "justification": "training" }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let reqs = rx.wait_for("the request", |r| !r.is_empty()).await;
+    let body: Value = serde_json::from_str(reqs[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["type"], "approval.requested", "{body}");
+    assert_eq!(body["data"]["amount_usd"], 500.0);
+    let approvers = body["data"]["approvers"].as_array().unwrap();
+    assert!(approvers.contains(&json!("approver@example.com")), "{body}");
+    assert!(approvers.contains(&json!("admin@example.com")), "{body}");
+    assert!(!approvers.contains(&json!("eng@example.com")), "{body}");
+    let slack = vorg_automation::deliver::slack_message(&body, "https://vorg.example.com");
+    let text = slack["text"].as_str().unwrap();
+    assert!(
+        text.contains("Approval #") && text.contains("a GPU for a week"),
+        "{text}"
+    );
+    assert!(
+        text.contains("https://vorg.example.com/console/approvals"),
+        "{text}"
+    );
 }

@@ -905,7 +905,7 @@ async fn a_config_dir_with_the_originals_files_loads_them_unchanged(backend: Bac
 /// An OpenAI-compatible upstream that answers every completion with a fixed usage. While
 /// its gate is closed, requests are counted on arrival and held.
 #[derive(Clone)]
-struct Upstream {
+pub(crate) struct Upstream {
     url: String,
     calls: Arc<AtomicUsize>,
     /// `(prompt_tokens, completion_tokens)` of every answer.
@@ -914,7 +914,7 @@ struct Upstream {
 }
 
 impl Upstream {
-    async fn start() -> Upstream {
+    pub(crate) async fn start() -> Upstream {
         let mut up = Upstream {
             url: String::new(),
             calls: Arc::default(),
@@ -962,8 +962,18 @@ budgets:
 
 /// An app whose default model is gpt-4o-mini on `upstream`, under [`BUDGET_POLICIES`].
 async fn budget_app(backend: Backend, upstream: &Upstream) -> TestApp {
+    budget_app_with(backend, upstream, |_| {}).await
+}
+
+/// [`budget_app`] with more settings.
+pub(crate) async fn budget_app_with(
+    backend: Backend,
+    upstream: &Upstream,
+    tweak: impl FnOnce(&mut vorg::Settings),
+) -> TestApp {
     let url = upstream.url.clone();
     TestApp::spawn_with(backend, move |s| {
+        tweak(s);
         let dir = s.data_dir.join("config");
         write_file(&dir.join("governance/policies.yaml"), BUDGET_POLICIES);
         s.config_dir = Some(dir);
