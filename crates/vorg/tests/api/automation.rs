@@ -30,6 +30,7 @@ both!(
     private_targets_are_refused,
     a_budget_exceeded_alert_goes_out_once_per_period,
     an_approval_request_reaches_its_approvers_with_console_links,
+    schedules_declared_in_the_config_folder_are_loaded_and_read_only,
 );
 
 pub fn python() -> String {
@@ -993,4 +994,96 @@ async fn an_approval_request_reaches_its_approvers_with_console_links(backend: B
         text.contains("https://vorg.example.com/console/approvals"),
         "{text}"
     );
+}
+
+async fn schedules_declared_in_the_config_folder_are_loaded_and_read_only(backend: Backend) {
+    let db = vorg_store::testing::TestDb::new(backend).await;
+    let dir = std::env::temp_dir().join(format!(
+        "vorg-sched-file-{}-{}",
+        std::process::id(),
+        backend as u8
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = dir.join("config");
+    std::fs::create_dir_all(config.join("governance")).unwrap();
+    let file = config.join("schedules.yaml");
+    std::fs::write(
+        &file,
+        "schedules:
+  - name: weekday standup
+    cron: \"0 9 * * MON-FRI\"
+    timezone: Europe/Berlin
+    owner: admin@example.com
+    target: { kind: meeting, type: standup }
+  - name: monthly all-hands
+    cron: \"0 16 L * *\"
+    catch_up: run_once
+    owner: admin@example.com
+    target: { kind: meeting, type: allhands }
+",
+    )
+    .unwrap();
+    let mut settings = test_settings(&db, dir.join("data"));
+    settings.config_dir = Some(config.clone());
+    settings.scheduler = false;
+    let mut app = TestApp::start(settings.clone()).await;
+    let admin = app.admin().await;
+    let (_, list) = app.get("/schedules", &admin).await;
+    let list = list.as_array().unwrap().clone();
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert!(list.iter().all(|s| s["source"] == "file"));
+    // The owner did not exist at the first start: loaded again, the schedules have one.
+    assert!(list.iter().all(|s| s["owner_id"].is_null()), "{list:?}");
+    app.stop().await;
+    std::fs::write(
+        &file,
+        "schedules:
+  - name: weekday standup
+    cron: \"30 9 * * MON-FRI\"
+    timezone: Europe/Berlin
+    owner: admin@example.com
+    target: { kind: meeting, type: standup }
+",
+    )
+    .unwrap();
+    let app = TestApp::start(settings.clone()).await;
+    let (status, login) = app.login("admin@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    let admin = login["access_token"].as_str().unwrap().to_owned();
+    let (_, list) = app.get("/schedules", &admin).await;
+    let list = list.as_array().unwrap().clone();
+    assert_eq!(
+        list.len(),
+        1,
+        "removed from the file, removed here: {list:?}"
+    );
+    let s = &list[0];
+    assert_eq!(s["cron"], "30 9 * * MON-FRI");
+    assert_eq!(s["version"], 2);
+    assert_eq!(s["owner"], "admin@example.com");
+    let id = s["id"].as_i64().unwrap();
+    let (status, problem) = put(
+        &app,
+        &format!("/schedules/{id}"),
+        &admin,
+        json!({ "name": "weekday standup", "cron": "0 8 * * *", "target": standup(json!({})) }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("schedules.yaml"),
+        "{problem}"
+    );
+    // A broken file stops the start, naming the place.
+    std::fs::write(&file, "schedules:\n  - name: bad\n    cron: \"0 25 * * *\"\n    owner: a@b.c\n    target: { kind: meeting, type: standup }\n").unwrap();
+    let err = vorg::Application::build(settings)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    let err = format!("{err:#}");
+    assert!(err.contains("schedules.yaml"), "{err}");
 }
