@@ -588,6 +588,184 @@ http {{ access_log off; client_body_temp_path {tmp}; proxy_temp_path {tmp}; fast
     return result
 
 
+
+def nginx_receiver(tmp, port):
+    """nginx as a webhook receiver: answers 204 and logs each request's arrival (ms) and
+    webhook-id."""
+    conf = os.path.join(tmp, "nginx-rx.conf")
+    log = os.path.join(tmp, "rx.log")
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1; daemon off; pid {tmp}/nginx-rx.pid; error_log {tmp}/rx-error.log;
+events {{ worker_connections 4096; }}
+http {{ log_format rx '$msec $http_webhook_id'; access_log {log} rx;
+  client_body_temp_path {tmp}; proxy_temp_path {tmp}; fastcgi_temp_path {tmp};
+  uwsgi_temp_path {tmp}; scgi_temp_path {tmp};
+  server {{ listen 127.0.0.1:{port}; location / {{ return 204; }} }} }}
+""")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    proc = subprocess.Popen([nginx, "-c", conf, "-p", tmp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return proc, log
+
+
+def percentile(values, p):
+    values = sorted(values)
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def pool_map(fn, items, threads=8):
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(threads) as ex:
+        return list(ex.map(fn, items))
+
+
+def bench_webhooks(backend, runs=400, subscriptions=5):
+    """Webhook deliveries end to end: demo runs succeed, the dispatcher fans each run.succeeded
+    out to `subscriptions` receivers (nginx), each delivery is a signed POST from a job.
+    Reference: wrk POSTing straight to the same nginx."""
+    tmp = tempfile.mkdtemp(prefix="vorg-bench-hooks-")
+    env = dict(os.environ, VORG_DATA_DIR=os.path.join(tmp, "data"), RUST_LOG="warn",
+               VORG_CONFIG=os.path.join(tmp, "none.toml"), VORG_WEBHOOKS_ALLOW_PRIVATE="true")
+    env.pop("DATABASE_URL", None)
+    db = None
+    if backend == "postgres":
+        db = f"vorg_bench_hooks_{os.getpid()}"
+        psql(f"DROP DATABASE IF EXISTS {db}")
+        psql(f"CREATE DATABASE {db}")
+        env["DATABASE_URL"] = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
+    rx_port = free_port()
+    rx, log = nginx_receiver(tmp, rx_port)
+    reference = wrk_script(f"http://127.0.0.1:{rx_port}/ref", ['wrk.method = "POST"', 'wrk.body = [[{"type":"x"}]]'], 32, 2)
+    open(log, "w").close()
+    port = free_port()
+    proc, _ = start_vorg(env, port)
+    base = f"http://127.0.0.1:{port}"
+    token = http("POST", base + "/auth/register", {"email": "admin@example.com", "password": "benchmark password"})["access_token"]
+    hooks = [http("POST", base + "/webhooks", {"name": f"rx{i}", "url": f"http://127.0.0.1:{rx_port}/h{i}",
+                                               "events": ["run.succeeded"]}, token)["id"] for i in range(subscriptions)]
+    cpu0 = cpu_secs(proc.pid)
+    t0 = time.time()
+    pool_map(lambda _: http("POST", base + "/runs/start_demo", {"steps": 1, "step_ms": 0}, token), range(runs))
+    want = runs * subscriptions
+    deadline = time.time() + 300
+    while True:
+        with open(log) as f:
+            got = sum(1 for _ in f)
+        if got >= want or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    t1 = time.time()
+    cpu = cpu_secs(proc.pid) - cpu0
+    arrivals = {}
+    with open(log) as f:
+        for line in f:
+            ms, msg = line.split()
+            arrivals[msg] = float(ms)
+    latencies = []
+    for h in hooks:
+        cursor = None
+        while True:
+            page = http("GET", f"{base}/webhooks/{h}/deliveries?limit=200" + (f"&cursor={cursor}" if cursor else ""), token=token)
+            for d in page["items"]:
+                if d["msg_id"] in arrivals:
+                    event_at = datetime.fromisoformat(d["payload"]["timestamp"]).timestamp()
+                    latencies.append((arrivals[d["msg_id"]] - event_at) * 1000)
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+    first_arrival = min(arrivals.values()) if arrivals else t1
+    proc.send_signal(signal.SIGTERM); proc.wait()
+    rx.send_signal(signal.SIGTERM); rx.wait()
+    shutil.rmtree(tmp, ignore_errors=True)
+    if db:
+        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    return {
+        "runs": runs, "subscriptions": subscriptions, "deliveries_expected": want,
+        "deliveries_received": len(arrivals),
+        "seconds_from_first_run_to_last_delivery": round(t1 - t0, 2),
+        "deliveries_per_s": round(len(arrivals) / max(max(arrivals.values(), default=t1) - t0, 1e-3)),
+        "deliveries_per_s_after_first": round(len(arrivals) / max(max(arrivals.values(), default=t1) - first_arrival, 1e-3)),
+        "event_to_receiver_p50_ms": round(percentile(latencies, 50) or 0, 1),
+        "event_to_receiver_p99_ms": round(percentile(latencies, 99) or 0, 1),
+        "server_cpu_ms_per_delivery": round(cpu * 1000 / max(len(arrivals), 1), 3),
+        "reference_wrk_to_receiver": reference,
+    }
+
+
+def print_webhooks(w):
+    print("\nwebhooks (demo runs -> run.succeeded -> signed deliveries to nginx):")
+    for b, r in w.items():
+        print(f"  {b:<9} {r['deliveries_received']}/{r['deliveries_expected']} delivered, "
+              f"{r['deliveries_per_s']} deliveries/s end to end ({r['deliveries_per_s_after_first']}/s once flowing), "
+              f"event->receiver p50 {r['event_to_receiver_p50_ms']} ms p99 {r['event_to_receiver_p99_ms']} ms, "
+              f"{r['server_cpu_ms_per_delivery']} ms CPU per delivery; reference wrk->nginx "
+              f"{r['reference_wrk_to_receiver']['requests_per_s']} req/s")
+
+
+def bench_scheduler(backend, idle=10_000, firing=100, idle_secs=30, fire_secs=30):
+    """Scheduler overhead: CPU of an idle vorg holding `idle` schedules (none due), then the
+    firing skew of `firing` schedules that fire every 5 s among them (run created - slot)."""
+    tmp = tempfile.mkdtemp(prefix="vorg-bench-sched-")
+    env = dict(os.environ, VORG_DATA_DIR=os.path.join(tmp, "data"), RUST_LOG="warn",
+               VORG_CONFIG=os.path.join(tmp, "none.toml"))
+    env.pop("DATABASE_URL", None)
+    db = None
+    if backend == "postgres":
+        db = f"vorg_bench_sched_{os.getpid()}"
+        psql(f"DROP DATABASE IF EXISTS {db}")
+        psql(f"CREATE DATABASE {db}")
+        env["DATABASE_URL"] = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
+    port = free_port()
+    proc, _ = start_vorg(env, port)
+    base = f"http://127.0.0.1:{port}"
+    token = http("POST", base + "/auth/register", {"email": "admin@example.com", "password": "benchmark password"})["access_token"]
+    target = {"kind": "meeting", "type": "standup", "body": {"today": ["bench"]}}
+    t0 = time.time()
+    pool_map(lambda i: http("POST", base + "/schedules", {"name": f"idle {i}", "cron": f"{i % 60} {i % 24} 1 1 *",
+                                                         "timezone": "Europe/Berlin", "target": target}, token), range(idle))
+    create_secs = time.time() - t0
+    time.sleep(3)
+    rss_idle = rss_kib(proc.pid)
+    c0 = cpu_secs(proc.pid)
+    time.sleep(idle_secs)
+    idle_cpu = cpu_secs(proc.pid) - c0
+    ids = pool_map(lambda i: http("POST", base + "/schedules", {"name": f"fire {i}", "cron": "*/5 * * * * *",
+                                                              "target": target}, token)["id"], range(firing))
+    c0 = cpu_secs(proc.pid)
+    time.sleep(fire_secs)
+    fire_cpu = cpu_secs(proc.pid) - c0
+    skews = []
+    for i in ids:
+        for r in http("GET", f"{base}/schedules/{i}/runs", token=token):
+            slot = datetime.fromisoformat(r["summary"].rsplit(", ", 1)[1].rstrip(")"))
+            created = datetime.fromisoformat(r["created_at"].replace("Z", "+00:00"))
+            skews.append((created - slot).total_seconds() * 1000)
+    proc.send_signal(signal.SIGTERM); proc.wait()
+    shutil.rmtree(tmp, ignore_errors=True)
+    if db:
+        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    return {
+        "schedules": idle + firing, "created_per_s": round(idle / create_secs),
+        "idle_cpu_ms_per_minute": round(idle_cpu * 1000 * 60 / idle_secs, 1),
+        "idle_rss_mib": round(rss_idle / 1024, 1),
+        "firing_schedules": firing, "firings": len(skews),
+        "firing_cpu_ms_per_s": round(fire_cpu * 1000 / fire_secs, 1),
+        "skew_p50_ms": round(percentile(skews, 50) or 0, 1),
+        "skew_p99_ms": round(percentile(skews, 99) or 0, 1),
+        "skew_max_ms": round(max(skews, default=0), 1),
+    }
+
+
+def print_scheduler(s):
+    print("\nscheduler (10,000 schedules; 100 of them firing every 5 s):")
+    for b, r in s.items():
+        print(f"  {b:<9} idle CPU {r['idle_cpu_ms_per_minute']} ms per minute (RSS {r['idle_rss_mib']} MiB), "
+              f"{r['firings']} firings, skew p50 {r['skew_p50_ms']} ms p99 {r['skew_p99_ms']} ms "
+              f"max {r['skew_max_ms']} ms, {r['firing_cpu_ms_per_s']} ms CPU/s while firing; "
+              f"created {r['created_per_s']} schedules/s over HTTP")
+
 def main():
     if not os.path.exists(BIN):
         sys.exit("build the release binary first: make release")
@@ -609,6 +787,17 @@ def main():
         with open(out, "w") as f:
             json.dump({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                        "machine": {"cores": os.cpu_count()}, "workflows": w}, f, indent=2)
+        return
+    if only == "automation":
+        a = {"webhooks": {b: bench_webhooks(b) for b in ("sqlite", "postgres")},
+             "scheduler": {b: bench_scheduler(b) for b in ("sqlite", "postgres")}}
+        print_webhooks(a["webhooks"])
+        print_scheduler(a["scheduler"])
+        out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                           datetime.now(timezone.utc).strftime("%Y-%m-%d") + "-automation.json")
+        with open(out, "w") as f:
+            json.dump({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       "machine": {"cores": os.cpu_count()}, "automation": a}, f, indent=2)
         return
     if only == "mcp":
         m = bench_mcp()
@@ -644,6 +833,8 @@ def main():
         "workflows": {b: bench_workflows(b) for b in ("sqlite", "postgres")},
         "console": bench_console(),
         "mcp": bench_mcp(),
+        "webhooks": {b: bench_webhooks(b) for b in ("sqlite", "postgres")},
+        "scheduler": {b: bench_scheduler(b) for b in ("sqlite", "postgres")},
     }
     ref = results["reference_nginx_return_200"]["requests_per_s"]
     rows = [("reference: nginx return 200", results["reference_nginx_return_200"])]
@@ -687,6 +878,8 @@ def main():
     print_workflows(results["workflows"])
     print_console(results["console"])
     print_mcp(results["mcp"])
+    print_webhooks(results["webhooks"])
+    print_scheduler(results["scheduler"])
     out_dir = os.path.join(ROOT, "bench", "results")
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, datetime.now(timezone.utc).strftime("%Y-%m-%d") + "-backbone.json")

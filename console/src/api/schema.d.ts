@@ -655,6 +655,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/hooks/{hook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * An external system's delivery: verified by the trigger's scheme (401 and nothing
+         *     started when unsigned, wrongly signed or outside the replay window), mapped into the
+         *     trigger's target and started once per delivery id.
+         * @description **Access:** public, no credentials.
+         */
+        post: operations["hook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/linear/cycles": {
         parameters: {
             query?: never;
@@ -1199,6 +1221,80 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every schedule with its next slot.
+         * @description **Permission:** `view_runs` (roles: admin, approver, engineer, growth, viewer).
+         */
+        get: operations["list_schedules"];
+        put?: never;
+        /**
+         * Creates a schedule. The caller needs the permission to start its target (and an
+         *     admin may make it act for another user who holds it).
+         * @description **Permission:** `manage_automations` (roles: admin, approver, engineer, growth).
+         */
+        post: operations["create_schedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/schedules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A schedule with its next five slots.
+         * @description **Permission:** `view_runs` (roles: admin, approver, engineer, growth, viewer).
+         */
+        get: operations["get_schedule"];
+        /**
+         * Replaces a schedule (pausing with `enabled: false`). Enabling it again, or changing its
+         *     timing, counts slots from now on.
+         * @description **Permission:** `manage_automations` (roles: admin, approver, engineer, growth).
+         */
+        put: operations["replace_schedule"];
+        post?: never;
+        /**
+         * Deletes a schedule (its runs stay).
+         * @description **Permission:** `manage_automations` (roles: admin, approver, engineer, growth).
+         */
+        delete: operations["delete_schedule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/schedules/{id}/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The runs a schedule started, newest first (at most 100).
+         * @description **Permission:** `view_runs` (roles: admin, approver, engineer, growth, viewer).
+         */
+        get: operations["schedule_runs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/streams/events": {
         parameters: {
             query?: never;
@@ -1234,6 +1330,73 @@ export interface paths {
          * @description **Permission:** `view_runs` (roles: admin, approver, engineer, growth, viewer).
          */
         get: operations["stream_run_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/triggers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every trigger.
+         * @description **Permission:** `view_runs` (roles: admin, approver, engineer, growth, viewer).
+         */
+        get: operations["list_triggers"];
+        put?: never;
+        /**
+         * Creates a trigger; answers its secret once (and, for webhook triggers, the URL to give
+         *     the sender).
+         * @description **Permission:** `manage_automations` (roles: admin, approver, engineer, growth).
+         */
+        post: operations["create_trigger"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/triggers/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description **Permission:** `view_runs` (roles: admin, approver, engineer, growth, viewer). */
+        get: operations["get_trigger"];
+        /**
+         * Replaces a trigger's settings (its hook URL and secret stay).
+         * @description **Permission:** `manage_automations` (roles: admin, approver, engineer, growth).
+         */
+        put: operations["replace_trigger"];
+        post?: never;
+        /** @description **Permission:** `manage_automations` (roles: admin, approver, engineer, growth). */
+        delete: operations["delete_trigger"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/triggers/{id}/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The runs a trigger started, newest first (at most 100).
+         * @description **Permission:** `view_runs` (roles: admin, approver, engineer, growth, viewer).
+         */
+        get: operations["trigger_runs"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1403,6 +1566,132 @@ export interface paths {
         get: operations["list_models"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every subscription.
+         * @description **Permission:** `manage_webhooks` (roles: admin).
+         */
+        get: operations["list_webhooks"];
+        put?: never;
+        /**
+         * Subscribes a URL; answers its signing secret once.
+         * @description **Permission:** `manage_webhooks` (roles: admin).
+         */
+        post: operations["create_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description **Permission:** `manage_webhooks` (roles: admin). */
+        get: operations["get_webhook"];
+        /**
+         * Replaces a subscription's settings; `enabled: true` re-enables one vorg disabled.
+         * @description **Permission:** `manage_webhooks` (roles: admin).
+         */
+        put: operations["replace_webhook"];
+        post?: never;
+        /** @description **Permission:** `manage_webhooks` (roles: admin). */
+        delete: operations["delete_webhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A subscription's deliveries, newest first.
+         * @description **Permission:** `manage_webhooks` (roles: admin).
+         */
+        get: operations["list_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/{id}/deliveries/{delivery_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A delivery with every attempt (status, time, the start of the answer).
+         * @description **Permission:** `manage_webhooks` (roles: admin).
+         */
+        get: operations["get_delivery"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/{id}/deliveries/{delivery_id}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sends a delivery again now, with the same `webhook-id`.
+         * @description **Permission:** `manage_webhooks` (roles: admin).
+         */
+        post: operations["redeliver"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sends a `webhook.test` event to this subscription only.
+         * @description **Permission:** `manage_webhooks` (roles: admin).
+         */
+        post: operations["test_webhook"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1616,6 +1905,23 @@ export interface components {
             /** Format: int64 */
             user_id: number;
         };
+        /** @description One attempt at a delivery. */
+        AttemptView: {
+            /** Format: int64 */
+            attempt: number;
+            /** Format: int64 */
+            duration_ms: number;
+            error?: string | null;
+            /** @description The start of the receiver's answer (at most 2 KiB shown). */
+            response_excerpt: string;
+            /** Format: date-time */
+            started_at: string;
+            /**
+             * Format: int64
+             * @description The receiver's status (none when it could not be reached).
+             */
+            status_code?: number | null;
+        };
         AuditView: {
             /** @description What was done, e.g. `user.role.grant`. */
             action: string;
@@ -1660,6 +1966,14 @@ export interface components {
             /** Format: double */
             limit_usd: number;
             period: string;
+            /** @description The projection passes the limit. */
+            projected_over: boolean;
+            /**
+             * Format: double
+             * @description Month-end spend at the burn rate so far (monthly budgets, from a tenth of the month
+             *     on); a `budget.forecast` event goes out once when it first passes the limit.
+             */
+            projected_usd?: number | null;
             /**
              * Format: double
              * @description Held by calls in flight.
@@ -1794,6 +2108,36 @@ export interface components {
             id: number;
             /** @description `approved` or `rejected`. */
             status: components["schemas"]["ApprovalStatus"];
+        };
+        /** @description A delivery with its attempts. */
+        DeliveryDetail: components["schemas"]["DeliveryView"] & {
+            attempts_log: components["schemas"]["AttemptView"][];
+        };
+        /** @description One delivery of one event to one subscription. */
+        DeliveryView: {
+            /** Format: int64 */
+            attempts: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            delivered_at?: string | null;
+            /** Format: int64 */
+            event_id?: number | null;
+            event_type: string;
+            /** Format: int64 */
+            id: number;
+            last_error?: string | null;
+            /** Format: int64 */
+            last_status?: number | null;
+            /** @description The `webhook-id` header, the same on every attempt. */
+            msg_id: string;
+            /** Format: date-time */
+            next_attempt_at?: string | null;
+            payload: Record<string, never>;
+            /** @description `pending`, `delivered` or `failed`. */
+            status: string;
+            /** Format: int64 */
+            webhook_id: number;
         };
         /** @description `demo`: a few steps, each a log line and a pause, so a client can watch a run stream. */
         Demo: {
@@ -1994,6 +2338,14 @@ export interface components {
             model?: string | null;
             /** @description A configured provider to ask (default: the gateway's default model). */
             provider?: string | null;
+        };
+        /** @description What a hook delivery started. */
+        HookAccepted: {
+            /** @description `false`: this delivery id was seen before, and this is the run it started. */
+            created: boolean;
+            /** Format: int64 */
+            run_id: number;
+            trigger: string;
         };
         IdeaBody: {
             /** @description What to brainstorm. */
@@ -2380,6 +2732,36 @@ export interface components {
             next_cursor?: string | null;
         };
         /** @description One page of a list. */
+        Paged_DeliveryView: {
+            items: {
+                /** Format: int64 */
+                attempts: number;
+                /** Format: date-time */
+                created_at: string;
+                /** Format: date-time */
+                delivered_at?: string | null;
+                /** Format: int64 */
+                event_id?: number | null;
+                event_type: string;
+                /** Format: int64 */
+                id: number;
+                last_error?: string | null;
+                /** Format: int64 */
+                last_status?: number | null;
+                /** @description The `webhook-id` header, the same on every attempt. */
+                msg_id: string;
+                /** Format: date-time */
+                next_attempt_at?: string | null;
+                payload: Record<string, never>;
+                /** @description `pending`, `delivered` or `failed`. */
+                status: string;
+                /** Format: int64 */
+                webhook_id: number;
+            }[];
+            /** @description Pass as `cursor` for the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list. */
         Paged_RunView: {
             items: {
                 /**
@@ -2398,6 +2780,7 @@ export interface components {
                 id: number;
                 /** @description The job's payload: its shape is the run type's (see `RunInput`). */
                 input: components["schemas"]["RunInput"];
+                origin?: components["schemas"]["RunOrigin"] | null;
                 output?: components["schemas"]["RunOutput"] | null;
                 /** Format: int64 */
                 requested_by?: number | null;
@@ -2474,7 +2857,7 @@ export interface components {
          * @description Something a caller may be allowed to do. Each route needs exactly one.
          * @enum {string}
          */
-        Permission: "view_self" | "manage_own_tokens" | "manage_users" | "view_audit" | "view_metrics" | "view_runs" | "start_runs" | "cancel_runs" | "use_llm" | "view_usage" | "view_org" | "manage_governance" | "manage_personas" | "submit_approvals" | "decide_approvals" | "create_linear_issues" | "hold_meetings" | "manage_workflows";
+        Permission: "view_self" | "manage_own_tokens" | "manage_users" | "view_audit" | "view_metrics" | "view_runs" | "start_runs" | "cancel_runs" | "use_llm" | "view_usage" | "view_org" | "manage_governance" | "manage_personas" | "submit_approvals" | "decide_approvals" | "create_linear_issues" | "hold_meetings" | "manage_workflows" | "manage_automations" | "manage_webhooks";
         PermissionRow: {
             name: components["schemas"]["Permission"];
             roles: components["schemas"]["Role"][];
@@ -2485,7 +2868,7 @@ export interface components {
             roles: components["schemas"]["Role"][];
             routes: components["schemas"]["RouteRow"][];
         };
-        Permissions: ("view_self" | "manage_own_tokens" | "manage_users" | "view_audit" | "view_metrics" | "view_runs" | "start_runs" | "cancel_runs" | "use_llm" | "view_usage" | "view_org" | "manage_governance" | "manage_personas" | "submit_approvals" | "decide_approvals" | "create_linear_issues" | "hold_meetings" | "manage_workflows")[];
+        Permissions: ("view_self" | "manage_own_tokens" | "manage_users" | "view_audit" | "view_metrics" | "view_runs" | "start_runs" | "cancel_runs" | "use_llm" | "view_usage" | "view_org" | "manage_governance" | "manage_personas" | "submit_approvals" | "decide_approvals" | "create_linear_issues" | "hold_meetings" | "manage_workflows" | "manage_automations" | "manage_webhooks")[];
         /** @description A user as an issue or comment shows it. */
         Person: {
             display_name: string;
@@ -2652,6 +3035,20 @@ export interface components {
              */
             version?: number | null;
         };
+        /** @description The schedule or trigger that started a run. */
+        RunOrigin: {
+            /**
+             * Format: int64
+             * @description How many event-started runs led to this one (loop protection).
+             */
+            depth: number;
+            /** Format: int64 */
+            id: number;
+            /** @description `schedule` or `trigger`. */
+            kind: string;
+            /** @description Where to read it (`/schedules/{id}` or `/triggers/{id}`). */
+            link: string;
+        };
         /** @description A run's output, by run type (for the OpenAPI document: the view passes it through). */
         RunOutput: components["schemas"]["Minutes"] | components["schemas"]["HiringPlan"] | components["schemas"]["WorkflowOutcome"] | components["schemas"]["DemoOutput"];
         /**
@@ -2676,6 +3073,7 @@ export interface components {
             id: number;
             /** @description The job's payload: its shape is the run type's (see `RunInput`). */
             input: components["schemas"]["RunInput"];
+            origin?: components["schemas"]["RunOrigin"] | null;
             output?: components["schemas"]["RunOutput"] | null;
             /** Format: int64 */
             requested_by?: number | null;
@@ -2684,6 +3082,74 @@ export interface components {
             started_at?: string | null;
             status: components["schemas"]["RunStatus"];
             summary?: string | null;
+        };
+        /** @description A schedule as written. */
+        ScheduleBody: {
+            /**
+             * @description Slots missed while no vorg process ran: `skip` them (default) or `run_once` (the
+             *     newest of them, once).
+             * @example skip
+             */
+            catch_up?: string;
+            /**
+             * @description Five fields (minute hour day month weekday) or six with seconds first; names
+             *     (`MON`, `JAN`), ranges, lists and steps; `L` for a month's last day.
+             * @example 0 9 * * MON-FRI
+             */
+            cron: string;
+            description?: string;
+            enabled?: boolean;
+            /** @description Unique, 1 to 100 characters. */
+            name: string;
+            /**
+             * @description A fixed time that a spring-forward change skips: `run` at the first instant after
+             *     the gap (default) or `skip` that day.
+             */
+            on_dst_gap?: string;
+            /**
+             * @description Whose permissions and budgets the runs use (an admin may name another user by
+             *     e-mail; default: the caller).
+             */
+            owner?: string | null;
+            target: components["schemas"]["Target"];
+            /**
+             * @description An IANA time zone (default `UTC`).
+             * @example Europe/Berlin
+             */
+            timezone?: string;
+        };
+        /** @description A schedule. */
+        ScheduleView: {
+            catch_up: string;
+            /** Format: date-time */
+            created_at: string;
+            cron: string;
+            description: string;
+            enabled: boolean;
+            /** Format: int64 */
+            id: number;
+            /**
+             * Format: int64
+             * @description The run of the last slot fired.
+             */
+            last_run_id?: number | null;
+            /** Format: date-time */
+            last_slot_at?: string | null;
+            name: string;
+            /** @description The next slots (five on a single schedule, one in lists), empty while paused. */
+            next_fire_times: string[];
+            on_dst_gap: string;
+            owner?: string | null;
+            /** Format: int64 */
+            owner_id?: number | null;
+            /** @description `api`, or `file` (declared in the config folder's `schedules.yaml`; edit it there). */
+            source: string;
+            target: Record<string, never>;
+            timezone: string;
+            /** Format: date-time */
+            updated_at: string;
+            /** Format: int64 */
+            version: number;
         };
         SearchHit: components["schemas"]["ArtifactView"] & {
             /** @description Text around the first match. */
@@ -2775,6 +3241,30 @@ export interface components {
             /** Format: int64 */
             unpriced_calls: number;
         };
+        /** @description What to start. */
+        Target: {
+            body?: {
+                [key: string]: unknown;
+            };
+            /** @enum {string} */
+            kind: "meeting";
+            type: components["schemas"]["MeetingType"];
+        } | {
+            inputs?: {
+                [key: string]: unknown;
+            };
+            /** @enum {string} */
+            kind: "workflow";
+            /** Format: int64 */
+            version?: number | null;
+            workflow: string;
+        } | {
+            inputs?: {
+                [key: string]: unknown;
+            };
+            /** @enum {string} */
+            kind: "hiring_review";
+        };
         /** @description A team. */
         Team: {
             color?: string | null;
@@ -2855,6 +3345,68 @@ export interface components {
              */
             user_id: number;
         };
+        /** @description A trigger as written. */
+        TriggerBody: {
+            /**
+             * @description How deliveries are authenticated: `standard_webhooks` (default), `github`, `linear`
+             *     or `secret` (the secret in `X-Vorg-Trigger-Secret`).
+             */
+            auth?: string;
+            enabled?: boolean;
+            /** @description Event triggers: the event types that fire it (`run.failed`, `approval.decided`, …). */
+            events?: string[];
+            /** @description Event triggers: fields the event's data must equal (`{"run_type": "workflow"}`). */
+            filter?: Record<string, never>;
+            /** @description `webhook` (deliveries to `/hooks/{hook_id}`) or `event` (vorg's own events). */
+            kind?: string;
+            /**
+             * @description Target fields read from the delivery: `{field: "/json/pointer"}` (for event
+             *     triggers, into `{"type": …, "data": …}`).
+             */
+            mapping?: Record<string, never>;
+            /**
+             * Format: int64
+             * @description Event triggers: how many runs deep a chain of event-started runs may go (1 to 10).
+             */
+            max_depth?: number;
+            name: string;
+            /** @description Whose permissions and budgets runs use (an admin may name another user). */
+            owner?: string | null;
+            /**
+             * @description The signing secret the sender uses (GitHub's or Linear's, pasted here); default: one
+             *     is generated and answered once.
+             */
+            secret?: string | null;
+            target: components["schemas"]["Target"];
+        };
+        /** @description A new trigger and its secret, shown this once. */
+        TriggerCreated: components["schemas"]["TriggerView"] & {
+            secret: string;
+        };
+        /** @description A trigger (its secret is never shown again after creation). */
+        TriggerView: {
+            auth: string;
+            /** Format: date-time */
+            created_at: string;
+            enabled: boolean;
+            events: string[];
+            filter: Record<string, never>;
+            /** @description Where an external system delivers (webhook triggers). */
+            hook_url?: string | null;
+            /** Format: int64 */
+            id: number;
+            kind: string;
+            mapping: Record<string, never>;
+            /** Format: int64 */
+            max_depth: number;
+            name: string;
+            owner?: string | null;
+            /** Format: int64 */
+            owner_id?: number | null;
+            target: Record<string, never>;
+            /** Format: date-time */
+            updated_at: string;
+        };
         UpdateTokenRequest: {
             /** @description The token's new limits; they replace the old ones whole (`{}` removes every limit). */
             limits: components["schemas"]["LimitsBody"];
@@ -2920,6 +3472,59 @@ export interface components {
             /** Format: date-time */
             last_login_at?: string | null;
             roles: components["schemas"]["Role"][];
+        };
+        /** @description A subscription as written. */
+        WebhookBody: {
+            enabled?: boolean;
+            /**
+             * @description Event types to receive (`*` for all).
+             * @example [
+             *       "run.failed",
+             *       "approval.requested"
+             *     ]
+             */
+            events: string[];
+            /**
+             * @description `standard` (a Standard Webhooks message, default) or `slack` (an incoming-webhook
+             *     message with links to the console).
+             */
+            format?: string;
+            name: string;
+            /**
+             * @description An http(s) URL; loopback, private and metadata addresses are refused unless
+             *     `VORG_WEBHOOKS_ALLOW_PRIVATE=true`.
+             * @example https://hooks.example.com/vorg
+             */
+            url: string;
+        };
+        /** @description A new subscription and its signing secret (`whsec_…`), shown this once. */
+        WebhookCreated: components["schemas"]["WebhookView"] & {
+            secret: string;
+        };
+        /** @description A subscription (its secret is shown only when it is created). */
+        WebhookView: {
+            /** Format: date-time */
+            created_at: string;
+            /** @description Why vorg disabled it (a 410, or too many failures in a row). */
+            disabled_reason?: string | null;
+            enabled: boolean;
+            events: string[];
+            /**
+             * Format: int64
+             * @description Failed attempts since the last success.
+             */
+            failure_streak: number;
+            format: string;
+            /** Format: int64 */
+            id: number;
+            /** Format: date-time */
+            last_failure_at?: string | null;
+            /** Format: date-time */
+            last_success_at?: string | null;
+            name: string;
+            /** Format: date-time */
+            updated_at: string;
+            url: string;
         };
         WorkflowDetail: components["schemas"]["WorkflowSummary"] & {
             /** @description The document as JSON. */
@@ -5364,6 +5969,97 @@ export interface operations {
             };
         };
     };
+    hook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                hook_id: string;
+            };
+            cookie?: never;
+        };
+        /** @description The sender's JSON */
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description A delivery seen before */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HookAccepted"];
+                };
+            };
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HookAccepted"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not signed, wrongly signed, or stale */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Body larger than the configured limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The mapped fields do not make a valid target */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     cycles: {
         parameters: {
             query: {
@@ -7532,6 +8228,433 @@ export interface operations {
             };
         };
     };
+    list_schedules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleView"][];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleBody"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleView"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The name is taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Body larger than the configured limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleView"];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each field and reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    replace_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleView"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Body larger than the configured limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each field and reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    schedule_runs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunView"][];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each field and reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     stream_org_events: {
         parameters: {
             query?: {
@@ -7652,6 +8775,419 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
+            };
+            /** @description Invalid input; `errors` names each field and reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_triggers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggerView"][];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_trigger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TriggerBody"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggerCreated"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Body larger than the configured limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_trigger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggerView"];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each field and reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    replace_trigger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TriggerBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggerView"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Body larger than the configured limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_trigger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each field and reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    trigger_runs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunView"][];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Invalid input; `errors` names each field and reason */
             422: {
@@ -8220,6 +9756,615 @@ export interface operations {
             };
             /** @description The caller's roles lack the permission */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_webhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookView"][];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookBody"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookCreated"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body larger than the configured limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookView"];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each field and reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    replace_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookView"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Body larger than the configured limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each field and reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_deliveries: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 200 (default 50). */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Paged_DeliveryView"];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each field and reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_delivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                delivery_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryDetail"];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each field and reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    redeliver: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                delivery_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryView"];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each field and reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An internal error (logged; no details are returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    test_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryView"];
+                };
+            };
+            /** @description Missing, malformed, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's roles lack the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each field and reason */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

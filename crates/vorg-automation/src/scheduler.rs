@@ -22,6 +22,9 @@ use crate::{
     timing::{DstGap, Timing, TimingError},
 };
 
+/// How long after a change notice the timetable is read again.
+const RELOAD_DELAY: Duration = Duration::from_millis(100);
+
 /// How the scheduler behaves.
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
@@ -118,6 +121,9 @@ impl Scheduler {
         let mut notices = self.store.subscribe();
         let mut table = self.load().await;
         let mut loaded_at = tokio::time::Instant::now();
+        // A change notice reloads the timetable a moment later, once for a burst of changes
+        // (a thousand schedules made in a row cost a handful of reloads, not a thousand).
+        let mut reload_at: Option<tokio::time::Instant> = None;
         loop {
             let now = Utc::now();
             let due: Vec<i64> = table
@@ -126,9 +132,8 @@ impl Scheduler {
                 .map(|(id, _)| *id)
                 .collect();
             for id in due {
-                match self.pass(id, now).await {
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(schedule_id = id, error = %e, "firing a schedule"),
+                if let Err(e) = self.pass(id, now).await {
+                    tracing::warn!(schedule_id = id, error = %e, "firing a schedule");
                 }
                 let next = match self.store.get_schedule(id).await {
                     Ok(row) if row.enabled => table
@@ -143,26 +148,31 @@ impl Scheduler {
                     }
                 }
             }
-            let until_resync = self.config.resync.saturating_sub(loaded_at.elapsed());
-            let sleep = table
-                .values()
-                .map(|e| e.next)
-                .min()
-                .map(|next| (next - Utc::now()).to_std().unwrap_or(Duration::ZERO))
-                .unwrap_or(until_resync)
-                .min(until_resync);
-            let reload = tokio::select! {
+            let mut wake = tokio::time::Instant::now()
+                + self.config.resync.saturating_sub(loaded_at.elapsed());
+            if let Some(next) = table.values().map(|e| e.next).min() {
+                let until = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                wake = wake.min(tokio::time::Instant::now() + until);
+            }
+            if let Some(at) = reload_at {
+                wake = wake.min(at);
+            }
+            tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(sleep) => loaded_at.elapsed() >= self.config.resync,
+                _ = tokio::time::sleep_until(wake) => {}
                 n = notices.recv() => match n {
-                    Ok(Notice::Schedules | Notice::Resync) | Err(RecvError::Lagged(_)) => true,
-                    Ok(_) => false,
+                    Ok(Notice::Schedules | Notice::Resync) | Err(RecvError::Lagged(_)) => {
+                        reload_at.get_or_insert(tokio::time::Instant::now() + RELOAD_DELAY);
+                    }
+                    Ok(_) => {}
                     Err(RecvError::Closed) => return,
                 },
-            };
-            if reload {
+            }
+            let now = tokio::time::Instant::now();
+            if reload_at.is_some_and(|at| at <= now) || loaded_at.elapsed() >= self.config.resync {
                 table = self.load().await;
                 loaded_at = tokio::time::Instant::now();
+                reload_at = None;
             }
         }
     }
