@@ -118,17 +118,26 @@ impl Resolve for GuardedResolver {
         Box::pin(async move {
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if !allow_private && let Some(bad) = addrs.iter().find(|a| is_forbidden(a.ip())) {
-                return Err(format!(
-                    "{host} resolves to {}, a private or reserved address: refused",
-                    bad.ip()
-                )
-                .into());
-            }
-            let addrs: Addrs = Box::new(addrs.into_iter());
+            let addrs: Addrs = Box::new(checked(&host, addrs, allow_private)?.into_iter());
             Ok(addrs)
         })
     }
+}
+
+/// The addresses `host` resolved to, or why it may not be reached: one forbidden address
+/// refuses the name (a name that mixes public and private addresses could be rebound).
+pub fn checked(
+    host: &str,
+    addrs: Vec<SocketAddr>,
+    allow_private: bool,
+) -> Result<Vec<SocketAddr>, String> {
+    if !allow_private && let Some(bad) = addrs.iter().find(|a| is_forbidden(a.ip())) {
+        return Err(format!(
+            "{host} resolves to {}, a private or reserved address: refused",
+            bad.ip()
+        ));
+    }
+    Ok(addrs)
 }
 
 /// Why a URL may not be a webhook's target.
@@ -446,4 +455,87 @@ pub fn slack_message(payload: &Value, public_url: &str) -> Value {
         other => format!("vorg: {other}\n```{}```", data),
     };
     json!({ "text": text })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        SocketAddr::new(s.parse().unwrap(), 443)
+    }
+
+    #[test]
+    fn a_name_resolving_to_any_private_address_is_refused() {
+        for bad in [
+            "10.0.0.5",
+            "172.16.3.4",
+            "192.168.1.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "224.0.0.1",
+            "255.255.255.255",
+        ] {
+            let err = checked(
+                "internal.example",
+                vec![addr("93.184.216.34"), addr(bad)],
+                false,
+            );
+            assert!(err.unwrap_err().contains("private or reserved"), "{bad}");
+            assert!(
+                checked("internal.example", vec![addr(bad)], true).is_ok(),
+                "{bad} allowed"
+            );
+        }
+        for good in [
+            "93.184.216.34",
+            "2606:2800:220:1:248:1893:25c8:1946",
+            "8.8.8.8",
+        ] {
+            assert!(
+                checked("example.com", vec![addr(good)], false).is_ok(),
+                "{good}"
+            );
+        }
+    }
+
+    #[test]
+    fn urls_are_checked_before_any_lookup() {
+        assert!(url_problem("https://hooks.example.com/x", false).is_none());
+        for bad in [
+            "http://127.0.0.1/",
+            "http://[::1]/",
+            "http://169.254.169.254/",
+            "http://localhost:80/",
+            "http://user:pw@example.com/",
+            "file:///etc/passwd",
+            "gopher://example.com/",
+            "not a url",
+        ] {
+            assert!(url_problem(bad, false).is_some(), "{bad}");
+        }
+        assert!(url_problem("http://127.0.0.1:9/", true).is_none());
+    }
+
+    #[test]
+    fn a_slack_message_reads_well_and_links_to_the_console() {
+        let payload = serde_json::json!({ "type": "run.failed", "data": { "run_id": 7, "run_type": "workflow" } });
+        let text = slack_message(&payload, "https://vorg.example.com")["text"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            text,
+            "Run #7 (workflow) failed\n<https://vorg.example.com/console/runs/7|Open the run>"
+        );
+    }
 }

@@ -12,6 +12,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -101,10 +102,14 @@ pub struct Scheduler {
     config: SchedulerConfig,
 }
 
+/// A schedule's place in the timetable: only its next slot (a parsed cron holds a bitfield
+/// per year it could match, kilobytes each; it is parsed again when the schedule fires).
 struct Entry {
-    timing: Timing,
     next: DateTime<Utc>,
 }
+
+/// Schedules fired at once when several are due together.
+const FIRE_CONCURRENCY: usize = 8;
 
 impl Scheduler {
     pub fn new(store: Store, config: SchedulerConfig) -> Self {
@@ -131,16 +136,25 @@ impl Scheduler {
                 .filter(|(_, e)| e.next <= now)
                 .map(|(id, _)| *id)
                 .collect();
-            for id in due {
-                if let Err(e) = self.pass(id, now).await {
-                    tracing::warn!(schedule_id = id, error = %e, "firing a schedule");
-                }
-                let next = match self.store.get_schedule(id).await {
-                    Ok(row) if row.enabled => table
-                        .get(&id)
-                        .and_then(|e| e.timing.next_after(ms_to_time(row.anchor_ms).max(now))),
-                    _ => None,
-                };
+            // Each due schedule: its pass, then its next slot from the row as it now is.
+            let this = &self;
+            let fired: Vec<(i64, Option<DateTime<Utc>>)> = futures_util::stream::iter(due)
+                .map(|id| async move {
+                    if let Err(e) = this.pass(id, now).await {
+                        tracing::warn!(schedule_id = id, error = %e, "firing a schedule");
+                    }
+                    let next = match this.store.get_schedule(id).await {
+                        Ok(row) if row.enabled => timing_of(&row)
+                            .ok()
+                            .and_then(|t| t.next_after(ms_to_time(row.anchor_ms).max(now))),
+                        _ => None,
+                    };
+                    (id, next)
+                })
+                .buffer_unordered(FIRE_CONCURRENCY)
+                .collect()
+                .await;
+            for (id, next) in fired {
                 match (next, table.get_mut(&id)) {
                     (Some(next), Some(entry)) => entry.next = next,
                     _ => {
@@ -199,7 +213,7 @@ impl Scheduler {
             // Slots older than the grace are only looked at once (to be skipped or caught up).
             let from = ms_to_time(row.anchor_ms);
             if let Some(next) = timing.next_after(from) {
-                table.insert(row.id, Entry { timing, next });
+                table.insert(row.id, Entry { next });
             }
         }
         table

@@ -152,6 +152,26 @@ fn check(body: &ScheduleBody) -> ApiResult<Timing> {
     Timing::parse(&body.cron, &body.timezone, gap).map_err(|e| ApiError::invalid(e.field, e.reason))
 }
 
+/// The row a body writes (made over the API, acting for `owner`).
+fn stored<'a>(
+    body: &'a ScheduleBody,
+    target: &'a serde_json::Value,
+    owner: i64,
+) -> ScheduleWrite<'a> {
+    ScheduleWrite {
+        name: body.name.trim(),
+        description: &body.description,
+        target,
+        cron: body.cron.trim(),
+        timezone: &body.timezone,
+        catch_up: &body.catch_up,
+        on_dst_gap: &body.on_dst_gap,
+        enabled: body.enabled,
+        owner_id: Some(owner),
+        source: "api",
+    }
+}
+
 async fn write(state: &AppState, user: &CurrentUser, body: &ScheduleBody) -> ApiResult<i64> {
     check(body)?;
     let owner = owner_for(state, user, body.owner.as_deref(), &body.target).await?;
@@ -187,18 +207,7 @@ pub async fn create_schedule(
     let target = serde_json::to_value(&body.target).map_err(|e| ApiError::Internal(e.into()))?;
     let row = state
         .store
-        .create_schedule(&ScheduleWrite {
-            name: body.name.trim(),
-            description: &body.description,
-            target: &target,
-            cron: body.cron.trim(),
-            timezone: &body.timezone,
-            catch_up: &body.catch_up,
-            on_dst_gap: &body.on_dst_gap,
-            enabled: body.enabled,
-            owner_id: Some(owner),
-            source: "api",
-        })
+        .create_schedule(&stored(&body, &target, owner))
         .await
         .map_err(|e| match e {
             vorg_store::StoreError::Conflict(_) => {
@@ -264,21 +273,7 @@ pub async fn replace_schedule(
     let target = serde_json::to_value(&body.target).map_err(|e| ApiError::Internal(e.into()))?;
     let row = state
         .store
-        .update_schedule(
-            id,
-            &ScheduleWrite {
-                name: body.name.trim(),
-                description: &body.description,
-                target: &target,
-                cron: body.cron.trim(),
-                timezone: &body.timezone,
-                catch_up: &body.catch_up,
-                on_dst_gap: &body.on_dst_gap,
-                enabled: body.enabled,
-                owner_id: Some(owner),
-                source: "api",
-            },
-        )
+        .update_schedule(id, &stored(&body, &target, owner))
         .await?;
     audit_as(
         &state,

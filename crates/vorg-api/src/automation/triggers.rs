@@ -214,6 +214,45 @@ fn object_or_empty(v: &Value) -> Value {
     if v.is_null() { json!({}) } else { v.clone() }
 }
 
+/// A body's stored forms: its target, events, filter and mapping.
+struct Parts {
+    target: Value,
+    events: String,
+    filter: Value,
+    mapping: Value,
+}
+
+impl Parts {
+    fn of(body: &TriggerBody) -> ApiResult<Parts> {
+        Ok(Parts {
+            target: serde_json::to_value(&body.target).map_err(|e| ApiError::Internal(e.into()))?,
+            events: body.events.join(","),
+            filter: object_or_empty(&body.filter),
+            mapping: object_or_empty(&body.mapping),
+        })
+    }
+}
+
+/// The row a body writes, acting for `owner`.
+fn stored<'a>(body: &'a TriggerBody, parts: &'a Parts, owner: i64) -> TriggerWrite<'a> {
+    TriggerWrite {
+        name: body.name.trim(),
+        kind: &body.kind,
+        auth: if body.kind == "event" {
+            "none"
+        } else {
+            &body.auth
+        },
+        events: &parts.events,
+        filter: &parts.filter,
+        max_depth: body.max_depth,
+        target: &parts.target,
+        mapping: &parts.mapping,
+        enabled: body.enabled,
+        owner_id: Some(owner),
+    }
+}
+
 async fn write(state: &AppState, user: &CurrentUser, body: &TriggerBody) -> ApiResult<i64> {
     check(body)?;
     let owner = owner_for(state, user, body.owner.as_deref(), &body.target).await?;
@@ -263,35 +302,11 @@ pub async fn create_trigger(
     ApiJson(body): ApiJson<TriggerBody>,
 ) -> ApiResult<(StatusCode, Json<TriggerCreated>)> {
     let owner = write(&state, &user, &body).await?;
-    let target = serde_json::to_value(&body.target).map_err(|e| ApiError::Internal(e.into()))?;
+    let parts = Parts::of(&body)?;
     let secret = body.secret.clone().unwrap_or_else(new_secret);
-    let events = body.events.join(",");
-    let (filter, mapping) = (
-        object_or_empty(&body.filter),
-        object_or_empty(&body.mapping),
-    );
     let row = state
         .store
-        .create_trigger(
-            &TriggerWrite {
-                name: body.name.trim(),
-                kind: &body.kind,
-                auth: if body.kind == "event" {
-                    "none"
-                } else {
-                    &body.auth
-                },
-                events: &events,
-                filter: &filter,
-                max_depth: body.max_depth,
-                target: &target,
-                mapping: &mapping,
-                enabled: body.enabled,
-                owner_id: Some(owner),
-            },
-            &hook_id(),
-            &secret,
-        )
+        .create_trigger(&stored(&body, &parts, owner), &hook_id(), &secret)
         .await
         .map_err(|e| match e {
             vorg_store::StoreError::Conflict(_) => {
@@ -351,33 +366,10 @@ pub async fn replace_trigger(
         ));
     }
     let owner = write(&state, &user, &body).await?;
-    let target = serde_json::to_value(&body.target).map_err(|e| ApiError::Internal(e.into()))?;
-    let events = body.events.join(",");
-    let (filter, mapping) = (
-        object_or_empty(&body.filter),
-        object_or_empty(&body.mapping),
-    );
+    let parts = Parts::of(&body)?;
     let row = state
         .store
-        .update_trigger(
-            id,
-            &TriggerWrite {
-                name: body.name.trim(),
-                kind: &body.kind,
-                auth: if body.kind == "event" {
-                    "none"
-                } else {
-                    &body.auth
-                },
-                events: &events,
-                filter: &filter,
-                max_depth: body.max_depth,
-                target: &target,
-                mapping: &mapping,
-                enabled: body.enabled,
-                owner_id: Some(owner),
-            },
-        )
+        .update_trigger(id, &stored(&body, &parts, owner))
         .await?;
     audit_as(
         &state,
