@@ -264,6 +264,47 @@ test("governance refuses a broken policy with its reason, artifacts find the min
   await page.close();
 });
 
+test("schedules show their next slots; a webhook's secret shows once; a test delivery is logged", async ({ browser, base }) => {
+  const page = await browser.newPage();
+  await login(page, base, "admin@example.com");
+  await page.getByRole("link", { name: "Automation" }).click();
+  await page.getByRole("heading", { name: "Automation" }).waitFor();
+  const form = page.getByRole("form", { name: "New schedule" });
+  await form.getByLabel("Schedule name").fill("every minute");
+  await form.getByLabel(/^Cron/).fill("* * * * *");
+  await form.getByLabel("Time zone").fill("Europe/Berlin");
+  await form.getByLabel("Meeting body (JSON)").fill('{"today": ["e2e"]}');
+  await form.getByRole("button", { name: "Create schedule" }).click();
+  const row = page.getByRole("row", { name: /every minute/ });
+  await row.waitFor();
+  const next = await row.getByRole("cell").nth(3).innerText();
+  if (next === "–") throw new Error("no next slot shown");
+  await row.getByRole("link", { name: "every minute" }).click();
+  const slots = page.getByRole("list", { name: "Next slots" }).getByRole("listitem");
+  await slots.first().waitFor();
+  if ((await slots.count()) !== 5) throw new Error(`${await slots.count()} next slots shown`);
+  await page.screenshot({ path: join(shots, "schedule.png"), fullPage: true });
+  await page.getByRole("button", { name: "Pause" }).click();
+  await page.getByText("None while paused.").waitFor();
+  await page.getByRole("link", { name: "Automation" }).first().click();
+  await page.getByRole("tab", { name: "Webhooks" }).click();
+  const hook = page.getByRole("form", { name: "New webhook" });
+  await hook.getByLabel("Webhook name").fill("ops");
+  await hook.getByLabel("URL").fill("https://example.com/hook");
+  await hook.getByLabel("run.failed").check();
+  await hook.getByRole("button", { name: "Create webhook" }).click();
+  const secret = await page.getByRole("status").locator("code").innerText();
+  if (!secret.startsWith("whsec_")) throw new Error(`not a webhook secret: ${secret}`);
+  await page.getByRole("button", { name: "I have copied it" }).click();
+  if ((await page.getByText(secret).count()) !== 0) throw new Error("the secret is still shown");
+  await page.getByRole("link", { name: "ops" }).click();
+  await page.getByRole("button", { name: "Send test" }).click();
+  await page.getByRole("table", { name: "Deliveries" }).getByText("webhook.test").waitFor();
+  await page.screenshot({ path: join(shots, "automation.png"), fullPage: true });
+  if ((await page.getByText(secret).count()) !== 0) throw new Error("the secret is shown again");
+  await page.close();
+});
+
 test("the console is usable at phone width", async ({ browser, base }) => {
   const ctx = await browser.newContext({ viewport: { width: 390, height: 844 } });
   const page = await ctx.newPage();

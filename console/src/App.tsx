@@ -20,6 +20,9 @@ const OrgChart = lazy(() => import("./pages/Personas").then((m) => ({ default: m
 const PersonaDetail = lazy(() => import("./pages/Personas").then((m) => ({ default: m.PersonaDetail })));
 const Artifacts = lazy(() => import("./pages/Artifacts").then((m) => ({ default: m.Artifacts })));
 const ArtifactDetail = lazy(() => import("./pages/Artifacts").then((m) => ({ default: m.ArtifactDetail })));
+const Automation = lazy(() => import("./pages/Automation").then((m) => ({ default: m.Automation })));
+const ScheduleDetail = lazy(() => import("./pages/Automation").then((m) => ({ default: m.ScheduleDetail })));
+const WebhookDetail = lazy(() => import("./pages/Automation").then((m) => ({ default: m.WebhookDetail })));
 const RunDetail = lazy(() => import("./pages/RunDetail").then((m) => ({ default: m.RunDetail })));
 
 const NAV = [
@@ -28,6 +31,7 @@ const NAV = [
   ["/approvals", "Approvals"],
   ["/meetings", "Meetings"],
   ["/workflows", "Workflows"],
+  ["/automation", "Automation"],
   ["/personas", "Organization"],
   ["/hiring", "Hiring"],
   ["/artifacts", "Artifacts"],
@@ -96,6 +100,9 @@ export function App() {
           <Route path="/approvals" element={<Approvals me={me.data} />} />
           <Route path="/meetings" element={<Meetings me={me.data} />} />
           <Route path="/workflows" element={<Workflows me={me.data} />} />
+          <Route path="/automation" element={<Automation me={me.data} />} />
+          <Route path="/automation/schedules/:id" element={<ScheduleDetail me={me.data} />} />
+          <Route path="/automation/webhooks/:id" element={<WebhookDetail />} />
           <Route path="/personas" element={<OrgChart />} />
           <Route path="/personas/:id" element={<PersonaDetail me={me.data} />} />
           <Route path="/usage" element={<Usage />} />

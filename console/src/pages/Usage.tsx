@@ -73,7 +73,7 @@ export function Usage() {
       ) : (
         <table aria-label="Budgets">
           <thead>
-            <tr><th>Budget</th><th>Period</th><th>Spent</th><th>Reserved</th><th>Limit</th><th>Used</th><th>Resets</th></tr>
+            <tr><th>Budget</th><th>Period</th><th>Spent</th><th>Reserved</th><th>Limit</th><th>Used</th><th>Month-end forecast</th><th>Resets</th></tr>
           </thead>
           <tbody>
             {budgets.data?.items.map((b) => (
@@ -81,6 +81,10 @@ export function Usage() {
                 <td>{b.scope} {b.subject}</td><td>{b.period}</td><td>{money(b.spent_usd)}</td>
                 <td>{money(b.reserved_usd)}</td><td>{money(b.limit_usd)}</td>
                 <td>{Math.round(b.used * 100)}%{b.used >= 0.8 ? " ⚠" : ""}</td>
+                <td title="Spend at month end at the burn rate so far">
+                  {b.projected_usd == null ? "–" : money(b.projected_usd)}
+                  {b.projected_over ? " ⚠ over the limit" : ""}
+                </td>
                 <td>{b.resets_at ? new Date(b.resets_at).toLocaleString() : "–"}</td>
               </tr>
             ))}
