@@ -14,7 +14,8 @@ export default defineConfig({
   server: {
     proxy: Object.fromEntries(
       ["/auth", "/runs", "/streams", "/approvals", "/workflows", "/meetings", "/ops", "/usage",
-        "/budgets", "/personas", "/org", "/governance", "/artifacts", "/openapi.json"].map(
+        "/budgets", "/personas", "/org", "/governance", "/artifacts", "/schedules", "/triggers", "/webhooks",
+        "/openapi.json"].map(
         (p) => [p, "http://127.0.0.1:8000"],
       ),
     ),

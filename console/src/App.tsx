@@ -102,7 +102,7 @@ export function App() {
           <Route path="/workflows" element={<Workflows me={me.data} />} />
           <Route path="/automation" element={<Automation me={me.data} />} />
           <Route path="/automation/schedules/:id" element={<ScheduleDetail me={me.data} />} />
-          <Route path="/automation/webhooks/:id" element={<WebhookDetail />} />
+          <Route path="/automation/webhooks/:id" element={<WebhookDetail me={me.data} />} />
           <Route path="/personas" element={<OrgChart />} />
           <Route path="/personas/:id" element={<PersonaDetail me={me.data} />} />
           <Route path="/usage" element={<Usage />} />
