@@ -172,9 +172,22 @@ fn stored<'a>(
     }
 }
 
-async fn write(state: &AppState, user: &CurrentUser, body: &ScheduleBody) -> ApiResult<i64> {
+/// Checks a body and answers whom it acts for: `owner` when named, else whom it acted for
+/// so far (an admin pausing another user's schedule does not take it over), else the
+/// caller.
+async fn write(
+    state: &AppState,
+    user: &CurrentUser,
+    body: &ScheduleBody,
+    current: Option<i64>,
+) -> ApiResult<i64> {
     check(body)?;
-    let owner = owner_for(state, user, body.owner.as_deref(), &body.target).await?;
+    let named = match (&body.owner, current) {
+        (Some(owner), _) => Some(owner.clone()),
+        (None, Some(id)) if id != user.id => email_of(state, Some(id)).await,
+        (None, _) => None,
+    };
+    let owner = owner_for(state, user, named.as_deref(), &body.target).await?;
     body.target
         .check(&state.store, None, "target")
         .await
@@ -203,7 +216,7 @@ pub async fn create_schedule(
     user: CurrentUser,
     ApiJson(body): ApiJson<ScheduleBody>,
 ) -> ApiResult<(StatusCode, Json<ScheduleView>)> {
-    let owner = write(&state, &user, &body).await?;
+    let owner = write(&state, &user, &body, None).await?;
     let target = serde_json::to_value(&body.target).map_err(|e| ApiError::Internal(e.into()))?;
     let row = state
         .store
@@ -268,8 +281,8 @@ pub async fn replace_schedule(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<ScheduleBody>,
 ) -> ApiResult<Json<ScheduleView>> {
-    owned(&state, &user, id).await?;
-    let owner = write(&state, &user, &body).await?;
+    let current = owned(&state, &user, id).await?;
+    let owner = write(&state, &user, &body, current.owner_id).await?;
     let target = serde_json::to_value(&body.target).map_err(|e| ApiError::Internal(e.into()))?;
     let row = state
         .store

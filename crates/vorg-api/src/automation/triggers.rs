@@ -253,9 +253,22 @@ fn stored<'a>(body: &'a TriggerBody, parts: &'a Parts, owner: i64) -> TriggerWri
     }
 }
 
-async fn write(state: &AppState, user: &CurrentUser, body: &TriggerBody) -> ApiResult<i64> {
+/// Checks a body and answers whom it acts for: `owner` when named, else whom it acted for
+/// so far (an admin pausing another user's trigger does not take it over), else the
+/// caller.
+async fn write(
+    state: &AppState,
+    user: &CurrentUser,
+    body: &TriggerBody,
+    current: Option<i64>,
+) -> ApiResult<i64> {
     check(body)?;
-    let owner = owner_for(state, user, body.owner.as_deref(), &body.target).await?;
+    let named = match (&body.owner, current) {
+        (Some(owner), _) => Some(owner.clone()),
+        (None, Some(id)) if id != user.id => email_of(state, Some(id)).await,
+        (None, _) => None,
+    };
+    let owner = owner_for(state, user, named.as_deref(), &body.target).await?;
     // Mapped fields arrive with each delivery; the target alone must already be sound
     // unless a mapping fills what it lacks.
     if body
@@ -301,7 +314,7 @@ pub async fn create_trigger(
     user: CurrentUser,
     ApiJson(body): ApiJson<TriggerBody>,
 ) -> ApiResult<(StatusCode, Json<TriggerCreated>)> {
-    let owner = write(&state, &user, &body).await?;
+    let owner = write(&state, &user, &body, None).await?;
     let parts = Parts::of(&body)?;
     let secret = body.secret.clone().unwrap_or_else(new_secret);
     let row = state
@@ -365,7 +378,7 @@ pub async fn replace_trigger(
             "a trigger's secret is set when it is created",
         ));
     }
-    let owner = write(&state, &user, &body).await?;
+    let owner = write(&state, &user, &body, row.owner_id).await?;
     let parts = Parts::of(&body)?;
     let row = state
         .store

@@ -311,6 +311,20 @@ async fn schedules_are_checked_like_the_routes_they_stand_for(backend: Backend) 
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "names are unique");
+    // An admin pausing the growth user's schedule does not take it over.
+    let (_, list) = app.get("/schedules", &admin).await;
+    let mine = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "mine")
+        .unwrap()
+        .clone();
+    let (status, paused) = put(&app, &format!("/schedules/{}", mine["id"]), &admin,
+        json!({ "name": "mine", "cron": "0 9 * * *", "target": standup(json!({})), "enabled": false })).await;
+    assert_eq!(status, StatusCode::OK, "{paused}");
+    assert_eq!(paused["owner"], "growth@example.com", "{paused}");
+    assert_eq!(paused["enabled"], false);
 }
 
 fn hex_hmac(secret: &str, body: &[u8]) -> String {
