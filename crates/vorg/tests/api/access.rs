@@ -148,3 +148,38 @@ async fn the_permissions_endpoint_serves_the_table(backend: Backend) {
     assert_eq!(users["permission"], "manage_users");
     assert_eq!(users["roles"], serde_json::json!(["admin"]));
 }
+
+/// A known path with a method it does not have answers 405 with `Allow` (not a 403 and an
+/// error line: anyone can send these), for callers with and without credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undeclared_method_on_a_known_path_is_405_with_allow() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let admin = app.admin().await;
+    for (method, path, allow) in [
+        (Method::DELETE, "/schedules", "GET,POST"),
+        (Method::PATCH, "/runs/1", "GET"),
+        (Method::PUT, "/auth/login", "POST"),
+    ] {
+        for token in [None, Some(admin.as_str())] {
+            let mut req = app.client.request(method.clone(), app.url(path));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let resp = req.send().await.unwrap();
+            assert_eq!(
+                resp.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            let got = resp.headers()["allow"].to_str().unwrap().replace(' ', "");
+            let mut got: Vec<&str> = got.split(',').collect();
+            got.sort();
+            let mut want: Vec<&str> = allow.split(',').collect();
+            want.sort();
+            assert!(
+                want.iter().all(|m| got.contains(m)),
+                "{method} {path}: Allow {got:?}"
+            );
+        }
+    }
+}
