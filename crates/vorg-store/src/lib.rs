@@ -155,9 +155,49 @@ pub struct Store {
     notices: tokio::sync::broadcast::Sender<Notice>,
 }
 
+/// How many database connections one process may hold (`VORG_DB_MAX_CONNECTIONS`). On
+/// PostgreSQL two thirds go to requests and runs, the rest to the job queue's claims (plus
+/// one for `LISTEN`); on SQLite, whose one writer makes more connections useless, a third
+/// (8 by default, at most 16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSize {
+    pub max: u32,
+}
+
+impl Default for PoolSize {
+    fn default() -> Self {
+        PoolSize { max: 24 }
+    }
+}
+
+impl PoolSize {
+    /// The fewest connections a process works with (requests, queue, and a spare).
+    pub const MIN: u32 = 3;
+
+    /// The (main, queue) pool sizes on PostgreSQL.
+    pub fn split(self) -> (u32, u32) {
+        let max = self.max.max(Self::MIN);
+        let main = (max * 2 / 3).max(2);
+        (main, (max - main).max(1))
+    }
+}
+
 impl Store {
-    /// Connects to `url` (`sqlite://path` or `postgres://…`) without migrating.
+    /// Connects to `url` (`sqlite://path` or `postgres://…`) without migrating, with the
+    /// default pool size.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_sized(url, PoolSize::default()).await
+    }
+
+    /// The most connections each pool may open: (main, queue); the same pool twice on SQLite.
+    pub fn max_connections(&self) -> (u32, u32) {
+        let max = |db: &Db| with_db!(db, |p| p.options().get_max_connections());
+        (max(&self.db), max(&self.queue_db))
+    }
+
+    /// Connects to `url` without migrating, holding at most `size` connections.
+    pub async fn connect_sized(url: &str, size: PoolSize) -> Result<Self> {
+        let (main_max, queue_max) = size.split();
         let (db, queue_db) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             // A transaction its caller abandoned (a dropped future) would keep its locks until
             // the connection is reused; the server ends such sessions instead, so a run's
@@ -165,12 +205,12 @@ impl Store {
             let options = PgConnectOptions::from_str(url)?
                 .options([("idle_in_transaction_session_timeout", "10s")]);
             let pool = PgPoolOptions::new()
-                .max_connections(16)
+                .max_connections(main_max)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options.clone())
                 .await?;
             let queue = PgPoolOptions::new()
-                .max_connections(8)
+                .max_connections(queue_max)
                 .min_connections(0)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_lazy_with(options.options([("synchronous_commit", "off")]));
@@ -183,7 +223,7 @@ impl Store {
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
-                .max_connections(8)
+                .max_connections((size.max / 3).clamp(1, 16))
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(opts)
                 .await?;
@@ -206,7 +246,12 @@ impl Store {
 
     /// Connects and applies every pending migration.
     pub async fn connect_and_migrate(url: &str) -> Result<Self> {
-        let store = Self::connect(url).await?;
+        Self::connect_and_migrate_sized(url, PoolSize::default()).await
+    }
+
+    /// [`Store::connect_and_migrate`] holding at most `size` connections.
+    pub async fn connect_and_migrate_sized(url: &str, size: PoolSize) -> Result<Self> {
+        let store = Self::connect_sized(url, size).await?;
         store.migrate().await?;
         Ok(store)
     }

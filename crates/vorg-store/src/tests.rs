@@ -34,6 +34,7 @@ where
 }
 
 contract!(
+    pools_hold_at_most_the_configured_connections,
     user_lifecycle,
     duplicate_email_is_a_conflict,
     only_the_first_user_can_be_created_with_only_if_no_users,
@@ -1166,3 +1167,18 @@ async fn concurrent_reservations_never_overshoot_a_budget(store: Store) {
 
 mod automation;
 mod tokens;
+
+async fn pools_hold_at_most_the_configured_connections(store: Store) {
+    let (main, queue) = store.max_connections();
+    match store.backend() {
+        Backend::Postgres => assert_eq!((main, queue), (16, 8), "the default: 24 in all"),
+        Backend::Sqlite => assert_eq!(main, 8),
+    }
+    assert_eq!(crate::PoolSize { max: 6 }.split(), (4, 2));
+    assert_eq!(
+        crate::PoolSize { max: 1 }.split(),
+        (2, 1),
+        "never fewer than 3"
+    );
+    assert_eq!(crate::PoolSize { max: 100 }.split(), (66, 34));
+}

@@ -60,6 +60,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("S3_REGION", "s3_region"),
     ("AWS_ACCESS_KEY_ID", "s3_access_key_id"),
     ("AWS_SECRET_ACCESS_KEY", "s3_secret_access_key"),
+    ("VORG_DB_MAX_CONNECTIONS", "db_max_connections"),
     ("VORG_PUBLIC_URL", "public_url"),
     ("VORG_WEBHOOKS_ALLOW_PRIVATE", "webhooks_allow_private"),
     ("VORG_WEBHOOK_RETRY_SECS", "webhook_retry_secs"),
@@ -146,6 +147,8 @@ pub struct Settings {
     pub s3_region: String,
     pub s3_access_key_id: Option<Secret>,
     pub s3_secret_access_key: Option<Secret>,
+    /// Database connections one process may hold (see [`vorg_store::PoolSize`]).
+    pub db_max_connections: u32,
     /// Where vorg is reached from outside (hook URLs, links in webhooks); default
     /// `http://{bind}`.
     pub public_url: Option<String>,
@@ -210,6 +213,7 @@ impl Default for Settings {
             s3_access_key_id: None,
             s3_secret_access_key: None,
             linear_api_url: vorg_linear::DEFAULT_ENDPOINT.into(),
+            db_max_connections: vorg_store::PoolSize::default().max,
             public_url: None,
             webhooks_allow_private: false,
             webhook_retry_secs: None,
@@ -411,6 +415,12 @@ impl Settings {
         if let Some((_, v)) = nonempty("pricing_file") {
             s.pricing_file = Some(PathBuf::from(v));
         }
+        if let Some((src, v)) = get("db_max_connections") {
+            s.db_max_connections = parse(src, v, "a number of connections")?;
+            if s.db_max_connections < vorg_store::PoolSize::MIN {
+                bail!("{src}: must be at least {}", vorg_store::PoolSize::MIN);
+            }
+        }
         if let Some((src, v)) = nonempty("public_url") {
             let url = v.trim_end_matches('/');
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -578,6 +588,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown setting \"jwt_isuer\""), "{err}");
+    }
+
+    #[test]
+    fn automation_and_pool_settings_are_read_and_checked() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(s.db_max_connections, 24);
+        assert!(s.scheduler && !s.webhooks_allow_private);
+        let s = Settings::load(
+            None,
+            env(&[
+                ("VORG_DB_MAX_CONNECTIONS", "6"),
+                ("VORG_PUBLIC_URL", "https://vorg.example.com/"),
+                ("VORG_WEBHOOK_RETRY_SECS", "1, 2.5"),
+                ("VORG_SCHEDULER", "false"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.db_max_connections, 6);
+        assert_eq!(s.public_url.as_deref(), Some("https://vorg.example.com"));
+        assert_eq!(s.webhook_retry_secs, Some(vec![1.0, 2.5]));
+        assert!(!s.scheduler);
+        for (var, value) in [
+            ("VORG_DB_MAX_CONNECTIONS", "2"),
+            ("VORG_PUBLIC_URL", "vorg.example.com"),
+            ("VORG_WEBHOOK_RETRY_SECS", "1,-5"),
+            ("VORG_WEBHOOK_DISABLE_AFTER", "0"),
+        ] {
+            let err = Settings::load(None, env(&[(var, value)])).unwrap_err();
+            assert!(
+                err.to_string().starts_with(&format!("{var}:")),
+                "{var}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -36,7 +36,10 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     crate::limits::private_dir(&settings.data_dir)?;
     let url = settings.database_url();
     crate::limits::private_sqlite_file(&url)?;
-    let store = Store::connect_and_migrate(&url)
+    let size = vorg_store::PoolSize {
+        max: settings.db_max_connections,
+    };
+    let store = Store::connect_and_migrate_sized(&url, size)
         .await
         .with_context(|| format!("opening the database {}", settings.database_url_for_logs()))?;
     Ok(store)
