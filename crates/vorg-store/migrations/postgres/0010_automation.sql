@@ -116,6 +116,11 @@ CREATE TABLE event_cursors (
     last_id     BIGINT NOT NULL,
     updated_at  TIMESTAMPTZ NOT NULL
 );
+-- The dispatcher's cursor exists from here on, at the newest event: history is not sent to
+-- subscriptions, and no event after this point can be passed over by a process that starts
+-- while another is already writing events.
+INSERT INTO event_cursors (name, last_id, updated_at)
+SELECT 'dispatch', COALESCE(MAX(id), 0), now() FROM events;
 
 -- Alerts sent once per period (budget exceeded, forecast over the limit): the key is the
 -- alert and its period; the insert that wins sends it.
