@@ -102,11 +102,6 @@ impl Dispatcher {
     pub async fn drain(&self) -> Result<usize, StoreError> {
         let mut read = 0;
         loop {
-            let from = self.store.event_cursor(CURSOR).await?;
-            let events = self.store.events_after(from, BATCH).await?;
-            let Some(last) = events.last().map(|e| e.id) else {
-                return Ok(read);
-            };
             let hooks: Vec<_> = self
                 .store
                 .list_webhooks()
@@ -121,6 +116,11 @@ impl Dispatcher {
                 .into_iter()
                 .filter(|t| t.enabled && t.kind == "event")
                 .collect();
+            let from = self.store.event_cursor(CURSOR).await?;
+            let events = self.store.events_after(from, BATCH).await?;
+            let Some(last) = events.last().map(|e| e.id) else {
+                return Ok(read);
+            };
             if hooks.is_empty() && triggers.is_empty() {
                 // Nothing listens: the cursor moves on now and then, not per event (a
                 // subscription made later gets only events after it was made).
@@ -311,7 +311,14 @@ pub fn listens(t: &TriggerRow, kind: &str, data: &Value) -> bool {
             .is_none_or(|f| f.iter().all(|(k, v)| data.get(k) == Some(v)))
 }
 
-fn new_msg_id() -> String {
+/// A new Standard Webhooks message id (`msg_` and 96 random bits).
+pub fn new_msg_id() -> String {
     let bytes: [u8; 12] = rand::rng().random();
     format!("msg_{}", hex::encode(bytes))
+}
+
+/// A new, unguessable id for `/hooks/{hook_id}` (`hk_` and 128 random bits).
+pub fn new_hook_id() -> String {
+    let bytes: [u8; 16] = rand::rng().random();
+    format!("hk_{}", hex::encode(bytes))
 }

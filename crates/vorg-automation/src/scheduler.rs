@@ -86,6 +86,8 @@ pub struct Pass {
     pub skipped: usize,
     /// Why due slots did not start (owner gone or without permission, target invalid).
     pub refused: Option<String>,
+    /// The schedule's next slot after this pass (none: deleted, paused or unparsable).
+    pub next: Option<DateTime<Utc>>,
 }
 
 fn ms_to_time(ms: i64) -> DateTime<Utc> {
@@ -136,18 +138,22 @@ impl Scheduler {
                 .filter(|(_, e)| e.next <= now)
                 .map(|(id, _)| *id)
                 .collect();
-            // Each due schedule: its pass, then its next slot from the row as it now is.
+            // Each due schedule's pass, which answers its next slot.
             let this = &self;
             let fired: Vec<(i64, Option<DateTime<Utc>>)> = futures_util::stream::iter(due)
                 .map(|id| async move {
-                    if let Err(e) = this.pass(id, now).await {
-                        tracing::warn!(schedule_id = id, error = %e, "firing a schedule");
-                    }
-                    let next = match this.store.get_schedule(id).await {
-                        Ok(row) if row.enabled => timing_of(&row)
-                            .ok()
-                            .and_then(|t| t.next_after(ms_to_time(row.anchor_ms).max(now))),
-                        _ => None,
+                    let next = match this.pass(id, now).await {
+                        Ok(pass) => pass.next,
+                        Err(e) => {
+                            tracing::warn!(schedule_id = id, error = %e, "firing a schedule");
+                            // From the row as it now is (the pass may have stopped anywhere).
+                            match this.store.get_schedule(id).await {
+                                Ok(row) if row.enabled => timing_of(&row)
+                                    .ok()
+                                    .and_then(|t| t.next_after(ms_to_time(row.anchor_ms).max(now))),
+                                _ => None,
+                            }
+                        }
                     };
                     (id, next)
                 })
@@ -269,6 +275,7 @@ impl Scheduler {
             pass.skipped = 0;
         }
         let Some(newest) = on_time.last().copied().or(missed_last) else {
+            pass.next = timing.next_after(anchor.max(now));
             return Ok(pass);
         };
         let mut last_run = None;
@@ -292,6 +299,7 @@ impl Scheduler {
         self.store
             .advance_schedule(row.id, newest.timestamp_millis(), last_run)
             .await?;
+        pass.next = timing.next_after(anchor.max(newest).max(now));
         Ok(pass)
     }
 

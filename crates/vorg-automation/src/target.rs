@@ -102,7 +102,7 @@ impl Target {
 
     /// Reads a stored target; `field` names where it came from in problems.
     pub fn from_value(value: &Value, field: &str) -> Result<Target, StartError> {
-        serde_path_to_error_like(value).map_err(|reason| problem(field, reason))
+        serde_json::from_value(value.clone()).map_err(|e| problem(field, e.to_string()))
     }
 
     /// Checks the target (with `overlay` merged in) as its route would, without starting
@@ -274,11 +274,6 @@ enum Job {
     Meeting(vorg_services::meetings::Meeting),
     Workflow(WorkflowRun),
     Hiring(HiringPlanJob),
-}
-
-/// Deserialises a target, naming the path of what is wrong.
-fn serde_path_to_error_like(value: &Value) -> Result<Target, String> {
-    serde_json::from_value::<Target>(value.clone()).map_err(|e| e.to_string())
 }
 
 /// The requester a schedule's or trigger's owner is: their roles as they hold them when

@@ -121,7 +121,12 @@ async fn a_daily_slot_runs_once_across_spring_forward_and_fall_back(backend: Bac
     ] {
         s.pass(id, at(now)).await.unwrap();
     }
-    s.pass(id, at("2027-03-29T00:30:05Z")).await.unwrap();
+    let pass = s.pass(id, at("2027-03-29T00:30:05Z")).await.unwrap();
+    assert_eq!(
+        pass.next,
+        Some(at("2027-03-30T00:30:00Z")),
+        "each pass answers the next slot"
+    );
     // 2027-10-31: 03:00 goes back to 02:00; 02:30 is lived twice and fires the first time.
     for now in [
         "2027-10-31T00:30:01Z",

@@ -9,7 +9,6 @@ use axum::{
     http::{HeaderMap, StatusCode},
 };
 use chrono::{DateTime, Utc};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -284,16 +283,6 @@ async fn write(
     Ok(owner)
 }
 
-fn hook_id() -> String {
-    let mut b = [0u8; 16];
-    rand::rng().fill_bytes(&mut b);
-    format!("hk_{}", hex_lower(&b))
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Every trigger.
 #[utoipa::path(get, path = "/triggers", tag = "automation",
     responses((status = 200, body = Vec<TriggerView>)))]
@@ -319,7 +308,11 @@ pub async fn create_trigger(
     let secret = body.secret.clone().unwrap_or_else(new_secret);
     let row = state
         .store
-        .create_trigger(&stored(&body, &parts, owner), &hook_id(), &secret)
+        .create_trigger(
+            &stored(&body, &parts, owner),
+            &vorg_automation::dispatch::new_hook_id(),
+            &secret,
+        )
         .await
         .map_err(|e| match e {
             vorg_store::StoreError::Conflict(_) => {

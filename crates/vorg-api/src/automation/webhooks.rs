@@ -422,18 +422,13 @@ pub async fn test_webhook(
         .await
         .map_err(not_found("webhook"))?;
     let now = Utc::now();
-    let bytes: [u8; 12] = rand::random();
-    let msg_id = format!(
-        "msg_{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
     let d = state
         .store
         .create_delivery(&NewDelivery {
             webhook_id: hook.id,
             event_id: None,
             event_type: "webhook.test".into(),
-            msg_id,
+            msg_id: vorg_automation::dispatch::new_msg_id(),
             payload: json!({
                 "type": "webhook.test",
                 "timestamp": now.to_rfc3339(),
