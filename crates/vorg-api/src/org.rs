@@ -567,7 +567,8 @@ pub struct BudgetView {
     period: String,
     limit_usd: f64,
     spent_usd: f64,
-    /// Held by calls in flight.
+    /// Held by calls in flight (and headroom other vorg processes have leased for their
+    /// next calls).
     reserved_usd: f64,
     /// Spent as a share of the limit (0 to 1 and beyond).
     used: f64,
@@ -621,7 +622,9 @@ pub async fn my_budgets(
                 resets_at: vorg_llm::budget::period_end(&k.period),
                 limit_usd: micro_to_usd(k.limit_micro_usd),
                 spent_usd: micro_to_usd(b.spent_micro_usd),
-                reserved_usd: micro_to_usd(b.reserved_micro_usd),
+                reserved_usd: micro_to_usd(
+                    (b.reserved_micro_usd - state.llm.ledger().unpromised(&k)).max(0),
+                ),
                 scope: k.scope,
                 subject: k.subject,
                 period: k.period,

@@ -176,6 +176,7 @@ async fn seed(url: &str, runs: usize, usage: usize, log_lines: usize) -> anyhow:
                 streamed: false,
                 status: "ok",
                 error: None,
+                charge: None,
             })
             .collect();
         store.record_usage_batch(&rows).await?;

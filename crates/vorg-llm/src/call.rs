@@ -1,8 +1,6 @@
 //! Who a call is for and what it reserved: the context the gateway, the budgets and the
 //! usage writer share. A leaf module: it imports none of them.
 
-use vorg_store::BudgetKey;
-
 /// Who a call is for, for usage and budgets.
 #[derive(Debug, Clone, Default)]
 pub struct CallContext {
@@ -20,10 +18,9 @@ pub struct CallContext {
     pub on_behalf_of: Option<String>,
 }
 
-/// A reservation to settle when the call ends.
+/// What a call holds on its budgets until it ends.
 #[derive(Debug, Clone)]
 pub struct Charge {
-    pub keys: Vec<BudgetKey>,
-    pub reserved: i64,
+    pub hold: crate::ledger::Hold,
     pub warn_permille: i64,
 }

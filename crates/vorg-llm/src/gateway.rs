@@ -50,6 +50,7 @@ pub struct Gateway {
     retry: RetryPolicy,
     governor: Option<Arc<dyn Governor>>,
     usage: crate::usage_writer::UsageWriter,
+    ledger: Arc<crate::ledger::Ledger>,
 }
 
 /// A call that failed on every provider of its chain; the last error says why.
@@ -90,6 +91,10 @@ impl Gateway {
             default_provider: default_provider.to_owned(),
             pricing,
             usage: crate::usage_writer::UsageWriter::start(store.clone()),
+            ledger: Arc::new(crate::ledger::Ledger::new(
+                store.clone(),
+                crate::ledger::LeaseConfig::default(),
+            )),
             store,
             retry,
             governor: None,
@@ -100,6 +105,17 @@ impl Gateway {
     pub fn with_governor(mut self, governor: Arc<dyn Governor>) -> Self {
         self.governor = Some(governor);
         self
+    }
+
+    /// Budget leases sized and kept by `config` (before any call).
+    pub fn with_leases(mut self, config: crate::ledger::LeaseConfig) -> Self {
+        self.ledger = Arc::new(crate::ledger::Ledger::new(self.store.clone(), config));
+        self
+    }
+
+    /// This process's budget leases (its keeper is started by the caller).
+    pub fn ledger(&self) -> &Arc<crate::ledger::Ledger> {
+        &self.ledger
     }
 
     /// Adds a provider whose default model is `default_model`.
@@ -223,7 +239,9 @@ impl Gateway {
         usage: Usage,
         error: Option<&ProviderError>,
     ) -> i64 {
-        self.handle().record(attempt, usage, error, false).await
+        self.handle()
+            .record(attempt, usage, error, false, None)
+            .await
     }
 
     /// Walks the chain for `req.model()`, calling `call` on each provider (retried, then
@@ -319,7 +337,7 @@ impl Gateway {
         let (resp, provider, model, started) = match answer {
             Ok(a) => a,
             Err(e) => {
-                self.handle().settle(charge, 0).await;
+                self.handle().release(charge.as_ref());
                 return Err(e);
             }
         };
@@ -330,8 +348,9 @@ impl Gateway {
             started,
             streamed: false,
         };
-        let cost = self.record(&call, resp.usage, None).await;
-        self.handle().settle(charge, cost).await;
+        self.handle()
+            .record(&call, resp.usage, None, false, charge.as_ref())
+            .await;
         Ok((resp, provider, model))
     }
 
@@ -352,7 +371,7 @@ impl Gateway {
         let (inner, provider, model, started) = match opened {
             Ok(a) => a,
             Err(e) => {
-                self.handle().settle(charge, 0).await;
+                self.handle().release(charge.as_ref());
                 return Err(e);
             }
         };
@@ -442,19 +461,18 @@ impl Gateway {
         if policy.budgets.is_empty() || worst == 0 {
             return Ok((chain, None));
         }
-        let mut outcome = self.store.reserve_budget(&policy.budgets, worst).await;
+        let mut outcome = self.ledger.admit(&policy.budgets, worst).await;
         if let Ok(Err(_)) = outcome {
-            // Settlements of calls that already ended may still be queued: apply them, so a
-            // refusal is never due to a reservation that is already over, then try again.
+            // Before refusing: charges of calls that already ended may still be queued. Write
+            // them, so the refusal tells what is really spent, and try once more.
             self.usage.flush().await;
-            outcome = self.store.reserve_budget(&policy.budgets, worst).await;
+            outcome = self.ledger.admit(&policy.budgets, worst).await;
         }
         match outcome {
-            Ok(Ok(())) => Ok((
+            Ok(Ok(hold)) => Ok((
                 chain,
                 Some(Charge {
-                    keys: policy.budgets,
-                    reserved: worst,
+                    hold,
                     warn_permille: policy.warn_permille,
                 }),
             )),
@@ -497,7 +515,7 @@ impl Gateway {
     fn handle(&self) -> RecordHandle {
         RecordHandle {
             usage: self.usage.clone(),
-            store: self.store.clone(),
+            ledger: self.ledger.clone(),
             pricing: self.pricing.clone(),
         }
     }
@@ -532,30 +550,40 @@ struct Attempt<'a> {
 }
 
 /// What recording needs, also after the gateway call returned (streams).
+#[derive(Clone)]
 struct RecordHandle {
     usage: crate::usage_writer::UsageWriter,
-    store: Store,
+    ledger: Arc<crate::ledger::Ledger>,
     pricing: Pricing,
 }
 
 impl RecordHandle {
-    /// Releases a reservation and charges what the call cost (a failure is logged).
-    async fn settle(&self, charge: Option<Charge>, cost: i64) {
+    /// Ends a call that cost nothing: its budgets get back all it held.
+    fn release(&self, charge: Option<&Charge>) {
         if let Some(c) = charge {
-            self.usage.settle(c, cost).await;
+            self.ledger.release(&c.hold, 0);
         }
     }
 
     /// Writes the usage row of one provider call (a failure to write is logged) and returns
     /// its cost. `estimated`: the tokens are the gateway's estimate, not the upstream's count.
+    /// With `charge`, the call's hold ends and the row's cost is charged to its budgets.
     async fn record(
         &self,
         a: &Attempt<'_>,
         usage: Usage,
         error: Option<&ProviderError>,
         estimated: bool,
+        charge: Option<&Charge>,
     ) -> i64 {
         let (cost, priced) = self.pricing.cost_micro_usd(a.provider, a.model, usage);
+        let charge = charge.map(|c| {
+            self.ledger.release(&c.hold, cost);
+            vorg_store::UsageCharge {
+                budgets: c.hold.charged(),
+                warn_permille: c.warn_permille,
+            }
+        });
         let row = crate::usage_writer::UsageRow {
             run_id: a.ctx.run_id,
             actor: a.ctx.actor.clone(),
@@ -572,6 +600,7 @@ impl RecordHandle {
             streamed: a.streamed,
             status: if error.is_some() { "error" } else { "ok" },
             error: error.map(|e| e.message.clone()),
+            charge,
         };
         self.usage.record(row).await;
         cost
@@ -647,11 +676,7 @@ impl Drop for StreamRecorder {
             return;
         }
         let mut rest = StreamRecorder {
-            gateway: RecordHandle {
-                usage: self.gateway.usage.clone(),
-                store: self.gateway.store.clone(),
-                pricing: self.gateway.pricing.clone(),
-            },
+            gateway: self.gateway.clone(),
             ctx: self.ctx.clone(),
             provider: self.provider.clone(),
             model: self.model.clone(),
@@ -694,11 +719,16 @@ impl StreamRecorder {
             Some(u) => (u, false),
             None => (self.seen.estimate(), true),
         };
-        let cost = self
-            .gateway
-            .record(&call, usage, self.error.as_ref(), estimated)
+        let charge = self.charge.take();
+        self.gateway
+            .record(
+                &call,
+                usage,
+                self.error.as_ref(),
+                estimated,
+                charge.as_ref(),
+            )
             .await;
-        self.gateway.settle(self.charge.take(), cost).await;
     }
 }
 

@@ -1,7 +1,7 @@
-//! Usage rows and budget settlements leave the response path: calls hand them to a writer
-//! task, which inserts whatever rows have queued up in one transaction and settles each
-//! budget charge (releasing the reservation, charging the real cost). Under load many rows share a commit; at rest a
-//! row is written as soon as it arrives. Readers of usage in this process call
+//! Usage rows leave the response path: calls hand them to a writer task, which inserts
+//! whatever rows have queued up in one transaction, charging each row's cost to its budgets
+//! in the same transaction. Under load many rows share a commit; at rest a row is written
+//! as soon as it arrives. Readers of usage in this process call
 //! [`UsageWriter::flush`] first, so what a client did is always visible to it.
 
 use tokio::sync::{mpsc, oneshot};
@@ -12,7 +12,6 @@ pub use vorg_store::NewUsage as UsageRow;
 
 enum Msg {
     Row(Box<UsageRow>),
-    Settle(crate::call::Charge, i64),
     Flush(oneshot::Sender<()>),
 }
 
@@ -52,21 +51,6 @@ impl UsageWriter {
         write(&self.store, &[*row]).await;
     }
 
-    /// Settles a budget charge at `cost` (inline when there is no writer task).
-    pub async fn settle(&self, charge: crate::call::Charge, cost: i64) {
-        let msg = Msg::Settle(charge, cost);
-        let msg = match &self.tx {
-            Some(tx) => match tx.send(msg) {
-                Ok(()) => return,
-                Err(mpsc::error::SendError(m)) => m,
-            },
-            None => msg,
-        };
-        if let Msg::Settle(c, cost) = msg {
-            settle(&self.store, &c, cost).await;
-        }
-    }
-
     /// Waits until every row and settlement queued before this call is written.
     pub async fn flush(&self) {
         if let Some(tx) = &self.tx {
@@ -81,13 +65,11 @@ impl UsageWriter {
 async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Msg>) {
     while let Some(first) = rx.recv().await {
         let mut rows = Vec::new();
-        let mut settles = Vec::new();
         let mut waiters = Vec::new();
         let mut next = Some(first);
         while let Some(msg) = next {
             match msg {
                 Msg::Row(r) => rows.push(*r),
-                Msg::Settle(c, cost) => settles.push((c, cost)),
                 Msg::Flush(w) => waiters.push(w),
             }
             next = if rows.len() < MAX_BATCH {
@@ -99,21 +81,9 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Msg>) {
         if !rows.is_empty() {
             write(&store, &rows).await;
         }
-        for (charge, cost) in &settles {
-            settle(&store, charge, *cost).await;
-        }
         for w in waiters {
             let _ = w.send(());
         }
-    }
-}
-
-async fn settle(store: &Store, c: &crate::call::Charge, cost: i64) {
-    if let Err(e) = store
-        .settle_budget(&c.keys, c.reserved, cost, c.warn_permille)
-        .await
-    {
-        tracing::error!(error = %e, "could not settle a budget reservation");
     }
 }
 

@@ -27,6 +27,8 @@ pub enum Notice {
     JobQueued,
     /// A schedule was created, changed or deleted: schedulers re-read their timetable.
     Schedules,
+    /// A process was refused budget headroom that others hold: give back what is unused.
+    BudgetPressure,
     /// Notices may have been missed (listener reconnected): re-read from the tables.
     Resync,
 }
@@ -39,6 +41,7 @@ impl Notice {
             Notice::JobQueued => "j".to_owned(),
             Notice::Schedules => "c".to_owned(),
             Notice::Resync => "s".to_owned(),
+            Notice::BudgetPressure => "b".to_owned(),
         }
     }
 
@@ -55,6 +58,7 @@ impl Notice {
             "j" => Some(Notice::JobQueued),
             "c" => Some(Notice::Schedules),
             "s" => Some(Notice::Resync),
+            "b" => Some(Notice::BudgetPressure),
             _ => None,
         }
     }
@@ -72,6 +76,28 @@ impl Store {
     /// listener runs).
     pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
         self.notices.subscribe()
+    }
+
+    /// Whether other processes may share this database (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
+    }
+
+    /// Sends `notice` to every process now (outside any transaction).
+    pub async fn notify(&self, notice: Notice) -> crate::Result<()> {
+        match &self.db {
+            Db::Postgres(pool) => {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CHANNEL)
+                    .bind(notice.encode())
+                    .execute(pool)
+                    .await?;
+            }
+            Db::Sqlite(_) => {
+                let _ = self.notices.send(notice);
+            }
+        }
+        Ok(())
     }
 
     /// Sends `notices` in-process after a SQLite commit; PostgreSQL delivers its own.
@@ -152,6 +178,7 @@ mod tests {
             Notice::Event { id: 3 },
             Notice::JobQueued,
             Notice::Resync,
+            Notice::BudgetPressure,
         ] {
             assert_eq!(Notice::decode(&n.encode()), Some(n));
         }

@@ -658,6 +658,7 @@ async fn usage_is_recorded_listed_and_summarised(store: Store) {
         streamed: false,
         status,
         error: None,
+        charge: None,
     };
     store
         .record_usage(&row("openai", 1_500, "ok", true))
@@ -734,7 +735,6 @@ contract!(
     policy_versions_are_kept_in_order,
     personas_are_versioned_and_reporting_lines_cannot_cycle,
     an_approval_is_decided_once_even_under_concurrent_deciders,
-    concurrent_reservations_never_overshoot_a_budget,
     workflows_are_versioned_by_name,
     checkpoints_and_interrupts_belong_to_their_run,
     concurrent_read_then_write_transactions_all_commit,
@@ -1107,65 +1107,8 @@ async fn an_approval_is_decided_once_even_under_concurrent_deciders(store: Store
     );
 }
 
-async fn concurrent_reservations_never_overshoot_a_budget(store: Store) {
-    let key = |scope: &str, limit: i64| crate::BudgetKey {
-        scope: scope.parse().expect("a scope"),
-        subject: "default".into(),
-        period: "2026-11".into(),
-        limit_micro_usd: limit,
-    };
-    let keys = vec![key("org", 10), key("actor", 1_000)];
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let (s, k) = (store.clone(), keys.clone());
-            tokio::spawn(async move { s.reserve_budget(&k, 1).await.unwrap() })
-        })
-        .collect();
-    let mut ok = 0;
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok(()) => ok += 1,
-            Err(r) => {
-                assert_eq!(r.index, 0, "the org budget is the tight one");
-                assert_eq!(r.balance.reserved_micro_usd, 10);
-            }
-        }
-    }
-    assert_eq!(ok, 10);
-    // Refusal rolled back: the actor budget holds only the 10 that fitted.
-    let balances = store.budget_balances(&keys).await.unwrap();
-    assert_eq!(balances[1].reserved_micro_usd, 10);
-    // Settling: 7 reservations cost 1 each; the 8th crosses 80% of 10 and warns, once.
-    let mut warned = vec![];
-    for _ in 0..10 {
-        warned.extend(store.settle_budget(&keys, 1, 1, 800).await.unwrap());
-    }
-    assert_eq!(warned.len(), 1);
-    assert_eq!(warned[0].index, 0);
-    assert_eq!(warned[0].spent_micro_usd, 8);
-    let balances = store.budget_balances(&keys).await.unwrap();
-    assert_eq!(
-        balances[0],
-        crate::BudgetBalance {
-            spent_micro_usd: 10,
-            reserved_micro_usd: 0
-        }
-    );
-    assert!(store.reserve_budget(&keys, 1).await.unwrap().is_err());
-    assert!(
-        store.reserve_budget(&keys, 0).await.unwrap().is_ok(),
-        "spent == limit, nothing more"
-    );
-    let events = store.events_after(0, 100).await.unwrap();
-    let warnings: Vec<_> = events
-        .iter()
-        .filter(|e| e.kind == "budget.warning")
-        .collect();
-    assert_eq!(warnings.len(), 1);
-    assert_eq!(warnings[0].data.0["scope"], "org");
-}
-
 mod automation;
+mod budgets;
 mod tokens;
 
 async fn pools_hold_at_most_the_configured_connections(store: Store) {

@@ -26,6 +26,8 @@ pub struct NewUsage {
     /// `ok` or `error`.
     pub status: &'static str,
     pub error: Option<String>,
+    /// The budgets its cost is charged to (in the transaction that writes the row).
+    pub charge: Option<crate::budgets::UsageCharge>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -54,8 +56,8 @@ macro_rules! insert_usage_sql {
     () => {
         "INSERT INTO usage_events (org_id, run_id, actor, user_id, token_id, \
      provider, model, prompt_tokens, completion_tokens, cost_micro_usd, priced, latency_ms, \
-     streamed, status, error, created_at, estimated) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+     streamed, status, error, created_at, estimated, budgets) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
     };
 }
 
@@ -80,25 +82,24 @@ macro_rules! bind_usage {
             .bind(&$u.error)
             .bind($now)
             .bind($u.estimated)
+            .bind($u.charge.as_ref().map(|c| c.column()))
     };
 }
 
 impl Store {
-    pub async fn record_usage(&self, u: &NewUsage) -> Result<i64> {
-        let id: i64 = with_pool!(self, |p| bind_usage!(
-            sqlx::query_scalar(concat!(insert_usage_sql!(), " RETURNING id")),
-            u,
-            Utc::now()
-        )
-        .fetch_one(p)
-        .await)?;
-        Ok(id)
+    pub async fn record_usage(&self, u: &NewUsage) -> Result<()> {
+        self.record_usage_batch(std::slice::from_ref(u)).await
     }
 
-    /// Writes several rows in one transaction (all or none).
+    /// Writes several rows in one transaction (all or none), charging each row's cost to
+    /// its budgets in the same transaction (one ledger update per budget and lease).
     pub async fn record_usage_batch(&self, rows: &[NewUsage]) -> Result<()> {
+        let charges = crate::budgets::sum_charges(
+            rows.iter()
+                .filter_map(|u| u.charge.as_ref().map(|c| (c, u.cost_micro_usd))),
+        );
         let _guard = self.hot_write().await;
-        with_pool!(self, |p| {
+        let events = with_pool!(self, |p| {
             let mut tx = p.begin_write().await?;
             let now = Utc::now();
             for u in rows {
@@ -106,8 +107,24 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            let mut events = Vec::new();
+            let mut warnings = Vec::new();
+            for (key, lease, cost, warn_permille) in &charges {
+                crate::budgets::charge_in_tx!(
+                    self,
+                    tx,
+                    key,
+                    *lease,
+                    *cost,
+                    *warn_permille,
+                    warnings,
+                    events
+                );
+            }
             tx.commit().await?;
+            events
         });
+        self.local_notify(&events);
         Ok(())
     }
 

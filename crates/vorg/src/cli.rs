@@ -65,6 +65,17 @@ pub enum Command {
     /// Claude Desktop, Cursor, …). Each call goes to the vorg server at --url with the token,
     /// so the token's permissions, limits and budgets apply as over REST.
     Mcp(McpArgs),
+    /// Inspect the budget ledger.
+    #[command(subcommand)]
+    Budgets(BudgetsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BudgetsCommand {
+    /// Reap expired budget leases, then prove the ledger: each budget's spend equals the
+    /// sum of the costs of the usage rows charged to it, and its reservation the sum of its
+    /// live leases. Prints one line per budget; exits 1 when any differs.
+    Check,
 }
 
 #[derive(Args, Debug)]
@@ -202,6 +213,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             store.close().await;
             result
         }
+        Command::Budgets(BudgetsCommand::Check) => {
+            let store = open_store(&settings).await?;
+            let result = budgets_check(&store).await;
+            store.close().await;
+            if !result? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -226,6 +246,7 @@ async fn worker(settings: Settings, args: WorkerArgs) -> anyhow::Result<()> {
     store.start_listener(&tracker, stop.clone()).await?;
     let services = crate::startup::build_services(&settings, &store).await?;
     let llm = services.llm.clone();
+    llm.ledger().start(&tracker, stop.clone());
     crate::automation::sync_schedules(&services.org, &store).await?;
     let worker = vorg_jobs::Worker::new(
         store.clone(),
@@ -249,8 +270,45 @@ async fn worker(settings: Settings, args: WorkerArgs) -> anyhow::Result<()> {
     stop.cancel();
     tracker.close();
     tracker.wait().await;
+    llm.ledger().close().await;
     store.close().await;
     Ok(())
+}
+
+/// `vorg budgets check`: true when every budget balances.
+async fn budgets_check(store: &Store) -> anyhow::Result<bool> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let reaped = store.reap_leases(now, None).await?;
+    if reaped > 0 {
+        println!("reaped {reaped} expired lease(s)");
+    }
+    let checks = store.check_budgets().await?;
+    let usd = vorg_domain::money::micro_to_usd;
+    let mut ok = true;
+    for c in &checks {
+        let state = if c.balanced() { "ok" } else { "MISMATCH" };
+        ok &= c.balanced();
+        println!(
+            "{state:8} {}/{}/{}: spent ${} = usage ${}; reserved ${} = leases ${}",
+            c.scope,
+            c.subject,
+            c.period,
+            usd(c.spent_micro_usd),
+            usd(c.usage_micro_usd),
+            usd(c.reserved_micro_usd),
+            usd(c.leased_micro_usd),
+        );
+    }
+    println!(
+        "{} budget(s), {}",
+        checks.len(),
+        if ok {
+            "all balanced"
+        } else {
+            "some do not balance"
+        }
+    );
+    Ok(ok)
 }
 
 async fn wait_for_signal() {

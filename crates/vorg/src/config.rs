@@ -67,6 +67,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("VORG_WEBHOOK_DISABLE_AFTER", "webhook_disable_after"),
     ("VORG_SCHEDULER", "scheduler"),
     ("VORG_SCHEDULE_GRACE_SECS", "schedule_grace_secs"),
+    ("VORG_BUDGET_LEASE_SECS", "budget_lease_secs"),
 ];
 
 /// Shortest JWT secret accepted in production (HS256 wants at least 256 bits).
@@ -163,6 +164,9 @@ pub struct Settings {
     pub scheduler: bool,
     /// How late a schedule slot may fire and still be on time.
     pub schedule_grace_secs: u64,
+    /// How long a budget lease lives unrenewed: the most headroom a killed process can
+    /// strand, for this long.
+    pub budget_lease_secs: u64,
 }
 
 impl Default for Settings {
@@ -220,6 +224,7 @@ impl Default for Settings {
             webhook_disable_after: 50,
             scheduler: true,
             schedule_grace_secs: 300,
+            budget_lease_secs: 30,
         }
     }
 }
@@ -460,6 +465,12 @@ impl Settings {
         }
         if let Some((src, v)) = get("schedule_grace_secs") {
             s.schedule_grace_secs = parse(src, v, "a number of seconds")?;
+        }
+        if let Some((src, v)) = get("budget_lease_secs") {
+            s.budget_lease_secs = parse(src, v, "a number of seconds")?;
+            if s.budget_lease_secs == 0 {
+                bail!("{src}: must be at least 1");
+            }
         }
         if let Some((src, v)) = get("log_format") {
             s.log_format = match v {

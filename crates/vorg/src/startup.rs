@@ -205,7 +205,12 @@ pub fn build_gateway(settings: &Settings, store: &Store) -> anyhow::Result<vorg_
     } else {
         simulated::NAME
     };
+    let lease_ttl = std::time::Duration::from_secs(settings.budget_lease_secs);
     let mut gateway = Gateway::new(store.clone(), pricing, default, retry)
+        .with_leases(vorg_llm::LeaseConfig {
+            ttl: lease_ttl,
+            idle: lease_ttl / 3,
+        })
         .with_provider(simulated::Simulated, simulated::MODEL);
     if let Some(key) = &settings.openai_api_key {
         let openai = OpenAi::new(
@@ -294,6 +299,7 @@ impl Application {
             .context("listening for events on PostgreSQL")?;
         let hub = StreamHub::start(store.clone(), &tracker, streams.clone());
         let services = build_services(&settings, &store).await?;
+        services.llm.ledger().start(&tracker, background.clone());
         crate::automation::sync_schedules(&services.org, &store).await?;
         if settings.workers > 0 {
             Worker::new(
@@ -374,6 +380,7 @@ impl Application {
         self.tracker.close();
         self.tracker.wait().await;
         self.llm.flush_usage().await;
+        self.llm.ledger().close().await;
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

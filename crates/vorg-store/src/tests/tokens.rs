@@ -260,6 +260,7 @@ async fn token_spend_sums_its_usage_rows(store: Store) {
                 streamed: false,
                 status: "ok",
                 error: None,
+                charge: None,
             })
             .await
             .unwrap();

@@ -10,6 +10,7 @@ mod access;
 mod agents;
 mod auth;
 mod automation;
+mod budgets;
 mod cli;
 mod console;
 mod errors;

@@ -906,10 +906,10 @@ async fn a_config_dir_with_the_originals_files_loads_them_unchanged(backend: Bac
 /// its gate is closed, requests are counted on arrival and held.
 #[derive(Clone)]
 pub(crate) struct Upstream {
-    url: String,
+    pub(crate) url: String,
     calls: Arc<AtomicUsize>,
     /// `(prompt_tokens, completion_tokens)` of every answer.
-    usage: Arc<Mutex<(i64, i64)>>,
+    pub(crate) usage: Arc<Mutex<(i64, i64)>>,
     gate: Arc<watch::Sender<bool>>,
 }
 
@@ -930,7 +930,7 @@ impl Upstream {
         up
     }
 
-    fn calls(&self) -> usize {
+    pub(crate) fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }
 }
