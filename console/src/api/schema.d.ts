@@ -1976,7 +1976,8 @@ export interface components {
             projected_usd?: number | null;
             /**
              * Format: double
-             * @description Held by calls in flight.
+             * @description Held by calls in flight (and headroom other vorg processes have leased for their
+             *     next calls).
              */
             reserved_usd: number;
             /** Format: date-time */
@@ -2797,6 +2798,16 @@ export interface components {
         Paged_UsageView: {
             items: {
                 actor: string;
+                /**
+                 * Format: int64
+                 * @description Of `prompt_tokens`: read from the provider's prompt cache (billed at its cache rate).
+                 */
+                cache_read_tokens: number;
+                /**
+                 * Format: int64
+                 * @description Of `prompt_tokens`: written to the provider's prompt cache (billed at its cache rate).
+                 */
+                cache_write_tokens: number;
                 /** Format: int64 */
                 completion_tokens: number;
                 /** Format: int64 */
@@ -3425,6 +3436,16 @@ export interface components {
         };
         UsageView: {
             actor: string;
+            /**
+             * Format: int64
+             * @description Of `prompt_tokens`: read from the provider's prompt cache (billed at its cache rate).
+             */
+            cache_read_tokens: number;
+            /**
+             * Format: int64
+             * @description Of `prompt_tokens`: written to the provider's prompt cache (billed at its cache rate).
+             */
+            cache_write_tokens: number;
             /** Format: int64 */
             completion_tokens: number;
             /** Format: int64 */

@@ -36,6 +36,10 @@ pub struct UsageView {
     model: String,
     prompt_tokens: i64,
     completion_tokens: i64,
+    /// Of `prompt_tokens`: read from the provider's prompt cache (billed at its cache rate).
+    cache_read_tokens: i64,
+    /// Of `prompt_tokens`: written to the provider's prompt cache (billed at its cache rate).
+    cache_write_tokens: i64,
     cost_micro_usd: i64,
     cost_usd: f64,
     /// False when the model had no price in the table (counted at 0, or at the pricing
@@ -65,6 +69,8 @@ impl From<UsageEvent> for UsageView {
             model: u.model,
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
+            cache_read_tokens: u.cache_read_tokens,
+            cache_write_tokens: u.cache_write_tokens,
             cost_micro_usd: u.cost_micro_usd,
             priced: u.priced,
             estimated: u.estimated,

@@ -169,6 +169,8 @@ async fn seed(url: &str, runs: usize, usage: usize, log_lines: usize) -> anyhow:
                 model: models[i % models.len()].to_owned(),
                 prompt_tokens: 500,
                 completion_tokens: 120,
+                cache_read_tokens: 0,
+                cache_write_tokens: 0,
                 cost_micro_usd: 150 + (i % 50) as i64,
                 priced: true,
                 estimated: false,

@@ -161,10 +161,8 @@ fn to_openai(provider: &str, msg: &Value) -> Result<ChatResponse, ProviderError>
                          "function": { "name": b["name"], "arguments": b["input"].to_string() } })
         })
         .collect();
-    let usage = Usage {
-        prompt_tokens: msg["usage"]["input_tokens"].as_i64().unwrap_or(0),
-        completion_tokens: msg["usage"]["output_tokens"].as_i64().unwrap_or(0),
-    };
+    let mut usage = input_usage(&msg["usage"]);
+    usage.completion_tokens = msg["usage"]["output_tokens"].as_i64().unwrap_or(0);
     let mut message = json!({ "role": "assistant", "content": text });
     if !tool_calls.is_empty() {
         message["tool_calls"] = Value::Array(tool_calls);
@@ -175,6 +173,22 @@ fn to_openai(provider: &str, msg: &Value) -> Result<ChatResponse, ProviderError>
         "usage": usage.to_openai(),
     });
     Ok(ChatResponse { body, usage })
+}
+
+/// The input side of an Anthropic `usage`: `input_tokens` counts only what was neither read
+/// from nor written to the prompt cache; the OpenAI shape's `prompt_tokens` counts all three.
+fn input_usage(u: &Value) -> Usage {
+    let int = |k: &str| u[k].as_i64().unwrap_or(0).max(0);
+    let (read, write) = (
+        int("cache_read_input_tokens"),
+        int("cache_creation_input_tokens"),
+    );
+    Usage {
+        prompt_tokens: int("input_tokens") + read + write,
+        completion_tokens: 0,
+        cache_read_tokens: read,
+        cache_write_tokens: write,
+    }
 }
 
 fn chunk(id: &Value, model: &Value, delta: Value, finish: Value) -> Value {
@@ -210,7 +224,7 @@ fn translate(
         "message_start" => {
             st.id = v["message"]["id"].clone();
             st.model = v["message"]["model"].clone();
-            st.usage.prompt_tokens = v["message"]["usage"]["input_tokens"].as_i64().unwrap_or(0);
+            st.usage = input_usage(&v["message"]["usage"]);
             vec![chunk(
                 &st.id,
                 &st.model,

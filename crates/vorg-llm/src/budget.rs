@@ -181,6 +181,7 @@ pub fn worst_case(
             model,
             default_max_tokens,
         ),
+        ..Usage::default()
     };
     pricing.cost_micro_usd(provider, model, usage).0
 }

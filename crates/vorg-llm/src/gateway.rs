@@ -451,6 +451,7 @@ impl Gateway {
                     let usage = Usage {
                         prompt_tokens: crate::budget::estimate_input_tokens(req),
                         completion_tokens: 0,
+                        ..Usage::default()
                     };
                     self.pricing.cost_micro_usd(p, m, usage).0
                 }
@@ -593,6 +594,8 @@ impl RecordHandle {
             model: a.model.to_owned(),
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,
+            cache_read_tokens: usage.cache_read_tokens,
+            cache_write_tokens: usage.cache_write_tokens,
             cost_micro_usd: cost,
             priced,
             estimated,
@@ -665,6 +668,7 @@ impl Streamed {
         Usage {
             prompt_tokens: self.prompt_tokens,
             completion_tokens: by_chars.max(self.chunks),
+            ..Usage::default()
         }
     }
 }

@@ -30,6 +30,12 @@ pub struct Price {
     /// The most output tokens one completion of the model can produce.
     #[serde(default)]
     pub max_output: Option<u64>,
+    /// USD per million input tokens read from the prompt cache (absent: the input price).
+    #[serde(default)]
+    pub cache_read: Option<f64>,
+    /// USD per million input tokens written to the prompt cache (absent: the input price).
+    #[serde(default)]
+    pub cache_write: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,13 +53,36 @@ struct PricingFile {
 pub struct ExactPrice {
     pub input_micro_per_m: i64,
     pub output_micro_per_m: i64,
+    pub cache_read_micro_per_m: i64,
+    pub cache_write_micro_per_m: i64,
     pub max_output: Option<u64>,
 }
 
-/// The pricing table, by model name (with or without a `provider/` prefix).
+impl ExactPrice {
+    const FREE: ExactPrice = ExactPrice {
+        input_micro_per_m: 0,
+        output_micro_per_m: 0,
+        cache_read_micro_per_m: 0,
+        cache_write_micro_per_m: 0,
+        max_output: None,
+    };
+}
+
+/// The pricing table, by model name (with or without a `provider/` prefix). Cheap to clone,
+/// and looked up by `&str` without building a key.
 #[derive(Debug, Clone, Default)]
 pub struct Pricing {
-    models: HashMap<String, ExactPrice>,
+    table: std::sync::Arc<Table>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    /// `provider/model` entries, by provider then model.
+    by_provider: HashMap<String, HashMap<String, ExactPrice>>,
+    /// Bare `model` entries.
+    bare: HashMap<String, ExactPrice>,
+    /// `provider/*` entries.
+    provider_wide: HashMap<String, ExactPrice>,
     unpriced: Option<ExactPrice>,
 }
 
@@ -76,12 +105,15 @@ fn exact(p: &Price) -> ExactPrice {
     ExactPrice {
         input_micro_per_m: to_micro(p.input),
         output_micro_per_m: to_micro(p.output),
+        cache_read_micro_per_m: to_micro(p.cache_read.unwrap_or(p.input)),
+        cache_write_micro_per_m: to_micro(p.cache_write.unwrap_or(p.input)),
         max_output: p.max_output,
     }
 }
 
 fn check(name: &str, p: &Price) -> Result<(), String> {
-    if p.input >= 0.0 && p.output >= 0.0 && p.input.is_finite() && p.output.is_finite() {
+    let ok = |v: f64| v >= 0.0 && v.is_finite();
+    if ok(p.input) && ok(p.output) && p.cache_read.is_none_or(ok) && p.cache_write.is_none_or(ok) {
         Ok(())
     } else {
         Err(format!(
@@ -122,14 +154,29 @@ impl Pricing {
         if let Some(p) = &file.unpriced {
             check("unpriced", p)?;
         }
-        let models = file
-            .models
-            .iter()
-            .map(|(m, p)| (m.clone(), exact(p)))
-            .collect();
-        Ok(Pricing {
-            models,
+        let mut table = Table {
             unpriced: file.unpriced.as_ref().map(exact),
+            ..Table::default()
+        };
+        for (name, p) in &file.models {
+            match name.split_once('/') {
+                Some((provider, "*")) => {
+                    table.provider_wide.insert(provider.to_owned(), exact(p));
+                }
+                Some((provider, model)) => {
+                    table
+                        .by_provider
+                        .entry(provider.to_owned())
+                        .or_default()
+                        .insert(model.to_owned(), exact(p));
+                }
+                None => {
+                    table.bare.insert(name.clone(), exact(p));
+                }
+            }
+        }
+        Ok(Pricing {
+            table: std::sync::Arc::new(table),
         })
     }
 
@@ -138,15 +185,22 @@ impl Pricing {
     }
 
     fn lookup(&self, provider: &str, model: &str) -> Option<ExactPrice> {
-        self.models
-            .get(&format!("{provider}/{model}"))
-            .or_else(|| self.models.get(model))
+        self.table
+            .by_provider
+            .get(provider)
+            .and_then(|m| m.get(model))
+            .or_else(|| self.table.bare.get(model))
+            .or_else(|| {
+                // A bare key that holds a slash (`meta-llama/llama-3-70b`).
+                let (p, m) = model.split_once('/')?;
+                self.table.by_provider.get(p)?.get(m)
+            })
             .copied()
     }
 
     /// `provider/*`: the price of every other model of a provider (a local server's, free).
     fn provider_wide(&self, provider: &str) -> Option<ExactPrice> {
-        self.models.get(&format!("{provider}/*")).copied()
+        self.table.provider_wide.get(provider).copied()
     }
 
     /// How `model` on `provider` is priced.
@@ -154,13 +208,13 @@ impl Pricing {
         if provider == "simulated" {
             // Free unless the table prices it by its full name (for demos of the usage
             // views); never by a real model's name it was called with, never unpriced.
-            let free = ExactPrice {
-                input_micro_per_m: 0,
-                output_micro_per_m: 0,
-                max_output: None,
-            };
-            let own = self.models.get(&format!("simulated/{model}")).copied();
-            return Priced::Known(own.unwrap_or(free));
+            let own = self
+                .table
+                .by_provider
+                .get(provider)
+                .and_then(|m| m.get(model))
+                .copied();
+            return Priced::Known(own.unwrap_or(ExactPrice::FREE));
         }
         if let Some(p) = self
             .lookup(provider, model)
@@ -169,7 +223,7 @@ impl Pricing {
         {
             return Priced::Known(p);
         }
-        match self.unpriced {
+        match self.table.unpriced {
             Some(p) => Priced::Fallback(p),
             None => Priced::Unknown,
         }
@@ -191,7 +245,15 @@ impl Pricing {
             Priced::Fallback(p) => (p, false),
             Priced::Unknown => return (0, false),
         };
-        let micro_x_million = i128::from(usage.prompt_tokens) * i128::from(price.input_micro_per_m)
+        // Cached input is part of the prompt's tokens, priced at its own rates.
+        let read = usage.cache_read_tokens.clamp(0, usage.prompt_tokens.max(0));
+        let write = usage
+            .cache_write_tokens
+            .clamp(0, (usage.prompt_tokens - read).max(0));
+        let plain = usage.prompt_tokens - read - write;
+        let micro_x_million = i128::from(plain) * i128::from(price.input_micro_per_m)
+            + i128::from(read) * i128::from(price.cache_read_micro_per_m)
+            + i128::from(write) * i128::from(price.cache_write_micro_per_m)
             + i128::from(usage.completion_tokens) * i128::from(price.output_micro_per_m);
         // Round half up to whole micro-dollars.
         let micro = (micro_x_million + 500_000) / 1_000_000;
@@ -204,11 +266,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cached_input_is_priced_at_its_own_rates() {
+        let p = Pricing::parse(
+            "models:\n  a: { input: 3, output: 15, cache_read: 0.3, cache_write: 3.75 }\n  \
+             b: { input: 2, output: 8 }\n",
+        )
+        .unwrap();
+        let usage = Usage {
+            prompt_tokens: 1_000,
+            completion_tokens: 0,
+            cache_read_tokens: 600,
+            cache_write_tokens: 200,
+        };
+        // 200 × 3 + 600 × 0.3 + 200 × 3.75
+        assert_eq!(p.cost_micro_usd("x", "a", usage).0, 1_530);
+        // No cache rates: the input rate throughout.
+        assert_eq!(p.cost_micro_usd("x", "b", usage).0, 2_000);
+        // Counts that pass the prompt's are clamped to it, never negative input.
+        let odd = Usage {
+            cache_read_tokens: 5_000,
+            ..usage
+        };
+        assert_eq!(p.cost_micro_usd("x", "a", odd).0, 300);
+        assert!(Pricing::parse("models:\n  a: { input: 1, output: 1, cache_read: -1 }\n").is_err());
+    }
+
+    #[test]
     fn costs_are_exact_micro_dollars() {
         let p = Pricing::parse("models:\n  gpt-4o-mini: { input: 0.15, output: 0.60 }\n").unwrap();
         let usage = Usage {
             prompt_tokens: 1_000_000,
             completion_tokens: 10,
+            ..Usage::default()
         };
         assert_eq!(
             p.cost_micro_usd("openai", "gpt-4o-mini", usage),
@@ -236,6 +325,7 @@ mod tests {
         let usage = Usage {
             prompt_tokens: 1000,
             completion_tokens: 1000,
+            ..Usage::default()
         };
         let base = p.cost_micro_usd("openai", "gpt-4o", usage);
         assert!(base.0 > 0);
@@ -258,6 +348,7 @@ mod tests {
         let usage = Usage {
             prompt_tokens: 1_000_000,
             completion_tokens: 1_000_000,
+            ..Usage::default()
         };
         assert_eq!(
             p.cost_micro_usd("openai", "mystery", usage),

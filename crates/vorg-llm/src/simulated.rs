@@ -194,6 +194,7 @@ fn completion(req: &ChatRequest, text: &str) -> (Value, Usage) {
     let usage = Usage {
         prompt_tokens: count_tokens(&req.prompt_text()),
         completion_tokens: count_tokens(text),
+        ..Usage::default()
     };
     let id = format!("chatcmpl-sim-{:016x}", fnv(&req.prompt_text()));
     let body = json!({
@@ -291,6 +292,7 @@ fn embeddings(req: &ChatRequest) -> Result<(Value, Usage), ProviderError> {
     let usage = Usage {
         prompt_tokens: tokens,
         completion_tokens: 0,
+        ..Usage::default()
     };
     let body = json!({
         "object": "list", "data": data, "model": MODEL, "provider": NAME,

@@ -78,29 +78,53 @@ pub fn content_text(content: &Value) -> String {
 /// Tokens used by a call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
+    /// Every input token, cached or not.
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// Input tokens read from the provider's prompt cache (part of `prompt_tokens`).
+    pub cache_read_tokens: i64,
+    /// Input tokens written to the provider's prompt cache (part of `prompt_tokens`).
+    pub cache_write_tokens: i64,
 }
 
 impl Usage {
-    /// Reads an OpenAI `usage` object (absent fields count 0).
+    pub fn new(prompt_tokens: i64, completion_tokens: i64) -> Self {
+        Usage {
+            prompt_tokens,
+            completion_tokens,
+            ..Usage::default()
+        }
+    }
+
+    /// Reads an OpenAI `usage` object (absent fields count 0): cache reads from
+    /// `prompt_tokens_details.cached_tokens`, cache writes from `cache_creation_input_tokens`
+    /// (the field LiteLLM and vorg add for providers that bill them).
     pub fn from_openai(v: &Value) -> Option<Usage> {
         let u = v.as_object()?;
+        let int = |v: Option<&Value>| v.and_then(Value::as_i64).unwrap_or(0).max(0);
         Some(Usage {
-            prompt_tokens: u.get("prompt_tokens").and_then(Value::as_i64).unwrap_or(0),
-            completion_tokens: u
-                .get("completion_tokens")
-                .and_then(Value::as_i64)
-                .unwrap_or(0),
+            prompt_tokens: int(u.get("prompt_tokens")),
+            completion_tokens: int(u.get("completion_tokens")),
+            cache_read_tokens: int(u
+                .get("prompt_tokens_details")
+                .and_then(|d| d.get("cached_tokens"))),
+            cache_write_tokens: int(u.get("cache_creation_input_tokens")),
         })
     }
 
     pub fn to_openai(self) -> Value {
-        json!({
+        let mut v = json!({
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
-        })
+        });
+        if self.cache_read_tokens > 0 || self.cache_write_tokens > 0 {
+            v["prompt_tokens_details"] = json!({ "cached_tokens": self.cache_read_tokens });
+        }
+        if self.cache_write_tokens > 0 {
+            v["cache_creation_input_tokens"] = json!(self.cache_write_tokens);
+        }
+        v
     }
 }
 

@@ -651,6 +651,8 @@ async fn usage_is_recorded_listed_and_summarised(store: Store) {
         model: "m".to_owned(),
         prompt_tokens: 10,
         completion_tokens: 5,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
         cost_micro_usd: cost,
         priced,
         estimated: false,

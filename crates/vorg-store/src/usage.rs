@@ -17,6 +17,9 @@ pub struct NewUsage {
     pub model: String,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// Input tokens read from / written to the provider's prompt cache (of `prompt_tokens`).
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
     pub cost_micro_usd: i64,
     pub priced: bool,
     /// The tokens are the gateway's estimate (the upstream never said).
@@ -41,6 +44,8 @@ pub struct UsageEvent {
     pub model: String,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
     pub cost_micro_usd: i64,
     pub priced: bool,
     pub estimated: bool,
@@ -56,8 +61,8 @@ macro_rules! insert_usage_sql {
     () => {
         "INSERT INTO usage_events (org_id, run_id, actor, user_id, token_id, \
      provider, model, prompt_tokens, completion_tokens, cost_micro_usd, priced, latency_ms, \
-     streamed, status, error, created_at, estimated, budgets) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+     streamed, status, error, created_at, estimated, budgets, cache_read_tokens, cache_write_tokens) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
     };
 }
 
@@ -83,6 +88,8 @@ macro_rules! bind_usage {
             .bind($now)
             .bind($u.estimated)
             .bind($u.charge.as_ref().map(|c| c.column()))
+            .bind($u.cache_read_tokens)
+            .bind($u.cache_write_tokens)
     };
 }
 
@@ -130,9 +137,11 @@ impl Store {
 
     /// Usage rows, newest first.
     pub async fn list_usage(&self, page: Page) -> Result<Vec<UsageEvent>> {
-        let rows = with_pool!(self, |p| sqlx::query_as(
+        let rows = with_pool!(self, |p| {
+            sqlx::query_as(
             "SELECT id, run_id, actor, user_id, token_id, provider, model, prompt_tokens, \
-             completion_tokens, cost_micro_usd, priced, estimated, latency_ms, streamed, status, \
+             completion_tokens, cache_read_tokens, cache_write_tokens, cost_micro_usd, priced, estimated, \
+             latency_ms, streamed, status, \
              error, created_at FROM usage_events WHERE org_id = $1 AND id < $2 \
              ORDER BY id DESC LIMIT $3"
         )
@@ -140,7 +149,8 @@ impl Store {
         .bind(page.before_or_max())
         .bind(page.limit)
         .fetch_all(p)
-        .await)?;
+        .await
+        })?;
         Ok(rows)
     }
 }

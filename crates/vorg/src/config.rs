@@ -73,6 +73,15 @@ pub const VARIABLES: &[(&str, &str)] = &[
 /// Shortest JWT secret accepted in production (HS256 wants at least 256 bits).
 pub const MIN_SECRET_BYTES: usize = 32;
 
+/// An OpenAI-compatible server (`VORG_LLM_COMPAT`): its provider name, base URL and key.
+#[derive(Debug, Clone)]
+pub struct CompatServer {
+    pub name: String,
+    pub base_url: String,
+    /// Sent as the bearer token (from the variable the entry names); none: no key.
+    pub key: Option<Secret>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
     Development,
@@ -125,8 +134,9 @@ pub struct Settings {
     pub anthropic_api_key: Option<Secret>,
     pub anthropic_base_url: String,
     pub anthropic_model: String,
-    /// OpenAI-compatible servers: `name=base_url` pairs, comma-separated.
-    pub llm_compat: Vec<(String, String)>,
+    /// OpenAI-compatible servers: `name=base_url` pairs, comma-separated; `name=base_url|VAR`
+    /// sends the key in environment variable `VAR`.
+    pub llm_compat: Vec<CompatServer>,
     /// Fallback chains: `alias=provider/model|provider/model;alias2=…`.
     pub llm_aliases: Vec<(String, Vec<(String, String)>)>,
     pub llm_timeout_ms: u64,
@@ -260,10 +270,10 @@ impl Settings {
                 raw.insert(key, ((*var).to_owned(), value));
             }
         }
-        Self::from_raw(&raw)
+        Self::from_raw(&raw, &env)
     }
 
-    fn from_raw(raw: &Raw) -> anyhow::Result<Self> {
+    fn from_raw(raw: &Raw, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let mut s = Settings::default();
         let get = |key: &str| raw.get(key).map(|(src, v)| (src.as_str(), v.trim()));
         fn parse<T: std::str::FromStr>(src: &str, v: &str, what: &str) -> anyhow::Result<T> {
@@ -380,14 +390,51 @@ impl Settings {
         }
         if let Some((src, v)) = nonempty("llm_compat") {
             for pair in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                let Some((name, url)) = pair.split_once('=') else {
-                    bail!("{src}: expected name=base_url pairs, got {pair:?}");
+                let Some((name, rest)) = pair.split_once('=') else {
+                    bail!(
+                        "{src}: expected name=base_url or name=base_url|KEY_VARIABLE, got {pair:?}"
+                    );
+                };
+                let name = name.trim();
+                let (url, key_var) = match rest.split_once('|') {
+                    Some((url, var)) => (url.trim(), Some(var.trim())),
+                    None => (rest.trim(), None),
                 };
                 if !url.starts_with("http://") && !url.starts_with("https://") {
                     bail!("{src}: {name}: the base URL must start with http:// or https://");
                 }
-                s.llm_compat
-                    .push((name.trim().to_owned(), url.trim().to_owned()));
+                if s.llm_compat.iter().any(|c| c.name == name) {
+                    bail!("{src}: {name}: named twice");
+                }
+                let key = match key_var {
+                    None => None,
+                    Some(var) => {
+                        let well_formed = var
+                            .chars()
+                            .next()
+                            .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+                            && var
+                                .chars()
+                                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+                        if !well_formed {
+                            bail!(
+                                "{src}: {name}: {var:?} is not an environment variable name \
+                                 (upper-case letters, digits and _)"
+                            );
+                        }
+                        match env(var).filter(|k| !k.trim().is_empty()) {
+                            Some(k) => Some(Secret::new(k.trim())),
+                            None => {
+                                bail!("{src}: {name}: its key variable {var} is not set (or empty)")
+                            }
+                        }
+                    }
+                };
+                s.llm_compat.push(CompatServer {
+                    name: name.to_owned(),
+                    base_url: url.to_owned(),
+                    key,
+                });
             }
         }
         if let Some((src, v)) = nonempty("llm_aliases") {
@@ -632,6 +679,70 @@ mod tests {
                 "{var}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn each_compatible_server_may_name_its_own_key_variable() {
+        let s = Settings::load(
+            None,
+            env(&[
+                (
+                    "VORG_LLM_COMPAT",
+                    "groq=https://api.groq.com/openai/v1|GROQ_API_KEY, \
+                     ollama=http://127.0.0.1:11434/v1,openrouter=https://openrouter.ai/api/v1|OR_KEY",
+                ),
+                ("GROQ_API_KEY", "gsk_groq"),
+                ("OR_KEY", "sk-or-1"),
+                ("VORG_BUDGET_LEASE_SECS", "5"),
+            ]),
+        )
+        .unwrap();
+        let servers: Vec<(&str, &str, Option<&str>)> = s
+            .llm_compat
+            .iter()
+            .map(|c| {
+                (
+                    c.name.as_str(),
+                    c.base_url.as_str(),
+                    c.key.as_ref().map(Secret::expose),
+                )
+            })
+            .collect();
+        assert_eq!(
+            servers,
+            [
+                ("groq", "https://api.groq.com/openai/v1", Some("gsk_groq")),
+                ("ollama", "http://127.0.0.1:11434/v1", None),
+                (
+                    "openrouter",
+                    "https://openrouter.ai/api/v1",
+                    Some("sk-or-1")
+                ),
+            ]
+        );
+        assert_eq!(s.budget_lease_secs, 5);
+        // The key never shows in the settings' debug form.
+        assert!(!format!("{s:?}").contains("gsk_groq"));
+        for (compat, why) in [
+            ("groq=https://x/v1|GROQ_MISSING", "GROQ_MISSING is not set"),
+            (
+                "groq=https://x/v1|groq-key",
+                "is not an environment variable name",
+            ),
+            ("a=https://x/v1,a=https://y/v1", "named twice"),
+            ("a=ftp://x", "must start with http"),
+        ] {
+            let err = Settings::load(None, env(&[("VORG_LLM_COMPAT", compat)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("VORG_LLM_COMPAT:"), "{err}");
+            assert!(err.contains(why), "{compat}: {err}");
+        }
+        let err = Settings::load(None, env(&[("VORG_BUDGET_LEASE_SECS", "0")])).unwrap_err();
+        assert!(
+            err.to_string().starts_with("VORG_BUDGET_LEASE_SECS:"),
+            "{err}"
+        );
     }
 
     #[test]

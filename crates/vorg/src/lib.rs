@@ -9,5 +9,5 @@ pub mod mcp;
 pub mod startup;
 pub mod telemetry;
 
-pub use config::Settings;
+pub use config::{CompatServer, Settings};
 pub use startup::Application;

@@ -232,8 +232,9 @@ pub fn build_gateway(settings: &Settings, store: &Store) -> anyhow::Result<vorg_
         )?;
         gateway = gateway.with_provider(anthropic, &settings.anthropic_model);
     }
-    for (name, url) in &settings.llm_compat {
-        gateway = gateway.with_provider(OpenAi::new(name, url, None, connect, total)?, "default");
+    for c in &settings.llm_compat {
+        let server = OpenAi::new(&c.name, &c.base_url, c.key.clone(), connect, total)?;
+        gateway = gateway.with_provider(server, "default");
     }
     let default_chain = vec![(default.to_owned(), gateway.default_model_for(default))];
     gateway = gateway.with_alias("default", default_chain);

@@ -37,6 +37,9 @@ pub struct Capabilities {
     pub retry_after: bool,
     /// A stream that breaks, stops short or carries an error event is an error.
     pub stream_failures: bool,
+    /// Input tokens read from (and, where billed, written to) the prompt cache are reported
+    /// and priced at their own rates.
+    pub prompt_cache: bool,
 }
 
 /// One provider under the contract.
@@ -209,6 +212,7 @@ pub fn usage(prompt_tokens: i64, completion_tokens: i64) -> Usage {
     Usage {
         prompt_tokens,
         completion_tokens,
+        ..Usage::default()
     }
 }
 
@@ -243,7 +247,11 @@ pub fn assert_row(row: &UsageEvent, provider: &str, model: &str, status: &str, s
     let (cost, priced) = Pricing::shipped().cost_micro_usd(
         provider,
         model,
-        usage(row.prompt_tokens, row.completion_tokens),
+        Usage {
+            cache_read_tokens: row.cache_read_tokens,
+            cache_write_tokens: row.cache_write_tokens,
+            ..usage(row.prompt_tokens, row.completion_tokens)
+        },
     );
     assert_eq!((row.cost_micro_usd, row.priced), (cost, priced), "{row:?}");
 }
@@ -256,7 +264,8 @@ macro_rules! provider_contract {
         completion: $completion:tt, streaming: $streaming:tt,
         usage_in_stream: $usage_in_stream:tt, tool_calls: $tool_calls:tt,
         stream_tool_calls: $stream_tool_calls:tt, http_errors: $http_errors:tt,
-        auth: $auth:tt, retry_after: $retry_after:tt, stream_failures: $stream_failures:tt $(,)?
+        auth: $auth:tt, retry_after: $retry_after:tt, stream_failures: $stream_failures:tt,
+        prompt_cache: $prompt_cache:tt $(,)?
     ) => {
         pub const CASE: crate::contract::ProviderCase = crate::contract::ProviderCase {
             name: $name,
@@ -272,6 +281,7 @@ macro_rules! provider_contract {
                 auth: declared!($auth),
                 retry_after: declared!($retry_after),
                 stream_failures: declared!($stream_failures),
+                prompt_cache: declared!($prompt_cache),
             },
         };
         contract_test!([yes], capabilities_are_consistent);
@@ -285,6 +295,7 @@ macro_rules! provider_contract {
         contract_test!($auth, bad_key, db);
         contract_test!($retry_after, rate_limit_honours_retry_after, db);
         contract_test!($stream_failures, stream_failures, db);
+        contract_test!($prompt_cache, prompt_cache, db);
     };
 }
 

@@ -5,17 +5,18 @@
 //! reason, so `cargo test` lists what each provider skips. Usage rows are checked on SQLite
 //! and PostgreSQL (`<test>::sqlite`, `<test>::postgres`).
 //!
-//! | capability        | openai | compatible | anthropic | simulated |
-//! |-------------------|--------|------------|-----------|-----------|
-//! | completion        | yes    | yes        | yes       | yes       |
-//! | streaming         | yes    | yes        | yes       | yes       |
-//! | usage_in_stream   | yes    | no         | yes       | yes       |
-//! | tool_calls        | yes    | yes        | yes       | no        |
-//! | stream_tool_calls | yes    | yes        | no        | no        |
-//! | http_errors       | yes    | yes        | yes       | no        |
-//! | auth              | yes    | no         | yes       | no        |
-//! | retry_after       | yes    | yes        | yes       | no        |
-//! | stream_failures   | yes    | yes        | yes       | no        |
+//! | capability        | openai | compatible | compatible, keyed | anthropic | simulated |
+//! |-------------------|--------|------------|-------------------|-----------|-----------|
+//! | completion        | yes    | yes        | yes               | yes       | yes       |
+//! | streaming         | yes    | yes        | yes               | yes       | yes       |
+//! | usage_in_stream   | yes    | no         | no                | yes       | yes       |
+//! | tool_calls        | yes    | yes        | yes               | yes       | no        |
+//! | stream_tool_calls | yes    | yes        | yes               | no        | no        |
+//! | http_errors       | yes    | yes        | yes               | yes       | no        |
+//! | auth              | yes    | no         | yes               | yes       | no        |
+//! | retry_after       | yes    | yes        | yes               | yes       | no        |
+//! | stream_failures   | yes    | yes        | yes               | yes       | no        |
+//! | prompt_cache      | yes    | yes        | yes               | yes       | no        |
 #![allow(clippy::disallowed_methods, clippy::unwrap_used, clippy::expect_used)]
 
 #[macro_use]
@@ -37,7 +38,7 @@ mod openai {
         name: "openai", model: "gpt-4o-mini", start: crate::upstreams::openai::start,
         completion: [yes], streaming: [yes], usage_in_stream: [yes], tool_calls: [yes],
         stream_tool_calls: [yes], http_errors: [yes], auth: [yes], retry_after: [yes],
-        stream_failures: [yes],
+        stream_failures: [yes], prompt_cache: [yes],
     }
 }
 
@@ -50,7 +51,19 @@ mod compatible {
         usage_in_stream: [no "this server ignores stream_options: the gateway records its estimate"],
         tool_calls: [yes], stream_tool_calls: [yes], http_errors: [yes],
         auth: [no "vorg sends no key to an OpenAI-compatible server"],
-        retry_after: [yes], stream_failures: [yes],
+        retry_after: [yes], stream_failures: [yes], prompt_cache: [yes],
+    }
+}
+
+/// A hosted OpenAI-compatible service with its own key (`groq=https://…|GROQ_API_KEY`).
+mod compatible_with_key {
+    provider_contract! {
+        name: "groq", model: "llama-3.3-70b-versatile",
+        start: crate::upstreams::openai::start_compatible_with_key,
+        completion: [yes], streaming: [yes],
+        usage_in_stream: [no "this server ignores stream_options: the gateway records its estimate"],
+        tool_calls: [yes], stream_tool_calls: [yes], http_errors: [yes], auth: [yes],
+        retry_after: [yes], stream_failures: [yes], prompt_cache: [yes],
     }
 }
 
@@ -60,6 +73,7 @@ mod anthropic {
         completion: [yes], streaming: [yes], usage_in_stream: [yes], tool_calls: [yes],
         stream_tool_calls: [no "tool_use input deltas are not translated to tool_calls chunks"],
         http_errors: [yes], auth: [yes], retry_after: [yes], stream_failures: [yes],
+        prompt_cache: [yes],
     }
 }
 
@@ -73,5 +87,6 @@ mod simulated {
         auth: [no "offline: no key"],
         retry_after: [no "offline: never rate limited"],
         stream_failures: [no "offline: its stream cannot break"],
+        prompt_cache: [no "offline: no prompt cache"],
     }
 }

@@ -23,6 +23,7 @@ pub async fn capabilities_are_consistent(case: &ProviderCase) {
     );
     assert!(!c.stream_failures || c.streaming, "{c:?}");
     assert!(!(c.auth || c.retry_after) || c.http_errors, "{c:?}");
+    assert!(!c.prompt_cache || c.completion, "{c:?}");
 }
 
 /// A completion's text and token counts, and its one usage row.
@@ -54,6 +55,48 @@ pub async fn completion(case: &ProviderCase, backend: Backend) {
     let r = &rows[0];
     assert_eq!(usage(r.prompt_tokens, r.completion_tokens), want.usage);
     assert!(!r.estimated);
+}
+
+/// Prompt caching: of 1 000 input tokens, 800 were read from the cache (and, on Anthropic,
+/// which bills them, 100 written to it). The answer and the usage row carry the counts, and
+/// the cost uses the cache rates of the shipped table, worked out here by hand.
+pub async fn prompt_cache(case: &ProviderCase, backend: Backend) {
+    let env = Env::new(case, backend, Key::Right).await;
+    let req = direct(case, "Summarise the handbook");
+    let writes = if case.name == "anthropic" { 100 } else { 0 };
+    let cached = Usage {
+        cache_read_tokens: 800,
+        cache_write_tokens: writes,
+        ..usage(1000, 10)
+    };
+    let script = Script::Text {
+        text: "Done.",
+        usage: cached,
+    };
+    let want = env.up.arrange(&req, script).await;
+    let (resp, _, _) = env.gateway.complete(&ctx(), &req).await.unwrap();
+    assert_eq!(resp.usage, cached);
+    assert_eq!(want.usage, cached);
+    assert_eq!(
+        resp.body["usage"]["prompt_tokens_details"]["cached_tokens"], 800,
+        "{}",
+        resp.body
+    );
+    let rows = env.rows().await;
+    assert_eq!(rows.len(), 1);
+    assert_row(&rows[0], case.name, case.model, "ok", false);
+    let r = &rows[0];
+    assert_eq!((r.cache_read_tokens, r.cache_write_tokens), (800, writes));
+    // µ$ = tokens × USD per million tokens.
+    let expected = match case.name {
+        // 200 × 0.15 + 800 × 0.075 + 10 × 0.60 (not 1 000 × 0.15 + 6 = 156)
+        "openai" => 96,
+        // 100 × 3.00 + 800 × 0.30 + 100 × 3.75 + 10 × 15.00 (not 1 000 × 3.00 + 150 = 3 150)
+        "anthropic" => 1065,
+        // A local server's model has no price.
+        _ => 0,
+    };
+    assert_eq!(r.cost_micro_usd, expected, "{r:?}");
 }
 
 /// Collects a gateway stream that must not fail.

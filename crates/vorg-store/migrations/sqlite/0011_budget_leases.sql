@@ -21,3 +21,8 @@ CREATE INDEX budget_leases_holder_idx ON budget_leases (holder);
 -- ledger's spend on a budget is the sum of the costs of the rows that name it, which
 -- `vorg budgets check` proves. NULL: charged to none.
 ALTER TABLE usage_events ADD COLUMN budgets TEXT;
+
+-- Input tokens read from and written to the provider's prompt cache (part of prompt_tokens),
+-- priced at their own rates.
+ALTER TABLE usage_events ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_events ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;

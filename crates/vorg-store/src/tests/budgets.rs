@@ -34,6 +34,8 @@ fn usage(cost: i64, charge: Option<UsageCharge>) -> NewUsage {
         model: "gpt-4o".into(),
         prompt_tokens: 10,
         completion_tokens: 10,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
         cost_micro_usd: cost,
         priced: true,
         estimated: false,

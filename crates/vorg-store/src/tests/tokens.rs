@@ -253,6 +253,8 @@ async fn token_spend_sums_its_usage_rows(store: Store) {
                 model: "sim-1".into(),
                 prompt_tokens: 1,
                 completion_tokens: 1,
+                cache_read_tokens: 0,
+                cache_write_tokens: 0,
                 cost_micro_usd: cost,
                 priced: true,
                 estimated: false,

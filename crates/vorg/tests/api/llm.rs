@@ -15,7 +15,104 @@ both!(
     generate_answers_offline_and_every_call_is_accounted,
     the_front_door_speaks_openai_streaming_included,
     the_official_openai_client_works_unchanged,
+    compatible_servers_each_get_their_own_key,
 );
+
+/// An OpenAI-compatible server that answers only a request carrying `key`; returns its base
+/// URL and the bearer keys it saw.
+async fn keyed_server(
+    key: &'static str,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::{http::HeaderMap, routing::post};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let router = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(move |headers: HeaderMap| {
+            let log = log.clone();
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                log.lock().unwrap().push(auth.clone());
+                if auth != format!("Bearer {key}") {
+                    let body = json!({ "error": { "message": "Invalid API Key",
+                        "type": "invalid_request_error", "code": "invalid_api_key" } });
+                    return (axum::http::StatusCode::UNAUTHORIZED, axum::Json(body));
+                }
+                let body = json!({ "id": "chatcmpl-1", "object": "chat.completion",
+                    "created": 1741569952, "model": "m",
+                    "choices": [{ "index": 0, "message": { "role": "assistant", "content": key },
+                                  "finish_reason": "stop" }],
+                    "usage": { "prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4 } });
+                (axum::http::StatusCode::OK, axum::Json(body))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (base, seen)
+}
+
+async fn compatible_servers_each_get_their_own_key(backend: Backend) {
+    let (groq, groq_seen) = keyed_server("gsk_groq_key").await;
+    let (together, together_seen) = keyed_server("tgp_together_key").await;
+    let app = TestApp::spawn_with(backend, move |s| {
+        // Under the shipped budgets their models need a price.
+        let pricing = s.data_dir.join("pricing.yaml");
+        std::fs::create_dir_all(&s.data_dir).unwrap();
+        std::fs::write(
+            &pricing,
+            "models:\n  groq/*: { input: 0.59, output: 0.79 }\n  \
+             together/meta-llama/Llama-3-70b: { input: 0.88, output: 0.88 }\n",
+        )
+        .unwrap();
+        s.pricing_file = Some(pricing);
+        s.llm_compat = vec![
+            vorg::CompatServer {
+                name: "groq".into(),
+                base_url: groq,
+                key: Some(vorg_domain::Secret::new("gsk_groq_key")),
+            },
+            vorg::CompatServer {
+                name: "together".into(),
+                base_url: together,
+                key: Some(vorg_domain::Secret::new("tgp_together_key")),
+            },
+        ];
+    })
+    .await;
+    let admin = app.admin().await;
+    for (model, key) in [
+        ("groq/llama-3.3-70b-versatile", "gsk_groq_key"),
+        ("together/meta-llama/Llama-3-70b", "tgp_together_key"),
+    ] {
+        let body = json!({ "model": model, "messages": [{ "role": "user", "content": "hi" }] });
+        let (status, out) = app.post("/v1/chat/completions", Some(&admin), body).await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+        // Each server answered with the key it accepted.
+        assert_eq!(out["choices"][0]["message"]["content"], key, "{out}");
+    }
+    assert_eq!(*groq_seen.lock().unwrap(), ["Bearer gsk_groq_key"]);
+    assert_eq!(*together_seen.lock().unwrap(), ["Bearer tgp_together_key"]);
+    // Priced by their own entries: 3 × 0.59 + 0.79 → 3 µ$; 3 × 0.88 + 0.88 → 4 µ$.
+    let (_, usage) = app.get("/usage/events", &admin).await;
+    let costs: Vec<(String, i64)> = usage["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["provider"].as_str().unwrap().to_owned(),
+                u["cost_micro_usd"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(costs, [("together".to_owned(), 4), ("groq".to_owned(), 3)]);
+}
 
 async fn a_run(app: &TestApp, token: &str) -> i64 {
     let (_, run) = app

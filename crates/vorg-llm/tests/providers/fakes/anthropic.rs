@@ -185,13 +185,24 @@ fn message_of(content: Value, stop: &str, input: i64, output: i64) -> Value {
 }
 
 /// A `message` with one text block.
+#[allow(dead_code)] // the providers suite uses `message_cached`; tests/anthropic.rs this
 pub fn message(text: &str, input: i64, output: i64) -> Value {
-    message_of(
+    message_cached(text, (input, 0, 0), output)
+}
+
+/// A `message` with one text block whose input was partly read from and written to the
+/// prompt cache: `(input_tokens, cache_read_input_tokens, cache_creation_input_tokens)`, the
+/// first counting neither, as Anthropic reports them.
+pub fn message_cached(text: &str, (input, read, write): (i64, i64, i64), output: i64) -> Value {
+    let mut m = message_of(
         json!([{ "type": "text", "text": text }]),
         "end_turn",
         input,
         output,
-    )
+    );
+    m["usage"]["cache_read_input_tokens"] = json!(read);
+    m["usage"]["cache_creation_input_tokens"] = json!(write);
+    m
 }
 
 /// A `message` that calls a tool, as Claude does: a short text block, then `tool_use`.

@@ -63,6 +63,11 @@ impl Fake {
         Fake::new(None, false)
     }
 
+    /// A hosted OpenAI-compatible service: its own key required, `stream_options` ignored.
+    pub fn compatible_with_key() -> Self {
+        Fake::new(Some(KEY), false)
+    }
+
     fn new(key: Option<&'static str>, stream_usage: bool) -> Self {
         Fake {
             replies: Arc::default(),
@@ -183,8 +188,13 @@ fn is_usage_chunk(event: &str) -> bool {
 }
 
 fn usage(prompt: i64, completion: i64) -> Value {
+    usage_cached(prompt, 0, completion)
+}
+
+/// OpenAI's `usage`, `cached` of the prompt's tokens read from its prompt cache.
+fn usage_cached(prompt: i64, cached: i64, completion: i64) -> Value {
     json!({ "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-            "prompt_tokens_details": { "cached_tokens": 0, "audio_tokens": 0 },
+            "prompt_tokens_details": { "cached_tokens": cached, "audio_tokens": 0 },
             "completion_tokens_details": { "reasoning_tokens": 0, "audio_tokens": 0,
                 "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0 } })
 }
@@ -200,10 +210,18 @@ fn completion_of(message: Value, finish: &str, prompt: i64, completion: i64) -> 
 }
 
 /// A `chat.completion` with text.
+#[allow(dead_code)] // the providers suite uses `completion_cached`; other suites this
 pub fn completion(text: &str, prompt: i64, completion: i64) -> Value {
+    completion_cached(text, prompt, 0, completion)
+}
+
+/// A `chat.completion` with text, `cached` of its prompt tokens read from the prompt cache.
+pub fn completion_cached(text: &str, prompt: i64, cached: i64, completion: i64) -> Value {
     let message =
         json!({ "role": "assistant", "content": text, "refusal": null, "annotations": [] });
-    completion_of(message, "stop", prompt, completion)
+    let mut body = completion_of(message, "stop", prompt, completion);
+    body["usage"] = usage_cached(prompt, cached, completion);
+    body
 }
 
 /// A `chat.completion` whose message calls one function (`arguments` as a JSON string).

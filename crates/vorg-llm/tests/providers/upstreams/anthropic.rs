@@ -64,11 +64,15 @@ const STARTED_INPUT: i64 = 9;
 
 fn native(script: &Script) -> Reply {
     match script {
-        Script::Text { text, usage: u } => Reply::Json(
-            200,
-            vec![],
-            fake::message(text, u.prompt_tokens, u.completion_tokens),
-        ),
+        Script::Text { text, usage: u } => {
+            let (read, write) = (u.cache_read_tokens, u.cache_write_tokens);
+            let input = (u.prompt_tokens - read - write, read, write);
+            Reply::Json(
+                200,
+                vec![],
+                fake::message_cached(text, input, u.completion_tokens),
+            )
+        }
         Script::ToolCall {
             id,
             name,

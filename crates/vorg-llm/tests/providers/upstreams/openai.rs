@@ -30,6 +30,13 @@ pub fn start_compatible() -> BoxFuture<'static, Arc<dyn Upstream>> {
     Box::pin(serve(Fake::compatible(), true))
 }
 
+/// A hosted OpenAI-compatible service (Groq, OpenRouter, Together…) configured with its own
+/// key (`VORG_LLM_COMPAT=name=url|KEY_VARIABLE`): it checks the key, and ignores
+/// `stream_options`.
+pub fn start_compatible_with_key() -> BoxFuture<'static, Arc<dyn Upstream>> {
+    Box::pin(serve(Fake::compatible_with_key(), false))
+}
+
 async fn serve(fake: Fake, keyless: bool) -> Arc<dyn Upstream> {
     let base = fake.serve().await;
     Arc::new(OpenAiUpstream {
@@ -122,7 +129,12 @@ fn native(script: &Script) -> Reply {
         Script::Text { text, usage: u } => Reply::Json(
             200,
             vec![],
-            fake::completion(text, u.prompt_tokens, u.completion_tokens),
+            fake::completion_cached(
+                text,
+                u.prompt_tokens,
+                u.cache_read_tokens,
+                u.completion_tokens,
+            ),
         ),
         Script::ToolCall {
             id,

@@ -31,6 +31,7 @@ impl Upstream for Offline {
             let usage = Usage {
                 prompt_tokens: count_tokens(&req.prompt_text()),
                 completion_tokens: count_tokens(&text),
+                ..Usage::default()
             };
             Expected { text, usage }
         })
