@@ -278,58 +278,315 @@ def wrk_post(url, token, connections, threads):
     }
 
 
-def bench_gateway(budgets=True):
-    """/v1/chat/completions through vorg to an instant upstream, against the same load sent
-    to the upstream directly: one connection (latency without queueing) and 32 (throughput).
-    With `budgets`, the shipped policies (org, actor and token budgets: every call reserves
-    and settles); without, a policies file with no budgets."""
-    tmp = tempfile.mkdtemp(prefix="vorg-bench-gw-")
-    up_port = free_port()
-    upstream = nginx_upstream(tmp, up_port)
-    data = os.path.join(tmp, "data")
-    env = dict(os.environ, VORG_DATA_DIR=data, RUST_LOG="warn", VORG_CONFIG=os.path.join(tmp, "none.toml"),
-               OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=f"http://127.0.0.1:{up_port}/v1")
-    if not budgets:
-        cfg = os.path.join(tmp, "config")
-        os.makedirs(os.path.join(cfg, "governance"))
-        with open(os.path.join(cfg, "governance", "policies.yaml"), "w") as f:
-            f.write("spend_thresholds:\n  auto_approve_usd: 50\n")
-        env["VORG_CONFIG_DIR"] = cfg
-    env.pop("DATABASE_URL", None)
-    port = free_port()
-    proc, _ = start_vorg(env, port)
-    base = f"http://127.0.0.1:{port}"
-    session = http("POST", base + "/auth/register", {"email": "admin@example.com", "password": "benchmark password"})["access_token"]
-    token = http("POST", base + "/auth/tokens", {"name": "bench"}, session)["token"]
-    direct_url = f"http://127.0.0.1:{up_port}/v1/chat/completions"
-    gateway_url = base + "/v1/chat/completions"
-    result = {
-        "direct_1_conn": wrk_post(direct_url, "sk-bench", 1, 1),
-        "gateway_1_conn": wrk_post(gateway_url, token, 1, 1),
-        "direct_32_conn": wrk_post(direct_url, "sk-bench", 32, 2),
-        "gateway_32_conn": wrk_post(gateway_url, token, 32, 2),
-    }
-    sent = result["gateway_1_conn"]["requests"] + result["gateway_32_conn"]["requests"]
-    # Every request through the gateway must have its usage row.
-    time.sleep(1)
-    rows = 0
-    cursor = None
+LITELLM_VERSION = "1.106.12"
+LITELLM_ENV = os.path.join(ROOT, "target", "litellm-env")
+# LiteLLM refuses to start without a strong master key; clients send it (as vorg's clients send
+# their API token): both proxies authenticate every request.
+LITELLM_KEY = "sk-" + "5e" * 32
+
+
+def ensure_litellm():
+    """LiteLLM proxy, pinned, in its own venv under target/ (installed from PyPI once)."""
+    exe = os.path.join(LITELLM_ENV, "bin", "litellm")
+    if os.path.exists(exe):
+        return exe
+    subprocess.run([sys.executable, "-m", "venv", LITELLM_ENV], check=True)
+    subprocess.run([os.path.join(LITELLM_ENV, "bin", "pip"), "install", "-q",
+                    f"litellm[proxy]=={LITELLM_VERSION}"], check=True)
+    return exe
+
+
+def tree_pids(pid):
+    """`pid` and every process below it."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(d))
+            except OSError:
+                pass
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def tree_cpu(pid):
+    total = 0.0
+    for p in tree_pids(pid):
+        try:
+            total += cpu_secs(p)
+        except OSError:
+            pass
+    return total
+
+
+def tree_rss_kib(pid):
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            total += rss_kib(p)
+        except OSError:
+            pass
+    return total
+
+
+SSE_CHUNKS = 50
+
+
+def sse_body():
+    """An OpenAI stream of 50 content chunks and a usage chunk, as one response body."""
+    head = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1741569952,
+            "model": "gpt-4o-mini-2024-07-18"}
+    events = [dict(head, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                   "finish_reason": None}])]
+    events += [dict(head, choices=[{"index": 0, "delta": {"content": "tok "}, "finish_reason": None}])
+               for _ in range(SSE_CHUNKS - 2)]
+    events.append(dict(head, choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}]))
+    events.append(dict(head, choices=[], usage={"prompt_tokens": 9, "completion_tokens": SSE_CHUNKS,
+                                                "total_tokens": 9 + SSE_CHUNKS}))
+    return "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+
+
+def nginx_references(tmp, up_port, sse_port, hop_port):
+    """nginx as the instant upstream (JSON on one port, a 50-chunk SSE stream on another) and
+    as a minimal proxy hop (proxy_pass with keep-alive) to the JSON upstream."""
+    conf = os.path.join(tmp, "nginx.conf")
+    body = COMPLETION.replace("'", "\\'")
+    # Too long for a `return` string: served from a file (a POST is redirected to it as a GET).
+    with open(os.path.join(tmp, "sse.txt"), "w") as f:
+        f.write(sse_body())
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1; daemon off; pid {tmp}/nginx.pid; error_log {tmp}/error.log;
+events {{ worker_connections 4096; }}
+http {{ access_log off; client_body_temp_path {tmp}; proxy_temp_path {tmp}; fastcgi_temp_path {tmp};
+  uwsgi_temp_path {tmp}; scgi_temp_path {tmp}; keepalive_requests 1000000;
+  upstream up {{ server 127.0.0.1:{up_port}; keepalive 64; }}
+  server {{ listen 127.0.0.1:{up_port};
+    location / {{ default_type application/json; return 200 '{body}'; }} }}
+  server {{ listen 127.0.0.1:{sse_port};
+    location = /sse.txt {{ root {tmp}; default_type text/event-stream; }}
+    location / {{ error_page 405 =200 /sse.txt; return 405; }} }}
+  server {{ listen 127.0.0.1:{hop_port};
+    location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }} }} }}
+""")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    proc = subprocess.Popen([nginx, "-c", conf, "-p", tmp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return proc
+
+
+def raw_request(port, path, body, token):
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n{body}").encode()
+
+
+def fixed_rate(port, path, body, token, rate, seconds):
+    """vorg-bench rate: open-loop at `rate` req/s; latency from each request's due time."""
+    tmp = tempfile.mkdtemp(prefix="vorg-bench-rate-")
+    req = os.path.join(tmp, "request")
+    with open(req, "wb") as f:
+        f.write(raw_request(port, path, body, token))
+    out = subprocess.run([BENCH_BIN, "rate", "--addr", f"127.0.0.1:{port}", "--request-file", req,
+                          "--rate", str(rate), "--seconds", str(seconds), "--connections", "64"],
+                         check=True, capture_output=True, text=True).stdout
+    shutil.rmtree(tmp, ignore_errors=True)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def max_throughput(url, token, pid=None):
+    """wrk at 32 connections; with `pid`, the process tree's CPU per request and peak RSS."""
+    cpu0 = tree_cpu(pid) if pid else 0
+    peak = [0]
+    stop = [False]
+
+    def sample():
+        while not stop[0]:
+            peak[0] = max(peak[0], tree_rss_kib(pid))
+            time.sleep(0.2)
+    import threading
+    t = threading.Thread(target=sample) if pid else None
+    if t:
+        t.start()
+    r = wrk_post(url, token, 32, 2)
+    stop[0] = True
+    if t:
+        t.join()
+        r["cpu_us_per_request"] = round((tree_cpu(pid) - cpu0) * 1e6 / max(r["requests"], 1), 1)
+        r["peak_rss_mib"] = round(peak[0] / 1024, 1)
+    return r
+
+
+def count_usage_rows(base, session):
+    rows, cursor = 0, None
     while True:
         page = http("GET", base + "/usage/events?limit=200" + (f"&cursor={cursor}" if cursor else ""), None, session)
         rows += len(page["items"])
         cursor = page.get("next_cursor")
         if not cursor:
-            break
-    proc.send_signal(signal.SIGTERM); proc.wait()
-    upstream.terminate(); upstream.wait()
+            return rows
+
+
+def vorg_gateway(tmp, name, up_port, budgets=True, postgres=False):
+    """A vorg on `up_port`'s instant upstream; returns (proc, base, port, session, token, env)."""
+    data = os.path.join(tmp, name)
+    env = dict(os.environ, VORG_DATA_DIR=data, RUST_LOG="warn", VORG_CONFIG=os.path.join(tmp, "none.toml"),
+               OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=f"http://127.0.0.1:{up_port}/v1", VORG_WORKERS="0",
+               VORG_SCHEDULER="false")
+    env.pop("DATABASE_URL", None)
+    if postgres:
+        db = f"vorg_bench_gw_{name}"
+        psql(f"DROP DATABASE IF EXISTS {db}"); psql(f"CREATE DATABASE {db}")
+        env["DATABASE_URL"] = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
+    if not budgets:
+        cfg = os.path.join(tmp, "config-" + name)
+        os.makedirs(os.path.join(cfg, "governance"))
+        with open(os.path.join(cfg, "governance", "policies.yaml"), "w") as f:
+            f.write("spend_thresholds:\n  auto_approve_usd: 50\n")
+        env["VORG_CONFIG_DIR"] = cfg
+    port = free_port()
+    proc, _ = start_vorg(env, port)
+    base = f"http://127.0.0.1:{port}"
+    session = http("POST", base + "/auth/register", {"email": "admin@example.com", "password": "benchmark password"})["access_token"]
+    token = http("POST", base + "/auth/tokens", {"name": "bench"}, session)["token"]
+    return proc, base, port, session, token, env
+
+
+def ledger_check(env):
+    out = subprocess.run([BIN, "budgets", "check"], env=env, capture_output=True, text=True)
+    return {"balanced": out.returncode == 0, "summary": (out.stdout.strip().splitlines() or [""])[-1]}
+
+
+def start_litellm(tmp, up_port, workers):
+    exe = ensure_litellm()
+    cfg = os.path.join(tmp, f"litellm-{workers}.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"""model_list:
+  - model_name: gpt-4o-mini
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_base: http://127.0.0.1:{up_port}/v1
+      api_key: sk-bench
+litellm_settings:
+  drop_params: true
+""")
+    port = free_port()
+    env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_LOG="ERROR",
+               LITELLM_TELEMETRY="False", DISABLE_ADMIN_UI="True", LITELLM_MASTER_KEY=LITELLM_KEY)
+    env.pop("DATABASE_URL", None)
+    proc = subprocess.Popen([exe, "--config", cfg, "--port", str(port), "--host", "127.0.0.1",
+                             "--num_workers", str(workers)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            http("POST", f"http://127.0.0.1:{port}/v1/chat/completions", json.loads(CHAT_BODY), LITELLM_KEY)
+            return proc, port
+        except Exception:
+            time.sleep(0.5)
+    proc.terminate()
+    sys.exit("LiteLLM did not answer within 120 s")
+
+
+def stop(proc):
+    for p in reversed(tree_pids(proc.pid)):
+        try:
+            os.kill(p, signal.SIGTERM)
+        except OSError:
+            pass
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill(); proc.wait()
+
+
+def bench_gateway_references():
+    """/v1/chat/completions through vorg beside, in the same run and load generator: the
+    upstream direct, an nginx proxy_pass hop and LiteLLM's proxy (one and two workers)."""
+    tmp = tempfile.mkdtemp(prefix="vorg-bench-gwref-")
+    up_port, sse_port, hop_port = free_port(), free_port(), free_port()
+    ng = nginx_references(tmp, up_port, sse_port, hop_port)
+    path = "/v1/chat/completions"
+    stream_body = json.dumps({"model": "gpt-4o-mini", "stream": True,
+                              "messages": [{"role": "user", "content": "Say ok"}]})
+    r = {"litellm_version": LITELLM_VERSION}
+    r["direct"] = {"max": max_throughput(f"http://127.0.0.1:{up_port}{path}", "sk-bench"),
+                   "rate_1000": fixed_rate(up_port, path, CHAT_BODY, "sk-bench", 1000, 10),
+                   "rate_100": fixed_rate(up_port, path, CHAT_BODY, "sk-bench", 100, 10),
+                   "stream_rate_100": fixed_rate(sse_port, path, stream_body, "sk-bench", 100, 5)}
+    r["nginx_hop"] = {"max": max_throughput(f"http://127.0.0.1:{hop_port}{path}", "sk-bench"),
+                      "rate_1000": fixed_rate(hop_port, path, CHAT_BODY, "sk-bench", 1000, 10)}
+    for name, budgets, pg in (("vorg_budgets_sqlite", True, False), ("vorg_no_budgets_sqlite", False, False),
+                              ("vorg_budgets_postgres", True, True)):
+        proc, base, port, session, token, env = vorg_gateway(tmp, name, up_port, budgets, pg)
+        m = {"max": max_throughput(base + path, token, proc.pid)}
+        m["rate_1000"] = fixed_rate(port, path, CHAT_BODY, token, 1000, 10)
+        m["rate_100"] = fixed_rate(port, path, CHAT_BODY, token, 100, 10)
+        sent = m["max"]["requests"] + m["rate_1000"]["requests"] + m["rate_100"]["requests"]
+        time.sleep(1)
+        m["usage_rows"] = count_usage_rows(base, session)
+        m["requests_answered"] = sent
+        stop(proc)
+        m["ledger"] = ledger_check(env)
+        r[name] = m
+    # Streaming: a vorg whose upstream streams 50 chunks.
+    proc, base, port, session, token, env = vorg_gateway(tmp, "vorg_stream", sse_port, True, False)
+    r["vorg_stream"] = {"stream_rate_100": fixed_rate(port, path, stream_body, token, 100, 5)}
+    time.sleep(1)
+    r["vorg_stream"]["usage_rows"] = count_usage_rows(base, session)
+    stop(proc)
+    for workers in (1, 2):
+        proc, port = start_litellm(tmp, up_port, workers)
+        m = {"max": max_throughput(f"http://127.0.0.1:{port}{path}", LITELLM_KEY, proc.pid),
+             "rate_100": fixed_rate(port, path, CHAT_BODY, LITELLM_KEY, 100, 10)}
+        stop(proc)
+        r[f"litellm_{workers}_worker"] = m
+    ng.terminate(); ng.wait()
     shutil.rmtree(tmp, ignore_errors=True)
-    g1, d1 = result["gateway_1_conn"], result["direct_1_conn"]
-    result["added_p50_ms_1_conn"] = round(g1["p50_ms"] - d1["p50_ms"], 3)
-    result["added_p99_ms_1_conn"] = round(g1["p99_ms"] - d1["p99_ms"], 3)
-    result["throughput_ratio_32_conn"] = round(result["gateway_32_conn"]["requests_per_s"] / result["direct_32_conn"]["requests_per_s"], 3)
-    result["requests_through_gateway"] = sent
-    result["usage_rows"] = rows
-    return result
+    hop = r["nginx_hop"]["max"]["requests_per_s"]
+    d1000, d100 = r["direct"]["rate_1000"]["p99_ms"], r["direct"]["rate_100"]["p99_ms"]
+    best_litellm = min((r[k] for k in ("litellm_1_worker", "litellm_2_worker")),
+                       key=lambda m: m["rate_100"]["p99_ms"])
+    lite_cpu = min(r[k]["max"]["cpu_us_per_request"] for k in ("litellm_1_worker", "litellm_2_worker"))
+    summary = {}
+    for name in ("vorg_budgets_sqlite", "vorg_no_budgets_sqlite", "vorg_budgets_postgres"):
+        m = r[name]
+        summary[name] = {
+            "throughput_vs_nginx_hop": round(m["max"]["requests_per_s"] / hop, 3),
+            "added_p99_ms_at_1000": round(m["rate_1000"]["p99_ms"] - d1000, 3),
+            "added_p99_ms_at_100": round(m["rate_100"]["p99_ms"] - d100, 3),
+            "added_p99_vs_litellm_at_100": round((m["rate_100"]["p99_ms"] - d100) /
+                                                 max(best_litellm["rate_100"]["p99_ms"] - d100, 1e-6), 4),
+            "cpu_us_per_request": m["max"]["cpu_us_per_request"],
+            "cpu_vs_litellm": round(m["max"]["cpu_us_per_request"] / lite_cpu, 4),
+            "peak_rss_mib": m["max"]["peak_rss_mib"],
+            # wrk stops with up to 32 requests in flight: they reach the upstream and are
+            # accounted, but wrk does not count their answers.
+            "usage_rows_minus_requests_answered": m["usage_rows"] - m["requests_answered"],
+            "ledger_balanced": m["ledger"]["balanced"],
+        }
+    summary["stream_added_ttfb_p50_ms"] = round(r["vorg_stream"]["stream_rate_100"]["first_byte_p50_ms"] -
+                                                r["direct"]["stream_rate_100"]["first_byte_p50_ms"], 3)
+    summary["nginx_hop_vs_direct"] = round(hop / r["direct"]["max"]["requests_per_s"], 3)
+    r["summary"] = summary
+    return r
+
+
+def print_gateway_references(r):
+    print("\nLLM gateway: /v1/chat/completions, one instant upstream (nginx), the same load generator:")
+    print(f"  {'target':<26} {'max req/s':>9} {'p99@1000':>9} {'p99@100':>8} {'CPU us/req':>10} {'RSS MiB':>8}")
+    for name in ("direct", "nginx_hop", "vorg_budgets_sqlite", "vorg_no_budgets_sqlite",
+                 "vorg_budgets_postgres", "litellm_1_worker", "litellm_2_worker"):
+        m = r[name]
+        p1000 = m.get("rate_1000", {}).get("p99_ms", "")
+        p100 = m.get("rate_100", {}).get("p99_ms", "")
+        print(f"  {name:<26} {m['max']['requests_per_s']:>9} {p1000!s:>9} {p100!s:>8} "
+              f"{m['max'].get('cpu_us_per_request', '')!s:>10} {m['max'].get('peak_rss_mib', '')!s:>8}")
+    print("  " + json.dumps(r["summary"], indent=2).replace("\n", "\n  "))
 
 
 def mcp_session(url, token):
@@ -827,10 +1084,22 @@ def main():
             json.dump({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                        "machine": {"cores": os.cpu_count()}, "mcp": m}, f, indent=2)
         return
+    if only == "backbone":
+        # The API's own hot paths and the queue: GET /users beside pgbench of its query, and
+        # the job queue with one and four workers.
+        b = {"sqlite": bench_backend("sqlite"), "postgres": bench_backend("postgres"),
+             "queue": {f"{k}_{w}_workers": bench_queue(k, w) for k in ("sqlite", "postgres") for w in (1, 4)}}
+        print(json.dumps(b, indent=2))
+        out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                           datetime.now(timezone.utc).strftime("%Y-%m-%d") + "-backbone.json")
+        with open(out, "w") as f:
+            json.dump({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       "machine": {"cores": os.cpu_count()}, "backbone": b}, f, indent=2)
+        return
     if only == "gateway":
         # A quick run of one section: printed, and written beside the full results.
-        g = {"with_budgets": bench_gateway(True), "without_budgets": bench_gateway(False)}
-        print(json.dumps(g, indent=2))
+        g = bench_gateway_references()
+        print_gateway_references(g)
         out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                            datetime.now(timezone.utc).strftime("%Y-%m-%d") + "-gateway.json")
         with open(out, "w") as f:
@@ -847,8 +1116,7 @@ def main():
         "postgres": bench_backend("postgres"),
         "queue": {f"{b}_{w}_workers": bench_queue(b, w) for b in ("sqlite", "postgres") for w in (1, 4)},
         "sse_fanout": {str(n): bench_sse(n) for n in SSE_CLIENTS},
-        "gateway": bench_gateway(True),
-        "gateway_without_budgets": bench_gateway(False),
+        "gateway": bench_gateway_references(),
         "workflows": {b: bench_workflows(b) for b in ("sqlite", "postgres")},
         "console": bench_console(),
         "mcp": bench_mcp(),
@@ -885,15 +1153,7 @@ def main():
               f"CPU per delivery {r['cpu_us_per_delivery_server']} us server + "
               f"{r['cpu_us_per_delivery_client']} us client, so one step's burst needs "
               f"{r['burst_cpu_ms_on_all_cores']} ms of both cores")
-    for key, label in (("gateway", "with the shipped budgets"), ("gateway_without_budgets", "without budgets")):
-        g = results[key]
-        print(f"\nLLM gateway ({label}): /v1/chat/completions through vorg vs straight to an instant upstream (nginx):")
-        for name in ("direct_1_conn", "gateway_1_conn", "direct_32_conn", "gateway_32_conn"):
-            r = g[name]
-            print(f"  {name:<16} {r['requests_per_s']:>8} req/s  p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  non-2xx {r['non_2xx']}")
-        print(f"  added latency (1 connection): p50 {g['added_p50_ms_1_conn']} ms, p99 {g['added_p99_ms_1_conn']} ms; "
-              f"throughput through vorg {g['throughput_ratio_32_conn']:.0%} of direct; "
-              f"usage rows {g['usage_rows']} for {g['requests_through_gateway']} requests")
+    print_gateway_references(results["gateway"])
     print_workflows(results["workflows"])
     print_console(results["console"])
     print_mcp(results["mcp"])

@@ -83,9 +83,22 @@ pub struct ApiConfig {
     pub webhooks_allow_private: bool,
 }
 
-/// Everything handlers share. Cheap to clone.
+/// Everything handlers share: one pointer, so the clone every extractor and layer makes of it
+/// is a reference count, not a dozen.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] points to.
+#[derive(Clone)]
+pub struct Shared {
     pub store: Store,
     pub config: Arc<ApiConfig>,
     pub jwt: Arc<JwtKeys>,
@@ -121,7 +134,7 @@ impl AppState {
             config.login_per_minute_per_ip,
             config.login_per_minute_per_account,
         );
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             store,
             jwt: Arc::new(jwt),
             hasher: PasswordHasher::new()?,
@@ -134,20 +147,20 @@ impl AppState {
             linear: None,
             blobs: None,
             metrics: Metrics::new(),
-        })
+        })))
     }
 }
 
 impl AppState {
     /// Linear for the `/linear` routes and the agents' `create_linear_issue` tool.
     pub fn with_linear(mut self, client: vorg_linear::LinearClient) -> Self {
-        self.linear = Some(client);
+        Arc::make_mut(&mut self.0).linear = Some(client);
         self
     }
 
     /// Blob storage for artifacts.
     pub fn with_blobs(mut self, blobs: vorg_artifacts::Blobs) -> Self {
-        self.blobs = Some(blobs);
+        Arc::make_mut(&mut self.0).blobs = Some(blobs);
         self
     }
 }

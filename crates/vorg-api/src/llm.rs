@@ -172,8 +172,8 @@ pub async fn generate(
 /// Checks that the run a call is attributed to exists and is the caller's own (admins may
 /// attribute calls to any run): nobody charges their spend to someone else's run.
 async fn check_run(state: &AppState, user: &CurrentUser, run_id: i64) -> Result<(), String> {
-    match state.store.get_run(run_id).await {
-        Ok(run) if run.requested_by == Some(user.id) || user.is_admin() => Ok(()),
+    match state.store.run_owner(run_id).await {
+        Ok(owner) if owner == Some(user.id) || user.is_admin() => Ok(()),
         Ok(_) => Err(format!(
             "run {run_id} was started by someone else; calls may be attributed only to your own runs"
         )),

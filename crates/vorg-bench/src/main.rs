@@ -7,7 +7,10 @@
 //! - `engine`: the workflow engines' own cost per step: a `--steps`-step DAG chain and a
 //!   graph looping `--steps` times, with model turns that answer at once and every graph
 //!   checkpoint written to the database (no gateway, no run log).
+//! - `rate`: a fixed-rate HTTP load (`rate.rs`), for latency at a given rate.
 #![allow(clippy::disallowed_methods)] // a load generator spawns freely
+
+mod rate;
 
 use std::{sync::Arc, time::Duration};
 use vorg_domain::LogLevel;
@@ -57,6 +60,21 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         steps: usize,
     },
+    /// Fixed-rate load: the raw HTTP/1.1 request in `--request-file`, `--rate` a second for
+    /// `--seconds`, over at most `--connections` keep-alive connections.
+    Rate {
+        /// host:port.
+        #[arg(long)]
+        addr: String,
+        #[arg(long)]
+        request_file: std::path::PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+    },
     /// SSE fan-out: `--clients` connections on `/streams/runs/{run}`.
     Sse {
         /// host:port of vorg.
@@ -74,6 +92,17 @@ enum Cmd {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Cmd::Rate {
+            addr,
+            request_file,
+            rate,
+            seconds,
+            connections,
+        } => {
+            let request = std::fs::read(&request_file)
+                .with_context(|| format!("reading {}", request_file.display()))?;
+            rate::run(&addr, request, rate, seconds, connections).await
+        }
         Cmd::Queue {
             database_url,
             jobs,

@@ -118,7 +118,12 @@ impl StreamHub {
             match notice {
                 Ok(Notice::RunLog { run_id, id }) => self.forward_run(run_id, Some(id)).await,
                 Ok(Notice::Event { id }) => self.forward_org(Some(id)).await,
-                Ok(Notice::JobQueued | Notice::Schedules | Notice::BudgetPressure) => {}
+                Ok(
+                    Notice::JobQueued
+                    | Notice::Schedules
+                    | Notice::BudgetPressure
+                    | Notice::Personas,
+                ) => {}
                 Ok(Notice::Resync) | Err(RecvError::Lagged(_)) => {
                     let ids: Vec<i64> = {
                         let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());

@@ -113,13 +113,50 @@ pub fn period_end(period: &str) -> Option<DateTime<Utc>> {
 /// up) of the messages and of the tool and response-format definitions sent with them, plus 4
 /// per message, an upper estimate for English text with the usual tokenizers.
 pub fn estimate_prompt_tokens(req: &ChatRequest) -> i64 {
-    let mut chars: usize = req.prompt_text().chars().count();
+    let messages = req.messages();
+    // The characters of `prompt_text()` (the messages' text joined by newlines), counted
+    // without building it.
+    let mut chars: usize = messages
+        .iter()
+        .map(|m| content_chars(&m["content"]))
+        .sum::<usize>()
+        + messages.len().saturating_sub(1);
     for extra in ["tools", "functions", "response_format"] {
         if let Some(v) = req.body.get(extra) {
-            chars += v.to_string().len();
+            chars += json_len(v);
         }
     }
-    i64::try_from(chars.div_ceil(4)).unwrap_or(i64::MAX) + 4 * req.messages().len() as i64
+    i64::try_from(chars.div_ceil(4)).unwrap_or(i64::MAX) + 4 * messages.len() as i64
+}
+
+/// The characters of a message's text content (a string, or the `text` of its parts).
+fn content_chars(content: &serde_json::Value) -> usize {
+    match content {
+        serde_json::Value::String(s) => s.chars().count(),
+        serde_json::Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .map(|t| t.chars().count())
+            .sum(),
+        _ => 0,
+    }
+}
+
+/// The length of `v`'s compact JSON text, counted as it is written (nothing is kept).
+fn json_len(v: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    let _ = serde_json::to_writer(&mut n, v);
+    n.0
 }
 
 /// Tokens an embeddings request's `input` is assumed to use: 1 per 4 characters (rounded
@@ -229,6 +266,22 @@ mod tests {
         assert_eq!(worst(serde_json::json!({ "max_tokens": 100000 })), 100000);
         // A bad n counts as one.
         assert_eq!(worst(serde_json::json!({ "n": "x", "max_tokens": 7 })), 7);
+    }
+
+    #[test]
+    fn the_prompt_estimate_counts_what_the_joined_text_holds() {
+        let r = req(serde_json::json!({
+            "messages": [
+                { "role": "system", "content": "Tu es l’assistant." },
+                { "role": "user", "content": [{ "type": "text", "text": "héllo" },
+                                              { "type": "image_url", "image_url": { "url": "x" } }] },
+            ],
+            "tools": [{ "type": "function", "function": { "name": "f" } }],
+        }));
+        let joined = r.prompt_text().chars().count();
+        let tools = r.body["tools"].to_string().len();
+        let expected = i64::try_from((joined + tools).div_ceil(4)).unwrap() + 8;
+        assert_eq!(estimate_prompt_tokens(&r), expected);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use vorg_domain::Secret;
 
 use crate::{
@@ -17,7 +17,9 @@ use crate::{
 /// An OpenAI-protocol upstream.
 pub struct OpenAi {
     name: String,
-    base_url: String,
+    /// `…/chat/completions` and `…/embeddings`, parsed once.
+    chat_url: reqwest::Url,
+    embeddings_url: reqwest::Url,
     key: Option<Secret>,
     client: reqwest::Client,
     timeout: Duration,
@@ -33,9 +35,20 @@ impl OpenAi {
         timeout: Duration,
     ) -> Result<Self, ProviderError> {
         let client = http_client(name, connect_timeout, timeout)?;
+        let base = base_url.trim_end_matches('/');
+        let url = |path: &str| {
+            reqwest::Url::parse(&format!("{base}/{path}")).map_err(|e| {
+                ProviderError::new(
+                    name,
+                    ErrorKind::Connect,
+                    format!("the base URL {base:?} is not a URL: {e}"),
+                )
+            })
+        };
         Ok(OpenAi {
             name: name.to_owned(),
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            chat_url: url("chat/completions")?,
+            embeddings_url: url("embeddings")?,
             key,
             client,
             timeout,
@@ -43,22 +56,57 @@ impl OpenAi {
     }
 
     fn request(&self, model: &str, req: &ChatRequest, stream: bool) -> reqwest::RequestBuilder {
-        let mut body = req.body.clone();
-        body.insert("model".into(), json!(model));
-        body.insert("stream".into(), json!(stream));
-        if stream {
-            body.insert("stream_options".into(), json!({ "include_usage": true }));
-        } else {
-            body.remove("stream_options");
-        }
-        let mut builder = self
-            .client
-            .post(format!("{}/chat/completions", self.base_url))
-            .json(&body);
+        let body = Outgoing {
+            body: &req.body,
+            model,
+            stream: Some(stream),
+        };
+        let mut builder = self.client.post(self.chat_url.clone()).json(&body);
         if let Some(key) = &self.key {
             builder = builder.bearer_auth(key.expose());
         }
         builder
+    }
+}
+
+/// The body sent upstream: the caller's fields as they came (unknown ones included), with
+/// `model` set to the upstream's name and, for chat, `stream` (and on a stream
+/// `stream_options.include_usage`, so usage is always accounted) set by vorg. Written
+/// straight from the caller's map, without copying it.
+struct Outgoing<'a> {
+    body: &'a serde_json::Map<String, Value>,
+    model: &'a str,
+    stream: Option<bool>,
+}
+
+impl serde::Serialize for Outgoing<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        #[derive(serde::Serialize)]
+        struct IncludeUsage {
+            include_usage: bool,
+        }
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("model", self.model)?;
+        if let Some(stream) = self.stream {
+            m.serialize_entry("stream", &stream)?;
+            if stream {
+                m.serialize_entry(
+                    "stream_options",
+                    &IncludeUsage {
+                        include_usage: true,
+                    },
+                )?;
+            }
+        }
+        for (k, v) in self.body {
+            let ours =
+                k == "model" || (self.stream.is_some() && (k == "stream" || k == "stream_options"));
+            if !ours {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.end()
     }
 }
 
@@ -73,11 +121,14 @@ impl Provider for OpenAi {
         req: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
         Box::pin(async move {
-            let mut body = req.body.clone();
-            body.insert("model".into(), json!(model));
+            let body = Outgoing {
+                body: &req.body,
+                model,
+                stream: None,
+            };
             let mut builder = self
                 .client
-                .post(format!("{}/embeddings", self.base_url))
+                .post(self.embeddings_url.clone())
                 .json(&body)
                 .timeout(self.timeout);
             if let Some(key) = &self.key {

@@ -331,16 +331,11 @@ impl Org {
         if let (Some(limit), Some(run)) = (b.run, ctx.run_id) {
             keys.push(key(BudgetScope::Run, run.to_string(), "all", limit));
         }
-        if let Some(id) = &ctx.persona {
-            match self.store.get_persona(id).await {
-                Ok(row) => {
-                    if let Some(limit) = Persona::trusted(row.doc.0).max_spend() {
-                        keys.push(key(BudgetScope::Persona, id.clone(), &day, limit));
-                    }
-                }
-                Err(StoreError::NotFound) => {}
-                Err(e) => return Err(e),
-            }
+        if let Some(id) = &ctx.persona
+            && let Some(row) = self.store.persona_cached(id).await?
+            && let Some(limit) = crate::persona::max_spend_of(&row.doc.0)
+        {
+            keys.push(key(BudgetScope::Persona, id.clone(), &day, limit));
         }
         Ok(keys)
     }

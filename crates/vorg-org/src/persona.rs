@@ -76,11 +76,7 @@ impl Persona {
 
     /// `risk_limits.max_spend` in micro-dollars: the persona's daily budget.
     pub fn max_spend(&self) -> Option<i64> {
-        self.doc
-            .get("risk_limits")
-            .and_then(|r| r.get("max_spend"))
-            .and_then(Value::as_f64)
-            .and_then(usd_to_micro)
+        max_spend_of(&self.doc)
     }
 
     /// The tools this persona may call.
@@ -133,4 +129,13 @@ pub fn diff(old: Option<&Value>, new: Option<&Value>) -> Vec<Value> {
             Some(serde_json::json!({ "field": k, "op": op, "from": a, "to": b }))
         })
         .collect()
+}
+
+/// `risk_limits.max_spend` of a persona document, in micro-dollars (read without building a
+/// [`Persona`]).
+pub fn max_spend_of(doc: &Value) -> Option<i64> {
+    doc.get("risk_limits")
+        .and_then(|r| r.get("max_spend"))
+        .and_then(Value::as_f64)
+        .and_then(usd_to_micro)
 }

@@ -14,6 +14,7 @@ mod events;
 mod job_end;
 mod jobs;
 mod linear;
+mod memo;
 mod notify;
 mod org;
 mod roles_cache;
@@ -155,6 +156,10 @@ pub struct Store {
     /// each other in SQLite's busy handler, which sleeps in whole milliseconds.
     hot_writes: Arc<tokio::sync::Mutex<()>>,
     notices: tokio::sync::broadcast::Sender<Notice>,
+    /// Personas read by the gateway (emptied on any persona write, here or elsewhere).
+    personas: Arc<memo::Memo<String, Option<Arc<PersonaRow>>>>,
+    /// Who requested each run (a run's requester never changes).
+    run_owners: Arc<memo::Memo<i64, Option<i64>>>,
 }
 
 /// How many database connections one process may hold (`VORG_DB_MAX_CONNECTIONS`). On
@@ -243,6 +248,8 @@ impl Store {
             tokens: Arc::default(),
             hot_writes: Arc::default(),
             notices: notify::channel(),
+            personas: Arc::default(),
+            run_owners: Arc::default(),
         })
     }
 

@@ -27,6 +27,8 @@ pub enum Notice {
     JobQueued,
     /// A schedule was created, changed or deleted: schedulers re-read their timetable.
     Schedules,
+    /// A persona was written: cached personas are stale.
+    Personas,
     /// A process was refused budget headroom that others hold: give back what is unused.
     BudgetPressure,
     /// Notices may have been missed (listener reconnected): re-read from the tables.
@@ -42,6 +44,7 @@ impl Notice {
             Notice::Schedules => "c".to_owned(),
             Notice::Resync => "s".to_owned(),
             Notice::BudgetPressure => "b".to_owned(),
+            Notice::Personas => "p".to_owned(),
         }
     }
 
@@ -59,6 +62,7 @@ impl Notice {
             "c" => Some(Notice::Schedules),
             "s" => Some(Notice::Resync),
             "b" => Some(Notice::BudgetPressure),
+            "p" => Some(Notice::Personas),
             _ => None,
         }
     }
@@ -123,6 +127,7 @@ impl Store {
         let mut listener = PgListener::connect_with(pool).await?;
         listener.listen(CHANNEL).await?;
         let tx = self.notices.clone();
+        let personas = self.personas.clone();
         tracker.spawn(async move {
             loop {
                 let next = tokio::select! {
@@ -132,16 +137,21 @@ impl Store {
                 match next {
                     Ok(Some(n)) => {
                         if let Some(notice) = Notice::decode(n.payload()) {
+                            if notice == Notice::Personas {
+                                personas.forget_all();
+                            }
                             let _ = tx.send(notice);
                         }
                     }
                     // The connection was lost and re-established: notices may be missing.
                     Ok(None) => {
+                        personas.forget_all();
                         let _ = tx.send(Notice::Resync);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "event listener lost PostgreSQL; retrying");
                         tokio::time::sleep(Duration::from_millis(500)).await;
+                        personas.forget_all();
                         let _ = tx.send(Notice::Resync);
                     }
                 }
@@ -179,6 +189,7 @@ mod tests {
             Notice::JobQueued,
             Notice::Resync,
             Notice::BudgetPressure,
+            Notice::Personas,
         ] {
             assert_eq!(Notice::decode(&n.encode()), Some(n));
         }

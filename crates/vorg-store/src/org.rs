@@ -1,6 +1,6 @@
 //! The organization's records: policy versions and personas (every change kept).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -225,6 +225,23 @@ impl Store {
         Ok(row)
     }
 
+    /// A persona as the gateway reads it on every call that speaks for one: from memory,
+    /// forgotten whenever any process writes a persona (a notice on PostgreSQL). `None` when
+    /// there is no such persona.
+    pub async fn persona_cached(&self, id: &str) -> Result<Option<Arc<PersonaRow>>> {
+        if let Some(known) = self.personas.get(id) {
+            return Ok(known);
+        }
+        let generation = self.personas.generation();
+        let row = match self.get_persona(id).await {
+            Ok(row) => Some(Arc::new(row)),
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        self.personas.put(id, row.clone(), generation);
+        Ok(row)
+    }
+
     /// Writes a persona and a new version of its history. `reports_to` must name another
     /// existing persona and must not make a reporting cycle; both are checked under a lock,
     /// so concurrent writes cannot build a cycle together.
@@ -290,10 +307,12 @@ impl Store {
             let data = serde_json::json!({ "persona_id": id, "version": row.version, "change": if row.version == 1 { "created" } else { "updated" }, "author": author });
             let event =
                 crate::events::insert_event!(self.db, tx, "persona.changed", None::<i64>, &data);
+            crate::notify::notify_in_tx!(self.db, tx, crate::Notice::Personas);
             tx.commit().await?;
             (row, event.id)
         });
         let (row, event_id) = row;
+        self.personas.forget_all();
         self.local_notify(&[crate::Notice::Event { id: event_id }]);
         Ok(row)
     }
@@ -337,7 +356,9 @@ impl Store {
             let data = serde_json::json!({ "persona_id": id, "version": version + 1, "change": "deleted", "author": author });
             let event =
                 crate::events::insert_event!(self.db, tx, "persona.changed", None::<i64>, &data);
+            crate::notify::notify_in_tx!(self.db, tx, crate::Notice::Personas);
             tx.commit().await?;
+            self.personas.forget_all();
             self.local_notify(&[crate::Notice::Event { id: event.id }]);
         });
         Ok(())

@@ -329,6 +329,25 @@ impl Store {
         Ok(run)
     }
 
+    /// Who requested run `id` (`None`: the system); `NotFound` when there is no such run.
+    /// Read once per run and kept (a run's requester never changes): the gateway asks this
+    /// of every call attributed to a run.
+    pub async fn run_owner(&self, id: i64) -> Result<Option<i64>> {
+        if let Some(owner) = self.run_owners.get(&id) {
+            return Ok(owner);
+        }
+        let generation = self.run_owners.generation();
+        let owner: Option<i64> = with_pool!(self, |p| sqlx::query_scalar(
+            "SELECT requested_by FROM runs WHERE id = $1 AND org_id = $2"
+        )
+        .bind(id)
+        .bind(DEFAULT_ORG)
+        .fetch_one(p)
+        .await)?;
+        self.run_owners.put(&id, owner, generation);
+        Ok(owner)
+    }
+
     /// Runs, newest first, filtered.
     pub async fn list_runs(&self, filter: &RunFilter, page: Page) -> Result<Vec<Run>> {
         let runs = with_pool!(self, |p| sqlx::query_as(concat!(

@@ -51,7 +51,77 @@ contract!(
     committed_rows_are_announced_to_subscribers,
     usage_is_recorded_listed_and_summarised,
     role_changes_are_seen_by_current_roles_at_once_here_and_within_the_ttl_elsewhere,
+    cached_personas_are_forgotten_when_any_process_writes_one,
 );
+
+async fn cached_personas_are_forgotten_when_any_process_writes_one(store: Store) {
+    use serde_json::json;
+    let doc = |spend: f64| json!({ "id": "intern.v1", "risk_limits": { "max_spend": spend } });
+    let spend = |row: Option<std::sync::Arc<crate::PersonaRow>>| {
+        row.map(|r| r.doc.0["risk_limits"]["max_spend"].clone())
+    };
+    assert!(store.persona_cached("intern.v1").await.unwrap().is_none());
+    store
+        .save_persona(
+            "intern.v1",
+            &doc(1.0),
+            None,
+            "t",
+            crate::PersonaWrite::Upsert,
+        )
+        .await
+        .unwrap();
+    // Its own write is seen at once (the negative answer was forgotten).
+    assert_eq!(
+        spend(store.persona_cached("intern.v1").await.unwrap()),
+        Some(json!(1.0))
+    );
+    // The run owner is read once and kept.
+    let run = store.create_run(demo_run(json!({}))).await.unwrap();
+    assert_eq!(store.run_owner(run.id).await.unwrap(), None);
+    assert!(matches!(
+        store.run_owner(run.id + 1000).await,
+        Err(StoreError::NotFound)
+    ));
+    if store.backend() != Backend::Postgres {
+        return;
+    }
+    // Another process writes: this one hears the notice and reads the new document.
+    let tracker = tokio_util::task::TaskTracker::new();
+    let stop = tokio_util::sync::CancellationToken::new();
+    store.start_listener(&tracker, stop.clone()).await.unwrap();
+    let other = Store {
+        db: store.db.clone(),
+        queue_db: store.queue_db.clone(),
+        roles: Default::default(),
+        tokens: Default::default(),
+        hot_writes: Default::default(),
+        notices: crate::notify::channel(),
+        personas: Default::default(),
+        run_owners: Default::default(),
+    };
+    other
+        .save_persona(
+            "intern.v1",
+            &doc(2.0),
+            None,
+            "t",
+            crate::PersonaWrite::Upsert,
+        )
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while spend(store.persona_cached("intern.v1").await.unwrap()) != Some(json!(2.0)) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the notice never came"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    tracker.close();
+    tracker.wait().await;
+}
 
 async fn user_lifecycle(store: Store) {
     let created = store
@@ -325,6 +395,8 @@ async fn role_changes_are_seen_by_current_roles_at_once_here_and_within_the_ttl_
         tokens: Default::default(),
         hot_writes: Default::default(),
         notices: crate::notify::channel(),
+        personas: Default::default(),
+        run_owners: Default::default(),
     };
     other.revoke_role(u.user.id, Role::Engineer).await.unwrap();
     tokio::time::sleep(crate::ROLES_TTL + std::time::Duration::from_millis(50)).await;
