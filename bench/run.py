@@ -730,6 +730,15 @@ def bench_workflows(backend, steps=1000):
         psql(f"CREATE DATABASE {db}")
         env["DATABASE_URL"] = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
     files = workflow_files(data, steps)
+    # The shipped run_limits (100 steps, 200 model calls) would stop a 1,000-step run: the
+    # shipped policies with limits above the bench's.
+    cfg = os.path.join(data, "config")
+    os.makedirs(os.path.join(cfg, "governance"))
+    with open(os.path.join(ROOT, "governance", "policies.yaml")) as f:
+        shipped = f.read()
+    with open(os.path.join(cfg, "governance", "policies.yaml"), "w") as f:
+        f.write(re.sub(r"run_limits:\n(  .*\n)+", f"run_limits:\n  max_llm_calls: {steps * 4}\n  max_steps: {steps * 4}\n", shipped))
+    env["VORG_CONFIG_DIR"] = cfg
 
     def timed(name):
         t0 = time.perf_counter()
