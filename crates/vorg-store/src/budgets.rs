@@ -253,6 +253,25 @@ pub(crate) fn sum_charges<'a>(
     out
 }
 
+/// Gives `$amount` of reservation back to budget (`$scope`, `$subject`, `$period`) inside
+/// `$tx` (never below zero): what a lease that shrank or ended held.
+macro_rules! unreserve_in_tx {
+    ($tx:expr, $scope:expr, $subject:expr, $period:expr, $amount:expr) => {
+        sqlx::query(
+            "UPDATE budget_ledger SET reserved_micro_usd = CASE \
+             WHEN reserved_micro_usd > $5 THEN reserved_micro_usd - $5 ELSE 0 END \
+             WHERE org_id = $1 AND scope = $2 AND subject = $3 AND period = $4",
+        )
+        .bind(DEFAULT_ORG)
+        .bind($scope)
+        .bind($subject)
+        .bind($period)
+        .bind($amount)
+        .execute(&mut *$tx)
+        .await?
+    };
+}
+
 impl Store {
     /// Adds between `min` and `want` to lease `lease` of `holder` on budget `key` (a new
     /// lease when `lease` is `None` or was reaped), only as far as the budget's limit allows:
@@ -400,18 +419,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(left) = left {
-                sqlx::query(
-                    "UPDATE budget_ledger SET reserved_micro_usd = CASE \
-                     WHEN reserved_micro_usd > $5 THEN reserved_micro_usd - $5 ELSE 0 END \
-                     WHERE org_id = $1 AND scope = $2 AND subject = $3 AND period = $4",
-                )
-                .bind(DEFAULT_ORG)
-                .bind(key.scope.as_str())
-                .bind(&key.subject)
-                .bind(&key.period)
-                .bind(amount)
-                .execute(&mut *tx)
-                .await?;
+                unreserve_in_tx!(tx, key.scope.as_str(), &key.subject, &key.period, amount);
                 if left == 0 {
                     sqlx::query("DELETE FROM budget_leases WHERE id = $1 AND amount_micro_usd = 0")
                         .bind(id)
@@ -438,18 +446,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             if let Some((scope, subject, period, amount)) = gone {
-                sqlx::query(
-                    "UPDATE budget_ledger SET reserved_micro_usd = CASE \
-                     WHEN reserved_micro_usd > $5 THEN reserved_micro_usd - $5 ELSE 0 END \
-                     WHERE org_id = $1 AND scope = $2 AND subject = $3 AND period = $4",
-                )
-                .bind(DEFAULT_ORG)
-                .bind(scope)
-                .bind(subject)
-                .bind(period)
-                .bind(amount)
-                .execute(&mut *tx)
-                .await?;
+                unreserve_in_tx!(tx, scope, subject, period, amount);
             }
             tx.commit().await?;
         });
@@ -485,18 +482,7 @@ impl Store {
             .await?;
             gone.sort();
             for (scope, subject, period, amount) in &gone {
-                sqlx::query(
-                    "UPDATE budget_ledger SET reserved_micro_usd = CASE \
-                     WHEN reserved_micro_usd > $5 THEN reserved_micro_usd - $5 ELSE 0 END \
-                     WHERE org_id = $1 AND scope = $2 AND subject = $3 AND period = $4",
-                )
-                .bind(DEFAULT_ORG)
-                .bind(scope)
-                .bind(subject)
-                .bind(period)
-                .bind(amount)
-                .execute(&mut *tx)
-                .await?;
+                unreserve_in_tx!(tx, scope, subject, period, amount);
             }
             tx.commit().await?;
             gone.len()

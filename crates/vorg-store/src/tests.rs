@@ -54,6 +54,20 @@ contract!(
     cached_personas_are_forgotten_when_any_process_writes_one,
 );
 
+/// A second handle on the store's database with caches of its own, as another process has.
+fn another_process(store: &Store) -> Store {
+    Store {
+        db: store.db.clone(),
+        queue_db: store.queue_db.clone(),
+        roles: Default::default(),
+        tokens: Default::default(),
+        hot_writes: Default::default(),
+        notices: crate::notify::channel(),
+        personas: Default::default(),
+        run_owners: Default::default(),
+    }
+}
+
 async fn cached_personas_are_forgotten_when_any_process_writes_one(store: Store) {
     use serde_json::json;
     let doc = |spend: f64| json!({ "id": "intern.v1", "risk_limits": { "max_spend": spend } });
@@ -90,16 +104,7 @@ async fn cached_personas_are_forgotten_when_any_process_writes_one(store: Store)
     let tracker = tokio_util::task::TaskTracker::new();
     let stop = tokio_util::sync::CancellationToken::new();
     store.start_listener(&tracker, stop.clone()).await.unwrap();
-    let other = Store {
-        db: store.db.clone(),
-        queue_db: store.queue_db.clone(),
-        roles: Default::default(),
-        tokens: Default::default(),
-        hot_writes: Default::default(),
-        notices: crate::notify::channel(),
-        personas: Default::default(),
-        run_owners: Default::default(),
-    };
+    let other = another_process(&store);
     other
         .save_persona(
             "intern.v1",
@@ -388,16 +393,7 @@ async fn role_changes_are_seen_by_current_roles_at_once_here_and_within_the_ttl_
         "this store's own change is seen at once"
     );
     // Another process (another Store on the same database) changes the roles.
-    let other = Store {
-        db: store.db.clone(),
-        queue_db: store.queue_db.clone(),
-        roles: Default::default(),
-        tokens: Default::default(),
-        hot_writes: Default::default(),
-        notices: crate::notify::channel(),
-        personas: Default::default(),
-        run_owners: Default::default(),
-    };
+    let other = another_process(&store);
     other.revoke_role(u.user.id, Role::Engineer).await.unwrap();
     tokio::time::sleep(crate::ROLES_TTL + std::time::Duration::from_millis(50)).await;
     assert_eq!(
