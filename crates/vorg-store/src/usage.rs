@@ -93,6 +93,46 @@ macro_rules! bind_usage {
     };
 }
 
+/// Many usage rows in one statement: `$2` is a JSON array of [`usage_json`] objects, `$3` the
+/// time of all of them.
+const INSERT_MANY_SQLITE: &str = "INSERT INTO usage_events (org_id, run_id, actor, user_id, \
+     token_id, provider, model, prompt_tokens, completion_tokens, cost_micro_usd, priced, \
+     latency_ms, streamed, status, error, created_at, estimated, budgets, cache_read_tokens, \
+     cache_write_tokens) \
+     SELECT $1, r.value->>'run_id', r.value->>'actor', r.value->>'user_id', \
+     r.value->>'token_id', r.value->>'provider', r.value->>'model', r.value->>'prompt_tokens', \
+     r.value->>'completion_tokens', r.value->>'cost_micro_usd', r.value->>'priced', \
+     r.value->>'latency_ms', r.value->>'streamed', r.value->>'status', r.value->>'error', $3, \
+     r.value->>'estimated', r.value->>'budgets', r.value->>'cache_read_tokens', \
+     r.value->>'cache_write_tokens' FROM json_each($2) AS r";
+
+/// [`INSERT_MANY_SQLITE`] on PostgreSQL.
+const INSERT_MANY_POSTGRES: &str = "INSERT INTO usage_events (org_id, run_id, actor, user_id, \
+     token_id, provider, model, prompt_tokens, completion_tokens, cost_micro_usd, priced, \
+     latency_ms, streamed, status, error, created_at, estimated, budgets, cache_read_tokens, \
+     cache_write_tokens) \
+     SELECT $1, r.run_id, r.actor, r.user_id, r.token_id, r.provider, r.model, r.prompt_tokens, \
+     r.completion_tokens, r.cost_micro_usd, r.priced, r.latency_ms, r.streamed, r.status, \
+     r.error, $3, r.estimated, r.budgets, r.cache_read_tokens, r.cache_write_tokens \
+     FROM jsonb_to_recordset($2) AS r(run_id BIGINT, actor TEXT, user_id BIGINT, \
+     token_id BIGINT, provider TEXT, model TEXT, prompt_tokens BIGINT, completion_tokens BIGINT, \
+     cost_micro_usd BIGINT, priced BOOLEAN, latency_ms BIGINT, streamed BOOLEAN, status TEXT, \
+     error TEXT, estimated BOOLEAN, budgets TEXT, cache_read_tokens BIGINT, \
+     cache_write_tokens BIGINT)";
+
+/// One row for [`INSERT_MANY_SQLITE`] / [`INSERT_MANY_POSTGRES`].
+fn usage_json(u: &NewUsage) -> serde_json::Value {
+    serde_json::json!({
+        "run_id": u.run_id, "actor": u.actor, "user_id": u.user_id, "token_id": u.token_id,
+        "provider": u.provider, "model": u.model, "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens, "cost_micro_usd": u.cost_micro_usd,
+        "priced": u.priced, "latency_ms": u.latency_ms, "streamed": u.streamed,
+        "status": u.status, "error": u.error, "estimated": u.estimated,
+        "budgets": u.charge.as_ref().map(|c| c.column()),
+        "cache_read_tokens": u.cache_read_tokens, "cache_write_tokens": u.cache_write_tokens,
+    })
+}
+
 impl Store {
     pub async fn record_usage(&self, u: &NewUsage) -> Result<()> {
         self.record_usage_batch(std::slice::from_ref(u)).await
@@ -105,12 +145,29 @@ impl Store {
             rows.iter()
                 .filter_map(|u| u.charge.as_ref().map(|c| (c, u.cost_micro_usd))),
         );
+        let insert_many = match self.db {
+            crate::Db::Sqlite(_) => INSERT_MANY_SQLITE,
+            crate::Db::Postgres(_) => INSERT_MANY_POSTGRES,
+        };
+        let rows_json: Vec<serde_json::Value> = if rows.len() > 1 {
+            rows.iter().map(usage_json).collect()
+        } else {
+            Vec::new()
+        };
         let _guard = self.hot_write().await;
         let events = with_pool!(self, |p| {
             let mut tx = p.begin_write().await?;
             let now = Utc::now();
-            for u in rows {
+            if let [u] = rows {
                 bind_usage!(sqlx::query(insert_usage_sql!()), u, now)
+                    .execute(&mut *tx)
+                    .await?;
+            } else if !rows.is_empty() {
+                // Many rows: one statement, the rows as one JSON array.
+                sqlx::query(insert_many)
+                    .bind(DEFAULT_ORG)
+                    .bind(sqlx::types::Json(&rows_json))
+                    .bind(now)
                     .execute(&mut *tx)
                     .await?;
             }

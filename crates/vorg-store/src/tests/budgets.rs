@@ -34,8 +34,8 @@ fn usage(cost: i64, charge: Option<UsageCharge>) -> NewUsage {
         model: "gpt-4o".into(),
         prompt_tokens: 10,
         completion_tokens: 10,
-        cache_read_tokens: 0,
-        cache_write_tokens: 0,
+        cache_read_tokens: 3,
+        cache_write_tokens: 1,
         cost_micro_usd: cost,
         priced: true,
         estimated: false,
@@ -126,6 +126,50 @@ async fn usage_rows_charge_their_leases_and_warn_once(store: Store) {
             .record_usage(&usage(1, Some(charge.clone())))
             .await
             .unwrap();
+    }
+    // The batch's rows were written whole, every field in place (one statement for many).
+    let listed = store
+        .list_usage(crate::Page {
+            limit: 20,
+            before: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 10);
+    for r in &listed {
+        let want = usage(1, Some(charge.clone()));
+        assert_eq!(
+            (
+                r.actor.as_str(),
+                r.provider.as_str(),
+                r.model.as_str(),
+                r.prompt_tokens,
+                r.completion_tokens,
+                r.cost_micro_usd,
+                r.priced,
+                r.estimated,
+                r.streamed,
+                r.status.as_str(),
+                r.error.as_deref(),
+                r.run_id,
+            ),
+            (
+                want.actor.as_str(),
+                want.provider.as_str(),
+                want.model.as_str(),
+                want.prompt_tokens,
+                want.completion_tokens,
+                want.cost_micro_usd,
+                want.priced,
+                want.estimated,
+                want.streamed,
+                want.status,
+                None,
+                None,
+            ),
+            "{r:?}"
+        );
+        assert_eq!((r.cache_read_tokens, r.cache_write_tokens), (3, 1));
     }
     // A row charged to nothing changes nothing.
     store.record_usage(&usage(5, None)).await.unwrap();
