@@ -153,10 +153,7 @@ pub async fn generate(
         .complete(&ctx, &req)
         .await
         .map_err(gateway_problem)?;
-    let (cost, _) = state
-        .llm
-        .pricing()
-        .cost_micro_usd(&provider, &model, resp.usage);
+    let cost = resp.cost_micro_usd;
     Ok(Json(Generated {
         text: resp.text(),
         provider,

@@ -172,7 +172,7 @@ fn to_openai(provider: &str, msg: &Value) -> Result<ChatResponse, ProviderError>
         "choices": [{ "index": 0, "message": message, "finish_reason": finish_reason(&msg["stop_reason"]) }],
         "usage": usage.to_openai(),
     });
-    Ok(ChatResponse { body, usage })
+    Ok(ChatResponse::new(body, usage))
 }
 
 /// The input side of an Anthropic `usage`: `input_tokens` counts only what was neither read

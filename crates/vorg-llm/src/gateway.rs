@@ -334,7 +334,7 @@ impl Gateway {
                 }
             })
             .await;
-        let (resp, provider, model, started) = match answer {
+        let (mut resp, provider, model, started) = match answer {
             Ok(a) => a,
             Err(e) => {
                 self.handle().release(charge.as_ref());
@@ -348,7 +348,8 @@ impl Gateway {
             started,
             streamed: false,
         };
-        self.handle()
+        resp.cost_micro_usd = self
+            .handle()
             .record(&call, resp.usage, None, false, charge.as_ref())
             .await;
         Ok((resp, provider, model))

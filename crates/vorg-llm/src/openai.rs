@@ -147,7 +147,7 @@ impl Provider for OpenAi {
                 ));
             }
             let usage = Usage::from_openai(&body["usage"]).unwrap_or_default();
-            Ok(ChatResponse { body, usage })
+            Ok(ChatResponse::new(body, usage))
         })
     }
 
@@ -174,7 +174,7 @@ impl Provider for OpenAi {
                 ));
             }
             let usage = Usage::from_openai(&body["usage"]).unwrap_or_default();
-            Ok(ChatResponse { body, usage })
+            Ok(ChatResponse::new(body, usage))
         })
     }
 

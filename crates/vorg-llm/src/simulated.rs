@@ -313,7 +313,7 @@ impl Provider for Simulated {
     ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
         Box::pin(async move {
             let (body, usage) = embeddings(req)?;
-            Ok(ChatResponse { body, usage })
+            Ok(ChatResponse::new(body, usage))
         })
     }
 
@@ -324,7 +324,7 @@ impl Provider for Simulated {
     ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
         Box::pin(async move {
             let (body, usage) = completion(req, &answer(req));
-            Ok(ChatResponse { body, usage })
+            Ok(ChatResponse::new(body, usage))
         })
     }
 

@@ -133,6 +133,20 @@ impl Usage {
 pub struct ChatResponse {
     pub body: Value,
     pub usage: Usage,
+    /// What the call cost, in micro-dollars, priced once by the gateway when it recorded the
+    /// call (0 from a provider, before the gateway has priced it).
+    pub cost_micro_usd: i64,
+}
+
+impl ChatResponse {
+    /// An answer as a provider gives it (not priced yet).
+    pub fn new(body: Value, usage: Usage) -> Self {
+        ChatResponse {
+            body,
+            usage,
+            cost_micro_usd: 0,
+        }
+    }
 }
 
 impl ChatResponse {

@@ -242,11 +242,7 @@ impl<'a> Speaker<'a> {
                 return Err(gateway_job_error(e));
             }
         };
-        let (cost, _) = self
-            .services
-            .llm
-            .pricing()
-            .cost_micro_usd(&provider, &model, resp.usage);
+        let cost = resp.cost_micro_usd;
         self.cost.fetch_add(cost, Ordering::Relaxed);
         let tokens = resp.usage.prompt_tokens + resp.usage.completion_tokens;
         let mut fields = json!({ "persona": persona.id(), "provider": provider, "model": model,

@@ -55,6 +55,8 @@ pub async fn completion(case: &ProviderCase, backend: Backend) {
     let r = &rows[0];
     assert_eq!(usage(r.prompt_tokens, r.completion_tokens), want.usage);
     assert!(!r.estimated);
+    // The answer carries the cost its row was charged: priced once, by the gateway.
+    assert_eq!(resp.cost_micro_usd, r.cost_micro_usd);
 }
 
 /// Prompt caching: of 1 000 input tokens, 800 were read from the cache (and, on Anthropic,
@@ -97,6 +99,7 @@ pub async fn prompt_cache(case: &ProviderCase, backend: Backend) {
         _ => 0,
     };
     assert_eq!(r.cost_micro_usd, expected, "{r:?}");
+    assert_eq!(resp.cost_micro_usd, expected);
 }
 
 /// Collects a gateway stream that must not fail.

@@ -155,16 +155,12 @@ async fn plan(
             "response_format".into(),
             json!({ "type": "json_schema", "json_schema": { "name": "hiring_plan", "schema": schema } }),
         );
-        let (resp, provider, used) = services
+        let (resp, _, _) = services
             .llm
             .complete(&ctx, &req)
             .await
             .map_err(gateway_job_error)?;
-        cost += services
-            .llm
-            .pricing()
-            .cost_micro_usd(&provider, &used, resp.usage)
-            .0;
+        cost += resp.cost_micro_usd;
         let answer = resp.text();
         let problems: Vec<String> = match parse_json_answer(&answer) {
             None => vec!["the answer is not JSON".to_owned()],
