@@ -122,7 +122,8 @@ impl StreamHub {
                     Notice::JobQueued
                     | Notice::Schedules
                     | Notice::BudgetPressure
-                    | Notice::Personas,
+                    | Notice::Personas
+                    | Notice::Credentials,
                 ) => {}
                 Ok(Notice::Resync) | Err(RecvError::Lagged(_)) => {
                     let ids: Vec<i64> = {

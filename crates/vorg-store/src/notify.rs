@@ -29,6 +29,8 @@ pub enum Notice {
     Schedules,
     /// A persona was written: cached personas are stale.
     Personas,
+    /// A user's roles or an API token changed: cached roles and tokens are stale.
+    Credentials,
     /// A process was refused budget headroom that others hold: give back what is unused.
     BudgetPressure,
     /// Notices may have been missed (listener reconnected): re-read from the tables.
@@ -45,6 +47,7 @@ impl Notice {
             Notice::Resync => "s".to_owned(),
             Notice::BudgetPressure => "b".to_owned(),
             Notice::Personas => "p".to_owned(),
+            Notice::Credentials => "k".to_owned(),
         }
     }
 
@@ -63,6 +66,7 @@ impl Notice {
             "s" => Some(Notice::Resync),
             "b" => Some(Notice::BudgetPressure),
             "p" => Some(Notice::Personas),
+            "k" => Some(Notice::Credentials),
             _ => None,
         }
     }
@@ -104,6 +108,18 @@ impl Store {
         Ok(())
     }
 
+    /// After a committed change to roles or tokens: other processes forget what they cached
+    /// (at once on PostgreSQL; their caches' one-second TTL remains the safety net). A failure
+    /// to notify is logged: the change itself is committed.
+    pub(crate) async fn tell_credentials_changed(&self) {
+        if !self.is_shared() {
+            return;
+        }
+        if let Err(e) = self.notify(Notice::Credentials).await {
+            tracing::warn!(error = %e, "could not tell other processes that credentials changed");
+        }
+    }
+
     /// Sends `notices` in-process after a SQLite commit; PostgreSQL delivers its own.
     pub(crate) fn local_notify(&self, notices: &[Notice]) {
         if matches!(self.db, Db::Sqlite(_)) {
@@ -128,6 +144,7 @@ impl Store {
         listener.listen(CHANNEL).await?;
         let tx = self.notices.clone();
         let personas = self.personas.clone();
+        let (roles, tokens) = (self.roles.clone(), self.tokens.clone());
         tracker.spawn(async move {
             loop {
                 let next = tokio::select! {
@@ -137,8 +154,13 @@ impl Store {
                 match next {
                     Ok(Some(n)) => {
                         if let Some(notice) = Notice::decode(n.payload()) {
-                            if notice == Notice::Personas {
-                                personas.forget_all();
+                            match notice {
+                                Notice::Personas => personas.forget_all(),
+                                Notice::Credentials => {
+                                    roles.clear();
+                                    tokens.clear();
+                                }
+                                _ => {}
                             }
                             let _ = tx.send(notice);
                         }
@@ -190,6 +212,7 @@ mod tests {
             Notice::Resync,
             Notice::BudgetPressure,
             Notice::Personas,
+            Notice::Credentials,
         ] {
             assert_eq!(Notice::decode(&n.encode()), Some(n));
         }

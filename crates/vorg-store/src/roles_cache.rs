@@ -39,6 +39,12 @@ impl RolesCache {
         }
     }
 
+    pub(crate) fn clear(&self) {
+        if let Ok(mut map) = self.map.write() {
+            map.clear();
+        }
+    }
+
     pub(crate) fn forget(&self, user_id: i64) {
         if let Ok(mut map) = self.map.write() {
             map.remove(&user_id);

@@ -52,7 +52,46 @@ contract!(
     usage_is_recorded_listed_and_summarised,
     role_changes_are_seen_by_current_roles_at_once_here_and_within_the_ttl_elsewhere,
     cached_personas_are_forgotten_when_any_process_writes_one,
+    role_changes_reach_other_processes_by_notice_before_the_ttl,
 );
+
+async fn role_changes_reach_other_processes_by_notice_before_the_ttl(store: Store) {
+    if store.backend() != Backend::Postgres {
+        return; // one process per SQLite database: its own changes are seen at once
+    }
+    let u = store
+        .create_user("kim@example.com", "hash", &[Role::Viewer], false)
+        .await
+        .unwrap();
+    let tracker = tokio_util::task::TaskTracker::new();
+    let stop = tokio_util::sync::CancellationToken::new();
+    store.start_listener(&tracker, stop.clone()).await.unwrap();
+    assert_eq!(
+        store.current_roles(u.user.id).await.unwrap(),
+        [Role::Viewer]
+    );
+    // Another process grants a role: the notice empties this one's cache well before the
+    // one-second TTL would have.
+    let granted = std::time::Instant::now();
+    another_process(&store)
+        .grant_role(u.user.id, Role::Engineer)
+        .await
+        .unwrap();
+    loop {
+        let roles = store.current_roles(u.user.id).await.unwrap();
+        if roles.contains(&Role::Engineer) {
+            break;
+        }
+        assert!(
+            granted.elapsed() < crate::ROLES_TTL / 2,
+            "the change was not seen before half the TTL: {roles:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    stop.cancel();
+    tracker.close();
+    tracker.wait().await;
+}
 
 /// A second handle on the store's database with caches of its own, as another process has.
 fn another_process(store: &Store) -> Store {

@@ -145,6 +145,18 @@ impl TokenCache {
         }
     }
 
+    pub(crate) fn clear(&self) {
+        if let Ok(mut map) = self.map.write() {
+            map.clear();
+        }
+        if let Ok(mut live) = self.live.write() {
+            live.clear();
+        }
+        if let Ok(mut limits) = self.limits.write() {
+            limits.clear();
+        }
+    }
+
     fn forget(&self, token_id: i64) {
         if let Ok(mut map) = self.map.write() {
             map.retain(|_, (_, t)| t.token_id != token_id);
@@ -248,6 +260,7 @@ impl Store {
             .fetch_optional(p)
             .await)?;
         self.tokens.forget(token_id);
+        self.tell_credentials_changed().await;
         token.ok_or(StoreError::NotFound)
     }
 
@@ -296,6 +309,7 @@ impl Store {
             .fetch_optional(p)
             .await)?;
         self.tokens.forget(token_id);
+        self.tell_credentials_changed().await;
         token.ok_or(StoreError::NotFound)
     }
 

@@ -254,6 +254,7 @@ impl Store {
             added
         });
         self.roles.forget(user_id);
+        self.tell_credentials_changed().await;
         Ok(added)
     }
 
@@ -308,6 +309,7 @@ impl Store {
             removed
         });
         self.roles.forget(user_id);
+        self.tell_credentials_changed().await;
         Ok(removed)
     }
 }
