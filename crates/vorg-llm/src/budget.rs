@@ -118,7 +118,7 @@ pub fn estimate_prompt_tokens(req: &ChatRequest) -> i64 {
     // without building it.
     let mut chars: usize = messages
         .iter()
-        .map(|m| content_chars(&m["content"]))
+        .map(|m| crate::types::content_chars(&m["content"]))
         .sum::<usize>()
         + messages.len().saturating_sub(1);
     for extra in ["tools", "functions", "response_format"] {
@@ -127,19 +127,6 @@ pub fn estimate_prompt_tokens(req: &ChatRequest) -> i64 {
         }
     }
     i64::try_from(chars.div_ceil(4)).unwrap_or(i64::MAX) + 4 * messages.len() as i64
-}
-
-/// The characters of a message's text content (a string, or the `text` of its parts).
-fn content_chars(content: &serde_json::Value) -> usize {
-    match content {
-        serde_json::Value::String(s) => s.chars().count(),
-        serde_json::Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p["text"].as_str())
-            .map(|t| t.chars().count())
-            .sum(),
-        _ => 0,
-    }
 }
 
 /// The length of `v`'s compact JSON text, counted as it is written (nothing is kept).

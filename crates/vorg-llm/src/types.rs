@@ -75,6 +75,19 @@ pub fn content_text(content: &Value) -> String {
     }
 }
 
+/// The characters of [`content_text`]'s answer, counted without building it.
+pub fn content_chars(content: &Value) -> usize {
+    match content {
+        Value::String(s) => s.chars().count(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .map(|t| t.chars().count())
+            .sum(),
+        _ => 0,
+    }
+}
+
 /// Tokens used by a call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {

@@ -44,15 +44,6 @@ pub struct BudgetRefusal {
     pub balance: BudgetBalance,
 }
 
-/// A budget that crossed its warning share with a charge (reported once per period).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BudgetWarning {
-    pub scope: BudgetScope,
-    pub subject: String,
-    pub period: String,
-    pub spent_micro_usd: i64,
-}
-
 /// A slice of a budget held by one process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lease {
@@ -105,10 +96,10 @@ impl BudgetCheck {
 
 /// Charges `$cost` (the sum of some usage rows' costs) to budget `$key` inside `$tx`, drawing
 /// on lease `$lease` when it still holds that much; emits the warning and forecast events the
-/// charge crosses into `$events` (and warnings into `$warnings`).
+/// charge crosses into `$events`.
 macro_rules! charge_in_tx {
     ($store:expr, $tx:expr, $key:expr, $lease:expr, $cost:expr, $warn_permille:expr,
-     $warnings:expr, $events:expr) => {{
+     $events:expr) => {{
         let (k, cost, warn_permille): (&$crate::BudgetKey, i64, i64) = ($key, $cost, $warn_permille);
         // What the lease still holds pays first (all of the cost, unless the call cost more
         // than its worst case); the rest is spend beyond any reservation.
@@ -212,12 +203,6 @@ macro_rules! charge_in_tx {
                 });
                 let event = $crate::events::insert_event!($store.db, $tx, "budget.warning", None::<i64>, &data);
                 $events.push($crate::notify::Notice::Event { id: event.id });
-                $warnings.push($crate::BudgetWarning {
-                    scope: k.scope,
-                    subject: k.subject.clone(),
-                    period: k.period.clone(),
-                    spent_micro_usd: spent,
-                });
             }
         }
     }};

@@ -39,9 +39,7 @@ use sqlx::{
 pub use approvals::{Approval, NewApproval};
 pub use artifacts::{Artifact, ArtifactHit, NewArtifact};
 pub use audit::{AuditEntry, NewAuditEntry};
-pub use budgets::{
-    BudgetBalance, BudgetCheck, BudgetKey, BudgetRefusal, BudgetWarning, Lease, UsageCharge,
-};
+pub use budgets::{BudgetBalance, BudgetCheck, BudgetKey, BudgetRefusal, Lease, UsageCharge};
 pub use enrolments::{Enrolled, Enrolment, NewEnrolment};
 pub use error::StoreError;
 pub use events::OrgEvent;

@@ -172,18 +172,8 @@ impl Store {
                     .await?;
             }
             let mut events = Vec::new();
-            let mut warnings = Vec::new();
             for (key, lease, cost, warn_permille) in &charges {
-                crate::budgets::charge_in_tx!(
-                    self,
-                    tx,
-                    key,
-                    *lease,
-                    *cost,
-                    *warn_permille,
-                    warnings,
-                    events
-                );
+                crate::budgets::charge_in_tx!(self, tx, key, *lease, *cost, *warn_permille, events);
             }
             tx.commit().await?;
             events

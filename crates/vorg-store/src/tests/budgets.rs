@@ -47,6 +47,14 @@ fn usage(cost: i64, charge: Option<UsageCharge>) -> NewUsage {
     }
 }
 
+/// What budget `k` holds now.
+async fn balance_of(store: &Store, k: &BudgetKey) -> BudgetBalance {
+    store
+        .budget_balances(std::slice::from_ref(k))
+        .await
+        .unwrap()[0]
+}
+
 async fn balanced(store: &Store) {
     let checks = store.check_budgets().await.unwrap();
     assert!(!checks.is_empty());
@@ -71,13 +79,7 @@ async fn concurrent_leases_never_pass_a_limit(store: Store) {
         }
     }
     assert_eq!(granted, 10);
-    let [balance] = store
-        .budget_balances(std::slice::from_ref(&k))
-        .await
-        .unwrap()[..]
-    else {
-        panic!("one balance")
-    };
+    let balance = balance_of(&store, &k).await;
     assert_eq!(balance.reserved_micro_usd, 10);
     balanced(&store).await;
     // A slice is at most a quarter of what is free, and at least what is asked.
@@ -228,13 +230,7 @@ async fn expired_leases_are_reaped_and_shrunk_leases_give_headroom_back(store: S
         Vec::<i64>::new()
     );
     assert_eq!(store.renew_leases("b", LATER).await.unwrap(), vec![b.id]);
-    let [balance] = store
-        .budget_balances(std::slice::from_ref(&k))
-        .await
-        .unwrap()[..]
-    else {
-        panic!("one balance")
-    };
+    let balance = balance_of(&store, &k).await;
     assert_eq!(balance.reserved_micro_usd, 15);
     // Growing a reaped lease takes a new one.
     let again = store
@@ -252,9 +248,7 @@ async fn expired_leases_are_reaped_and_shrunk_leases_give_headroom_back(store: S
     );
     store.end_lease(again.id).await.unwrap();
     assert_eq!(store.reap_leases(0, Some("a")).await.unwrap(), 0);
-    let [balance] = store.budget_balances(&[k]).await.unwrap()[..] else {
-        panic!("one balance")
-    };
+    let balance = balance_of(&store, &k).await;
     assert_eq!(balance.reserved_micro_usd, 0);
     balanced(&store).await;
 }
@@ -271,9 +265,7 @@ async fn a_charge_larger_than_its_lease_still_counts_in_full(store: Store) {
         warn_permille: 1000,
     };
     store.record_usage(&usage(30, Some(charge))).await.unwrap();
-    let [balance] = store.budget_balances(&[k]).await.unwrap()[..] else {
-        panic!("one balance")
-    };
+    let balance = balance_of(&store, &k).await;
     // The lease pays what it held (10); the spend is the whole 30.
     assert_eq!(
         balance,

@@ -96,6 +96,18 @@ fn completion() -> Value {
             "max_tokens": 20 })
 }
 
+/// One [`completion`] through the vorg at `base`: its status.
+async fn complete(client: &reqwest::Client, base: &str, token: &str) -> StatusCode {
+    client
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(token)
+        .json(&completion())
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 const COST: i64 = 13;
 const LIMIT: i64 = 10_000;
 
@@ -168,16 +180,7 @@ async fn two_processes_never_admit_a_call_past_the_limit() {
     let statuses: Vec<(usize, StatusCode)> = stream::iter(0..CALLS)
         .map(|i| {
             let (client, token, base) = (client.clone(), token.clone(), bases[i % 2].clone());
-            async move {
-                let r = client
-                    .post(format!("{base}/v1/chat/completions"))
-                    .bearer_auth(&token)
-                    .json(&completion())
-                    .send()
-                    .await
-                    .unwrap();
-                (i % 2, r.status())
-            }
+            async move { (i % 2, complete(&client, &base, &token).await) }
         })
         .buffer_unordered(16)
         .collect()
@@ -221,14 +224,7 @@ async fn a_killed_process_strands_its_headroom_only_until_its_lease_expires() {
     let mut other = Serve::start(&app, &upstream).await;
     let client = reqwest::Client::new();
     for _ in 0..3 {
-        let r = client
-            .post(format!("{}/v1/chat/completions", other.base))
-            .bearer_auth(&token)
-            .json(&completion())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(complete(&client, &other.base, &token).await, StatusCode::OK);
     }
     // The other process holds a lease bigger than what it spent.
     let (spent, reserved, usage) = settled(&app, 3).await;
@@ -252,12 +248,5 @@ async fn a_killed_process_strands_its_headroom_only_until_its_lease_expires() {
     let (ok_check, out) = budgets_check(&app);
     assert!(ok_check, "{out}");
     // The whole budget is usable again from the live process.
-    let r = client
-        .post(app.url("/v1/chat/completions"))
-        .bearer_auth(&token)
-        .json(&completion())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(complete(&client, &app.base, &token).await, StatusCode::OK);
 }
